@@ -1,0 +1,84 @@
+// Command line and port.info handling (see config.hpp).
+#include "config.hpp"
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include <charconv>
+#include <fstream>
+#include <sstream>
+
+namespace letterbox::server {
+
+std::optional<std::uint16_t> parse_port(const std::string& text) {
+  auto begin = text.find_first_not_of(" \t\r\n");
+  auto end = text.find_last_not_of(" \t\r\n");
+  if (begin == std::string::npos) return std::nullopt;
+  const std::string_view digits(text.data() + begin, end - begin + 1);
+  unsigned value = 0;
+  auto [ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+  if (ec != std::errc{} || ptr != digits.data() + digits.size() || value == 0 || value > 65535) return std::nullopt;
+  return static_cast<std::uint16_t>(value);
+}
+
+parsed_config parse_command_line(int argc, char** argv) {
+  server_config config;
+  CLI::App app{"Letterbox server: stores end-to-end encrypted messages until their recipients pull them.\n"
+               "Reads its port from port.info in the working directory (fallback 1357) and keeps\n"
+               "server.db (and server.db.spool/ for large contents) there, unless flags say otherwise."};
+  std::optional<unsigned> port;
+  double timeout_seconds = std::chrono::duration<double>(config.limits.io_timeout).count();
+  app.add_option("--port", port, "TCP port (overrides port.info; 0 = any free port)")->check(CLI::Range(0, 65535));
+  app.add_option("--bind", config.bind_address, "address to listen on")->capture_default_str();
+  app.add_option("--db", config.db_path, "SQLite database file (its spool directory is <db>.spool)")
+      ->capture_default_str();
+  app.add_option("--ready-file", config.ready_file, "once listening, write the bound port to this file");
+  app.add_option("--log-level", config.log_level, "trace, debug, info, warn, error, critical or off")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+  app.add_option("--timeout", timeout_seconds, "seconds a read or write may make no progress before the connection closes")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--max-message-size", config.limits.max_message_size, "largest message content in bytes")
+      ->capture_default_str()
+      ->check(CLI::Range(std::uint64_t{0}, default_max_message_size));
+  app.add_option("--max-connections", config.limits.max_connections, "connections served at once; more are closed")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--inline-limit", config.limits.inline_content_limit,
+                 "contents up to this many bytes are kept inside server.db, larger ones in spool files")
+      ->capture_default_str()
+      ->check(CLI::Range(std::uint32_t{0}, std::uint32_t{16u << 20}));
+  app.add_option("--max-pull-messages", config.limits.max_messages_per_pull, "messages returned by one pull at most")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--max-batch", config.limits.max_batch, "storage jobs committed in one transaction at most")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return {std::nullopt, app.exit(e)};
+  }
+  spdlog::set_level(spdlog::level::from_str(config.log_level));
+  config.limits.io_timeout =
+      std::chrono::milliseconds(static_cast<std::int64_t>(timeout_seconds * 1000.0 + 0.5));
+  if (port) {
+    config.port = static_cast<std::uint16_t>(*port);
+  } else {
+    std::ifstream file(port_file_name);
+    if (!file) {
+      spdlog::warn("{} not found in the working directory; using port {}", port_file_name, fallback_port);
+    } else {
+      std::stringstream text;
+      text << file.rdbuf();
+      if (auto parsed = parse_port(text.str()))
+        config.port = *parsed;
+      else
+        spdlog::warn("{} does not hold a port number (1-65535); using port {}", port_file_name, fallback_port);
+    }
+  }
+  return {config, 0};
+}
+
+}  // namespace letterbox::server

@@ -1,0 +1,126 @@
+// The server executable: configuration, start-up, the accept loop, and graceful shutdown.
+#include <utility>  // before Asio (Boost 1.74 + g++ 12 + C++20)
+
+#include <boost/asio.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <sys/resource.h>
+
+#include <cstdio>
+#include <fstream>
+
+#include "config.hpp"
+#include "handler.hpp"
+#include "session.hpp"
+#include "spool.hpp"
+#include "sqlite_store.hpp"
+#include "storage_worker.hpp"
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using namespace letterbox::server;
+
+namespace {
+
+constexpr const char* server_version_text = "1.0.0";
+
+// Lets the server hold as many sockets as the hard limit allows (10,000+ idle clients).
+rlim_t raise_file_limit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return 0;
+  limit.rlim_cur = limit.rlim_max;
+  setrlimit(RLIMIT_NOFILE, &limit);
+  getrlimit(RLIMIT_NOFILE, &limit);
+  return limit.rlim_cur;
+}
+
+// Writes the port atomically (temporary file + rename) so a watcher never reads half of it.
+void write_ready_file(const std::filesystem::path& path, std::uint16_t port) {
+  const auto temporary = path.string() + ".tmp";
+  {
+    std::ofstream out(temporary, std::ios::trunc);
+    out << port << '\n';
+    if (!out) throw std::runtime_error("cannot write " + temporary);
+  }
+  std::filesystem::rename(temporary, path);
+}
+
+asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, server_context& context, session_registry& sessions) {
+  for (;;) {
+    boost::system::error_code ec;
+    tcp::socket socket = co_await acceptor.async_accept(asio::redirect_error(asio::use_awaitable, ec));
+    if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
+    if (ec) {
+      // Out of file descriptors and the like: back off briefly instead of spinning.
+      spdlog::warn("accept failed: {}", ec.message());
+      asio::steady_timer pause(acceptor.get_executor(), std::chrono::milliseconds(50));
+      co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      continue;
+    }
+    if (sessions.size() >= context.limits.max_connections) {
+      spdlog::warn("refusing connection: {} connections open (--max-connections)", sessions.size());
+      continue;  // the socket closes as it goes out of scope
+    }
+    start_session(std::move(socket), context, sessions);
+  }
+}
+
+int run(const server_config& config) {
+  const auto file_limit = raise_file_limit();
+  spool_directory spool(config.db_path.string() + ".spool");
+  sqlite_store store(config.db_path, spool);
+  if (store.swept_files() > 0)
+    spdlog::info("removed {} unreferenced spool file(s) (uploads interrupted by a stop)", store.swept_files());
+  request_handler handler(store, config.limits);
+  storage_worker storage(store, config.limits.max_batch);
+  asio::thread_pool file_pool(config.file_threads);
+  asio::io_context io(1);
+  server_context context{storage, handler, spool, file_pool, config.limits};
+  session_registry sessions;
+
+  tcp::acceptor acceptor(io);
+  const tcp::endpoint endpoint(asio::ip::make_address(config.bind_address), config.port);
+  acceptor.open(endpoint.protocol());
+  acceptor.set_option(tcp::acceptor::reuse_address(true));  // a restart can bind at once
+  acceptor.bind(endpoint);
+  acceptor.listen(asio::socket_base::max_listen_connections);
+  const auto port = acceptor.local_endpoint().port();
+
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code& ec, int signal) {
+    if (ec) return;
+    spdlog::info("signal {} received: closing {} connection(s) and shutting down", signal, sessions.size());
+    boost::system::error_code ignored;
+    acceptor.close(ignored);
+    sessions.close_all();
+  });
+  asio::co_spawn(io, accept_loop(acceptor, context, sessions), asio::detached);
+
+  spdlog::info("letterbox server {} listening on {}:{} db={} schema=v{} timeout={}ms max-message={}B "
+               "max-connections={} inline-limit={}B fd-limit={}",
+               server_version_text, config.bind_address, port, config.db_path.string(), store.schema_version(),
+               config.limits.io_timeout.count(), config.limits.max_message_size, config.limits.max_connections,
+               config.limits.inline_content_limit, file_limit);
+  if (!config.ready_file.empty()) write_ready_file(config.ready_file, port);
+
+  io.run();  // returns once the acceptor and every session have finished
+  storage.stop();
+  file_pool.join();
+  spdlog::info("stopped after {} storage batches", storage.batches());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  spdlog::set_default_logger(spdlog::stderr_color_mt("server"));
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %^%l%$ %v", spdlog::pattern_time_type::utc);
+  auto parsed = parse_command_line(argc, argv);
+  if (!parsed.config) return parsed.exit_status;
+  try {
+    return run(*parsed.config);
+  } catch (const std::exception& e) {
+    spdlog::critical("cannot run: {}", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,379 @@
+// The per-connection session (see session.hpp). Path of one request:
+//   read 22-byte header → check code and payload size → read payload (or stream content to a
+//   spool file) → storage job (handler, group commit) → write response → log one line.
+#include "session.hpp"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <array>
+#include <chrono>
+
+namespace letterbox::server {
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using clock_type = std::chrono::steady_clock;
+using namespace protocol;
+
+namespace {
+
+// Output of a pull is gathered into writes of about this size.
+constexpr std::size_t pull_write_chunk = 256 * 1024;
+
+// Runs fn on the file pool and resumes the caller on its own executor with the result.
+// (Not a coroutine itself, for the same g++ 12 reason as storage_worker::run.)
+template <typename F>
+asio::awaitable<std::invoke_result_t<F>> run_blocking(asio::thread_pool& pool, F fn) {
+  using result = std::invoke_result_t<F>;
+  return asio::co_spawn(
+      pool.get_executor(), [fn = std::move(fn)]() mutable -> asio::awaitable<result> { co_return fn(); },
+      asio::use_awaitable);
+}
+
+// How a request ended, for the log line.
+struct outcome {
+  std::uint16_t code = static_cast<std::uint16_t>(response_code::error);
+  std::uint64_t response_size = 0;
+  std::string reason;  // why a 9000 was sent
+  bool close = false;  // the stream cannot be re-synchronised: close after the response
+};
+
+}  // namespace
+
+class session : public std::enable_shared_from_this<session> {
+ public:
+  session(tcp::socket socket, server_context& context, session_registry& registry)
+      : socket_(std::move(socket)), watchdog_(socket_.get_executor()), context_(context), registry_(registry) {
+    boost::system::error_code ec;
+    auto endpoint = socket_.remote_endpoint(ec);
+    peer_ = ec ? "?" : endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
+    socket_.set_option(tcp::no_delay(true), ec);
+    registry_.add(this);
+  }
+  ~session() { registry_.remove(this); }
+
+  void start() {
+    auto self = shared_from_this();
+    asio::co_spawn(socket_.get_executor(), [self]() { return self->run(); }, asio::detached);
+    asio::co_spawn(socket_.get_executor(), [self]() { return self->watch(); }, asio::detached);
+  }
+
+  void close() noexcept {
+    boost::system::error_code ec;
+    socket_.shutdown(tcp::socket::shutdown_both, ec);
+    socket_.close(ec);
+    watchdog_.cancel();
+  }
+
+  std::size_t registry_index = 0;
+
+ private:
+  asio::awaitable<void> run() {
+    try {
+      for (;;) {
+        request_header_bytes header_bytes;
+        deadline_ = clock_type::now() + context_.limits.io_timeout;
+        std::size_t got = co_await socket_.async_read_some(asio::buffer(header_bytes), asio::use_awaitable);
+        const auto started = clock_type::now();
+        if (got < header_bytes.size()) {
+          deadline_ = clock_type::now() + context_.limits.io_timeout;
+          co_await asio::async_read(socket_, asio::buffer(header_bytes.data() + got, header_bytes.size() - got),
+                                    asio::use_awaitable);
+        }
+        const auto header = decode_request_header(header_bytes);
+        unread_payload_ = header.payload_size;
+        outcome result = co_await handle(header);
+        log_request(header, result, started);
+        if (result.close) break;
+      }
+    } catch (const boost::system::system_error& e) {
+      if (e.code() != asio::error::eof && e.code() != asio::error::operation_aborted &&
+          e.code() != asio::error::connection_reset && e.code() != asio::error::bad_descriptor)
+        spdlog::debug("{}: connection ended: {}", peer_, e.what());
+    } catch (const std::exception& e) {
+      spdlog::error("{}: session failed: {}", peer_, e.what());
+    }
+    close();
+  }
+
+  // Closes the socket when a read or write makes no progress before its deadline.
+  asio::awaitable<void> watch() {
+    boost::system::error_code ec;
+    while (socket_.is_open()) {
+      if (deadline_ <= clock_type::now()) {
+        spdlog::info("{}: timed out after {} ms without progress, closing", peer_, context_.limits.io_timeout.count());
+        close();
+        break;
+      }
+      watchdog_.expires_at(deadline_);
+      co_await watchdog_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    }
+  }
+
+  // Reads exactly the buffer's size of the current request's payload.
+  template <typename Buffer>
+  asio::awaitable<void> read(const Buffer& buffer) {
+    deadline_ = clock_type::now() + context_.limits.io_timeout;
+    co_await asio::async_read(socket_, buffer, asio::use_awaitable);
+    deadline_ = clock_type::time_point::max();
+    unread_payload_ -= asio::buffer_size(buffer);
+  }
+
+  template <typename Buffer>
+  asio::awaitable<void> write(const Buffer& buffer) {
+    deadline_ = clock_type::now() + context_.limits.io_timeout;
+    co_await asio::async_write(socket_, buffer, asio::use_awaitable);
+    deadline_ = clock_type::time_point::max();
+  }
+
+  // Handles one request whose header was read. Every rule violation and storage failure
+  // becomes a 9000 here, the one place errors are translated into the protocol.
+  asio::awaitable<outcome> handle(const request_header& header) {
+    std::string failure;
+    try {
+      switch (static_cast<request_code>(header.code)) {
+        case request_code::send_message: co_return co_await handle_send(header);
+        case request_code::pull_messages: co_return co_await handle_pull(header);
+        case request_code::register_client:
+        case request_code::list_clients:
+        case request_code::get_public_key: co_return co_await handle_fixed(header);
+      }
+      failure = "unknown request code " + std::to_string(header.code);
+    } catch (const request_rejected& e) {
+      failure = e.what();
+    } catch (const protocol_error& e) {
+      failure = e.what();
+    } catch (const storage_error& e) {
+      spdlog::error("{}: storage error: {}", peer_, e.what());
+      failure = std::string("storage error: ") + e.what();
+    }
+    co_return co_await reject(std::move(failure));
+  }
+
+  // Answers 9000 after consuming the rest of the request's payload when that is cheap;
+  // otherwise the stream cannot be re-synchronised and the connection closes after the answer.
+  asio::awaitable<outcome> reject(std::string reason) {
+    outcome result;
+    result.reason = std::move(reason);
+    result.close = unread_payload_ > max_discard_size;
+    if (!result.close && unread_payload_ > 0) {
+      std::vector<std::uint8_t> scratch(unread_payload_);
+      co_await read(asio::buffer(scratch));
+    }
+    static const byte_buffer error = encode_error_response();
+    co_await write(asio::buffer(error));
+    result.response_size = error.size();
+    co_return result;
+  }
+
+  asio::awaitable<outcome> respond(byte_buffer response) {
+    co_await write(asio::buffer(response));
+    co_return outcome{decode_response_header(bytes_view(response).first(response_header_size)).code,
+                      response.size(), {}, false};
+  }
+
+  // 100, 101, 102: small fixed-size payloads.
+  asio::awaitable<outcome> handle_fixed(const request_header& header) {
+    const auto expected = *fixed_payload_size(header.code);
+    if (header.payload_size != expected)
+      throw request_rejected("payload size " + std::to_string(header.payload_size) + " instead of " +
+                             std::to_string(expected));
+    std::array<std::uint8_t, register_payload_size> storage{};
+    auto payload = std::span<std::uint8_t>(storage).first(expected);
+    if (expected > 0) co_await read(asio::buffer(payload.data(), payload.size()));
+    auto& handler = context_.handler;
+    const client_id requester = header.client;
+    const auto code = static_cast<request_code>(header.code);
+    auto job = [&handler, requester, code, payload](mailbox_store&) {
+      switch (code) {
+        case request_code::register_client: return handler.register_client(payload);
+        case request_code::list_clients: return handler.list_clients(requester);
+        default: return handler.get_public_key(requester, payload);
+      }
+    };
+    byte_buffer response = co_await context_.storage.run<byte_buffer>(std::move(job));
+    co_return co_await respond(std::move(response));
+  }
+
+  // 103: validate the prefix, then take the content inline or stream it to a spool file.
+  asio::awaitable<outcome> handle_send(const request_header& header) {
+    if (header.payload_size < send_message_prefix_size)
+      throw request_rejected("send payload shorter than its 21-byte prefix");
+    std::array<std::uint8_t, send_message_prefix_size> prefix_bytes;
+    co_await read(asio::buffer(prefix_bytes));
+    const auto prefix = decode_send_message_prefix(prefix_bytes);
+    validate_send_message(prefix, header.payload_size);
+    if (prefix.content_size > context_.limits.max_message_size)
+      throw request_rejected("content of " + std::to_string(prefix.content_size) + " bytes exceeds --max-message-size");
+    auto& handler = context_.handler;
+    const client_id sender = header.client;
+    if (prefix.content_size <= context_.limits.inline_content_limit) {
+      byte_buffer content(prefix.content_size);
+      if (!content.empty()) co_await read(asio::buffer(content));
+      auto job = [&handler, sender, prefix, content = std::move(content)](mailbox_store&) mutable {
+        return handler.store_message(sender, prefix, std::move(content), {});
+      };
+      byte_buffer response = co_await context_.storage.run<byte_buffer>(std::move(job));
+      co_return co_await respond(std::move(response));
+    }
+    // Large content: refuse before receiving gigabytes for nobody.
+    auto check = [&handler, sender, prefix](mailbox_store&) {
+      handler.check_send(sender, prefix);
+      return true;
+    };
+    co_await context_.storage.run<bool>(std::move(check));
+    auto& spool = context_.spool;
+    auto create = [&spool] { return std::make_unique<spool_directory::upload>(spool.create()); };
+    auto upload = co_await run_blocking(context_.file_pool, std::move(create));
+    std::vector<std::uint8_t> chunk(std::min<std::size_t>(stream_chunk_size, prefix.content_size));
+    for (std::uint64_t left = prefix.content_size; left > 0;) {
+      const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(left, chunk.size()));
+      co_await read(asio::buffer(chunk.data(), n));
+      auto write_chunk = [&] {
+        upload->write(std::span<const std::uint8_t>(chunk.data(), n));
+        return true;
+      };
+      co_await run_blocking(context_.file_pool, std::move(write_chunk));
+      left -= n;
+    }
+    chunk = {};
+    auto finish = [&] {
+      upload->finish();
+      return true;
+    };
+    co_await run_blocking(context_.file_pool, std::move(finish));
+    auto store = [&handler, sender, prefix, file = upload->name()](mailbox_store&) {
+      return handler.store_message(sender, prefix, {}, file);
+    };
+    byte_buffer response = co_await context_.storage.run<byte_buffer>(std::move(store));
+    upload->keep();  // committed: the row owns the file now
+    co_return co_await respond(std::move(response));
+  }
+
+  // 104: reserve the next messages, stream them, and remove them only once all was written.
+  asio::awaitable<outcome> handle_pull(const request_header& header) {
+    if (header.payload_size != 0) throw request_rejected("pull with a payload");
+    auto& handler = context_.handler;
+    const client_id requester = header.client;
+    auto begin = [&handler, requester](mailbox_store&) { return handler.begin_pull(requester); };
+    pull_batch batch = co_await context_.storage.run<pull_batch>(std::move(begin));
+    bool written = false;
+    std::exception_ptr failure;
+    try {
+      co_await write_pull_response(batch);
+      written = true;
+    } catch (...) {
+      failure = std::current_exception();
+    }
+    if (!written) {
+      auto abort = [&handler, &batch](mailbox_store&) {
+        handler.abort_pull(batch);
+        return true;
+      };
+      co_await context_.storage.run<bool>(std::move(abort));
+      std::rethrow_exception(failure);
+    }
+    auto finish = [&handler, &batch](mailbox_store&) {
+      handler.finish_pull(batch);
+      return true;
+    };
+    try {
+      co_await context_.storage.run<bool>(std::move(finish));
+    } catch (const std::exception& e) {
+      spdlog::error("{}: delivered messages could not be removed (they will be delivered again): {}", peer_, e.what());
+    }
+    co_return outcome{static_cast<std::uint16_t>(response_code::messages), response_header_size + batch.payload_size,
+                      {}, false};
+  }
+
+  asio::awaitable<void> write_pull_response(const pull_batch& batch) {
+    byte_buffer out;
+    out.reserve(std::min<std::size_t>(pull_write_chunk + 64 * 1024, response_header_size + batch.payload_size));
+    const auto header = encode_response_header(
+        {server_version, static_cast<std::uint16_t>(response_code::messages), batch.payload_size});
+    out.insert(out.end(), header.begin(), header.end());
+    for (const auto& message : batch.messages) {
+      const auto message_header =
+          encode_pulled_message_header({message.from, message.id, message.type, message.content_size});
+      out.insert(out.end(), message_header.begin(), message_header.end());
+      if (message.content_file.empty()) {
+        out.insert(out.end(), message.inline_content.begin(), message.inline_content.end());
+        if (out.size() >= pull_write_chunk) {
+          co_await write(asio::buffer(out));
+          out.clear();
+        }
+        continue;
+      }
+      co_await write(asio::buffer(out));
+      out.clear();
+      co_await stream_file(message.content_file, message.content_size);
+    }
+    if (!out.empty()) co_await write(asio::buffer(out));
+  }
+
+  asio::awaitable<void> stream_file(const std::string& name, std::uint32_t size) {
+    auto& spool = context_.spool;
+    auto open = [&] { return spool.open_for_read(name); };
+    const int fd = co_await run_blocking(context_.file_pool, std::move(open));
+    struct closer {
+      int fd;
+      ~closer() { ::close(fd); }
+    } guard{fd};
+    std::vector<std::uint8_t> chunk(std::min<std::size_t>(stream_chunk_size, size));
+    std::uint64_t offset = 0;
+    while (offset < size) {
+      const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(size - offset, chunk.size()));
+      auto read_chunk = [&] { return ::pread(fd, chunk.data(), want, static_cast<off_t>(offset)); };
+      const ssize_t got = co_await run_blocking(context_.file_pool, std::move(read_chunk));
+      if (got <= 0) throw storage_error("spool file " + name + " is shorter than its message");
+      co_await write(asio::buffer(chunk.data(), static_cast<std::size_t>(got)));
+      offset += static_cast<std::uint64_t>(got);
+    }
+  }
+
+  void log_request(const request_header& header, const outcome& result, clock_type::time_point started) {
+    const auto level = result.reason.empty() ? spdlog::level::info : spdlog::level::warn;
+    if (!spdlog::should_log(level)) return;
+    const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(clock_type::now() - started).count();
+    if (result.reason.empty())
+      spdlog::log(level, "{} client={} code={} in={} -> {} out={} {}us", peer_, to_hex(header.client), header.code,
+                  header.payload_size, result.code, result.response_size, micros);
+    else
+      spdlog::log(level, "{} client={} code={} in={} -> {} out={} {}us: {}{}", peer_, to_hex(header.client),
+                  header.code, header.payload_size, result.code, result.response_size, micros, result.reason,
+                  result.close ? " (closing)" : "");
+  }
+
+  tcp::socket socket_;
+  asio::steady_timer watchdog_;
+  clock_type::time_point deadline_ = clock_type::time_point::max();
+  std::uint64_t unread_payload_ = 0;  // of the request being handled
+  server_context& context_;
+  session_registry& registry_;
+  std::string peer_;
+};
+
+void session_registry::add(session* s) {
+  s->registry_index = sessions_.size();
+  sessions_.push_back(s);
+  live_ = sessions_.size();
+}
+
+void session_registry::remove(session* s) noexcept {
+  const auto index = s->registry_index;
+  if (index >= sessions_.size() || sessions_[index] != s) return;
+  sessions_[index] = sessions_.back();
+  sessions_[index]->registry_index = index;
+  sessions_.pop_back();
+  live_ = sessions_.size();
+}
+
+void session_registry::close_all() {
+  for (auto* s : std::vector<session*>(sessions_)) s->close();
+}
+
+void start_session(tcp::socket socket, server_context& context, session_registry& registry) {
+  std::make_shared<session>(std::move(socket), context, registry)->start();
+}
+
+}  // namespace letterbox::server

@@ -1,0 +1,120 @@
+// Spool files for large message contents (see spool.hpp).
+#include "spool.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <random>
+#include <utility>
+
+#include "messages.hpp"
+#include "store.hpp"
+
+namespace letterbox::server {
+namespace {
+
+// Start write-back of what was written every this many bytes (sync_file_range).
+constexpr std::uint64_t writeback_interval = 8ull << 20;
+constexpr int random_name_bytes = 16;
+
+[[noreturn]] void throw_errno(const std::string& what) {
+  throw storage_error(what + ": " + std::strerror(errno));
+}
+
+std::string random_name() {
+  static thread_local std::random_device device;
+  std::array<std::uint8_t, random_name_bytes> bytes{};
+  for (auto& b : bytes) b = static_cast<std::uint8_t>(device());
+  return protocol::to_hex(bytes);
+}
+
+}  // namespace
+
+spool_directory::spool_directory(std::filesystem::path dir) : dir_(std::move(dir)) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir_, ec);
+  if (ec) throw storage_error("cannot create spool directory " + dir_.string() + ": " + ec.message());
+  std::filesystem::permissions(dir_, std::filesystem::perms::owner_all, ec);
+}
+
+spool_directory::upload::upload(const spool_directory& owner, int fd, std::string name)
+    : owner_(&owner), fd_(fd), name_(std::move(name)) {}
+
+spool_directory::upload::upload(upload&& other) noexcept
+    : owner_(other.owner_), fd_(std::exchange(other.fd_, -1)), name_(std::move(other.name_)),
+      written_(other.written_), flushed_(other.flushed_), kept_(std::exchange(other.kept_, true)) {}
+
+spool_directory::upload::~upload() {
+  if (fd_ >= 0) ::close(fd_);
+  if (!kept_ && !name_.empty()) owner_->remove(name_);
+}
+
+void spool_directory::upload::write(std::span<const std::uint8_t> bytes) {
+  while (!bytes.empty()) {
+    const ssize_t n = ::write(fd_, bytes.data(), bytes.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw_errno("write to spool file " + name_);
+    }
+    bytes = bytes.subspan(static_cast<std::size_t>(n));
+    written_ += static_cast<std::uint64_t>(n);
+  }
+  if (written_ - flushed_ >= writeback_interval) {
+    ::sync_file_range(fd_, static_cast<off_t>(flushed_), static_cast<off_t>(written_ - flushed_),
+                      SYNC_FILE_RANGE_WRITE);
+    flushed_ = written_;
+  }
+}
+
+void spool_directory::upload::finish() {
+  if (::fsync(fd_) != 0) throw_errno("fsync spool file " + name_);
+  owner_->sync_directory();
+}
+
+spool_directory::upload spool_directory::create() const {
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    std::string name = random_name();
+    const int fd = ::open((dir_ / name).c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0) return upload(*this, fd, std::move(name));
+    if (errno != EEXIST) throw_errno("create spool file in " + dir_.string());
+  }
+  throw storage_error("cannot find a free spool file name in " + dir_.string());
+}
+
+int spool_directory::open_for_read(const std::string& name) const {
+  const int fd = ::open((dir_ / name).c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw_errno("open spool file " + name);
+  return fd;
+}
+
+void spool_directory::remove(const std::string& name) const noexcept {
+  ::unlink((dir_ / name).c_str());
+}
+
+std::size_t spool_directory::sweep(const std::unordered_set<std::string>& keep) const {
+  std::size_t removed = 0;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir_, ec)) {
+    const auto name = entry.path().filename().string();
+    if (keep.count(name) == 0) {
+      remove(name);
+      ++removed;
+    }
+  }
+  if (ec) throw storage_error("cannot list spool directory " + dir_.string() + ": " + ec.message());
+  return removed;
+}
+
+void spool_directory::sync_directory() const {
+  const int fd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) throw_errno("open spool directory");
+  const int rc = ::fsync(fd);
+  ::close(fd);
+  if (rc != 0) throw_errno("fsync spool directory");
+}
+
+}  // namespace letterbox::server

@@ -1,0 +1,63 @@
+// The spool directory: where contents too large to keep inline in server.db live, one file
+// per message, written once and fsync'd before the row that references it commits.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <span>
+#include <string>
+#include <unordered_set>
+
+namespace letterbox::server {
+
+class spool_directory {
+ public:
+  // Creates the directory (owner-only) if needed. Throws storage_error.
+  explicit spool_directory(std::filesystem::path dir);
+
+  // A spool file being written. Unless keep() is called, the destructor deletes it, so a
+  // half-received upload leaves nothing behind.
+  class upload {
+   public:
+    upload(upload&& other) noexcept;
+    upload& operator=(upload&&) = delete;
+    ~upload();
+    const std::string& name() const noexcept { return name_; }
+    // Appends bytes; every few MiB starts write-back early so the final sync is short.
+    // Throws storage_error.
+    void write(std::span<const std::uint8_t> bytes);
+    // fsyncs the file and the directory: after it returns the content is durable.
+    void finish();
+    // The file now belongs to a stored message: the destructor no longer deletes it.
+    void keep() noexcept { kept_ = true; }
+    std::uint64_t size() const noexcept { return written_; }
+
+   private:
+    friend class spool_directory;
+    upload(const spool_directory& owner, int fd, std::string name);
+    const spool_directory* owner_;
+    int fd_;
+    std::string name_;
+    std::uint64_t written_ = 0;
+    std::uint64_t flushed_ = 0;
+    bool kept_ = false;
+  };
+
+  // Creates a new, uniquely named empty file. Throws storage_error.
+  upload create() const;
+  // Opens a stored content for reading; returns a file descriptor the caller closes.
+  // Throws storage_error when it is missing.
+  int open_for_read(const std::string& name) const;
+  // Deletes a file; missing files are ignored.
+  void remove(const std::string& name) const noexcept;
+  // Deletes every file whose name is not in `keep` (half-written uploads, files of messages
+  // already delivered). Returns how many were deleted.
+  std::size_t sweep(const std::unordered_set<std::string>& keep) const;
+  void sync_directory() const;
+  const std::filesystem::path& path() const noexcept { return dir_; }
+
+ private:
+  std::filesystem::path dir_;
+};
+
+}  // namespace letterbox::server
