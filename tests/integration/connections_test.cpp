@@ -1,0 +1,164 @@
+// Connection handling: keep-alive, one request per connection (legacy clients), the --timeout
+// rule for stalled and idle connections, and graceful shutdown on SIGTERM.
+#include <signal.h>
+
+#include <thread>
+
+#include "integration_support.hpp"
+
+using namespace letterbox::test;
+namespace protocol = letterbox::protocol;
+
+namespace {
+using clock_type = std::chrono::steady_clock;
+
+double seconds_since(clock_type::time_point start) {
+  return std::chrono::duration<double>(clock_type::now() - start).count();
+}
+}  // namespace
+
+TEST_SUITE("connections") {
+
+TEST_CASE("keep-alive: 200 requests of every kind on one connection") {
+  test_server server;
+  LETTERBOX_ATTACH_SERVER_LOG(server);
+  raw_connection connection(server.port());
+  const auto alice = register_client(connection, "alice", make_test_key(1));
+  const auto bob = register_client(connection, "bob", make_test_key(2));
+  std::vector<std::uint32_t> sent_ids;
+  for (int round = 0; round < 40; ++round) {
+    CAPTURE(round);
+    REQUIRE(list_clients(connection, alice).size() == 1);
+    REQUIRE(get_public_key(connection, alice, bob).key == make_test_key(2));
+    const protocol::byte_buffer content(static_cast<std::size_t>(round) * 37, static_cast<std::uint8_t>(round));
+    sent_ids.push_back(send_message(connection, alice, bob, 3, content).message_id);
+    if (round % 4 == 3) {
+      const auto messages = pull(connection, bob);
+      REQUIRE(messages.size() == 4);
+      for (std::size_t i = 0; i < messages.size(); ++i) {
+        CHECK(messages[i].header.message_id == sent_ids[sent_ids.size() - 4 + i]);
+        CHECK(messages[i].content.size() == static_cast<std::size_t>(round - 3 + static_cast<int>(i)) * 37);
+      }
+    } else {
+      REQUIRE(pull(connection, alice).empty());
+    }
+    check_error_response(connection.request(alice, 250, {}));  // errors keep the connection too
+  }
+}
+
+TEST_CASE("one request per connection (legacy clients): connect, request, read, close") {
+  test_server server;
+  LETTERBOX_ATTACH_SERVER_LOG(server);
+  protocol::client_id alice{}, bob{};
+  {
+    raw_connection connection(server.port());
+    alice = register_client(connection, "alice", make_test_key(1));
+  }
+  {
+    raw_connection connection(server.port());
+    bob = register_client(connection, "bob", make_test_key(2));
+  }
+  for (int round = 0; round < 20; ++round) {
+    CAPTURE(round);
+    {
+      raw_connection connection(server.port());
+      REQUIRE(list_clients(connection, alice).size() == 1);
+    }
+    {
+      raw_connection connection(server.port());
+      send_message(connection, alice, bob, 3, protocol::byte_buffer(16, static_cast<std::uint8_t>(round)));
+    }
+    {
+      raw_connection connection(server.port());
+      const auto messages = pull(connection, bob);
+      REQUIRE(messages.size() == 1);
+      CHECK(messages[0].content == protocol::byte_buffer(16, static_cast<std::uint8_t>(round)));
+    }
+  }
+  // Legacy clients may also just close without reading the response.
+  for (int round = 0; round < 10; ++round) {
+    raw_connection connection(server.port());
+    connection.send_request(alice, code_of(protocol::request_code::list_clients), {});
+  }
+  check_server_still_serves(server);
+}
+
+TEST_CASE("--timeout: a connection stalled inside a request header is closed without a response") {
+  test_server server({"--timeout", "1"});
+  LETTERBOX_ATTACH_SERVER_LOG(server);
+  raw_connection connection(server.port());
+  connection.send_bytes(protocol::byte_buffer(11, 0));  // half a header, then silence
+  const auto start = clock_type::now();
+  CHECK(connection.wait_for_close(6s) == close_outcome::closed);  // closed, and no byte came first
+  const double waited = seconds_since(start);
+  MESSAGE("stalled header closed after " << waited << " s (timeout 1 s)");
+  CHECK(waited >= 0.8);
+  check_server_still_serves(server);
+}
+
+TEST_CASE("--timeout: a connection stalled inside a request payload is closed, nothing registered") {
+  test_server server({"--timeout", "1"});
+  LETTERBOX_ATTACH_SERVER_LOG(server);
+  raw_connection connection(server.port());
+  const auto payload = protocol::encode_register_request({"stalled", make_test_key(1)});
+  connection.send_header({}, code_of(protocol::request_code::register_client),
+                         static_cast<std::uint32_t>(payload.size()));
+  connection.send_bytes(protocol::bytes_view(payload).first(100));
+  const auto start = clock_type::now();
+  CHECK(connection.wait_for_close(6s) == close_outcome::closed);
+  MESSAGE("stalled payload closed after " << seconds_since(start) << " s (timeout 1 s)");
+
+  raw_connection probe(server.port());
+  const auto viewer = register_client(probe, "viewer", make_test_key(2));
+  CHECK(list_clients(probe, viewer).empty());  // "stalled" was never registered
+}
+
+TEST_CASE("--timeout: an idle keep-alive connection is closed after the timeout") {
+  test_server server({"--timeout", "1"});
+  LETTERBOX_ATTACH_SERVER_LOG(server);
+  raw_connection connection(server.port());
+  register_client(connection, "alice", make_test_key(1));
+  const auto start = clock_type::now();
+  CHECK(connection.wait_for_close(6s) == close_outcome::closed);
+  MESSAGE("idle connection closed after " << seconds_since(start) << " s (timeout 1 s)");
+}
+
+TEST_CASE("--timeout: a connection that stays busy is not closed by the timeout") {
+  test_server server({"--timeout", "1"});
+  LETTERBOX_ATTACH_SERVER_LOG(server);
+  raw_connection connection(server.port());
+  const auto alice = register_client(connection, "alice", make_test_key(1));
+  // 2.5 s of requests spaced well under the timeout: the deadline is per operation.
+  for (int i = 0; i < 10; ++i) {
+    std::this_thread::sleep_for(250ms);
+    REQUIRE(list_clients(connection, alice).empty());
+  }
+}
+
+TEST_CASE("graceful shutdown: SIGTERM with idle connections open exits 0 promptly") {
+  test_server server;
+  LETTERBOX_ATTACH_SERVER_LOG(server);
+  std::vector<raw_connection> idle;
+  for (int i = 0; i < 5; ++i) idle.emplace_back(server.port());  // connected, never sent a byte
+  const auto alice = register_client(idle[0], "alice", make_test_key(1));
+  list_clients(idle[1], alice);                                    // between requests (keep-alive)
+  idle[2].send_bytes(protocol::byte_buffer(5, 0));                 // inside a header
+
+  const auto start = clock_type::now();
+  const int status = server.stop(5s);  // bounded: SIGKILL + failure after 5 s
+  MESSAGE("SIGTERM with 5 open connections: exit status " << status << " after " << seconds_since(start) << " s");
+  CHECK(status == 0);
+  CHECK(seconds_since(start) < 3.0);
+  for (auto& connection : idle) CHECK(connection.wait_for_close(2s) == close_outcome::closed);
+}
+
+TEST_CASE("graceful shutdown: SIGINT exits 0 too") {
+  test_server server;
+  LETTERBOX_ATTACH_SERVER_LOG(server);
+  raw_connection connection(server.port());
+  register_client(connection, "alice", make_test_key(1));
+  server.send_signal(SIGINT);
+  CHECK(server.wait_exit(5s) == 0);
+}
+
+}  // TEST_SUITE

@@ -1,0 +1,179 @@
+// What the server keeps and what it must not: clients and pending messages survive a restart;
+// a pull cut off mid-response loses nothing; an upload cut off mid-content is never stored and
+// leaves no spool file behind.
+#include <map>
+#include <thread>
+
+#include "integration_support.hpp"
+
+using namespace letterbox::test;
+namespace protocol = letterbox::protocol;
+
+namespace {
+
+constexpr auto pull_code = code_of(protocol::request_code::pull_messages);
+
+std::vector<std::filesystem::path> files_in(const std::filesystem::path& directory) {
+  std::vector<std::filesystem::path> files;
+  std::error_code error;
+  if (!std::filesystem::exists(directory, error)) return files;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(directory, error))
+    if (!entry.is_directory()) files.push_back(entry.path());
+  return files;
+}
+
+std::string describe(const std::vector<std::filesystem::path>& files) {
+  std::string text;
+  for (const auto& file : files) text += file.filename().string() + " ";
+  return text;
+}
+
+// Pulls until an empty pull (a pull may return fewer than all waiting messages), streaming
+// each content and checking it against the seed recorded for its message ID.
+std::vector<streamed_message> pull_all_streamed(raw_connection& connection, const protocol::client_id& self,
+                                                const std::map<std::uint32_t, std::uint64_t>& seeds) {
+  std::vector<streamed_message> all;
+  for (int pulls = 0; pulls < 20; ++pulls) {
+    connection.send_request(self, pull_code, {});
+    const auto header = connection.read_response_header();
+    if (header.code != code_of(protocol::response_code::messages))
+      throw connection_error("pull answered " + std::to_string(header.code));
+    if (header.payload_size == 0) return all;
+    auto part = read_streamed_pull_payload(connection, header.payload_size,
+                                           [&](std::size_t, const protocol::pulled_message_header& h) {
+                                             const auto it = seeds.find(h.message_id);
+                                             return it == seeds.end() ? 0 : it->second;
+                                           });
+    all.insert(all.end(), part.begin(), part.end());
+  }
+  throw connection_error("mailbox not empty after 20 pulls");
+}
+
+}  // namespace
+
+TEST_SUITE("persistence") {
+
+TEST_CASE("restart keeps clients, keys and pending messages; SIGTERM exits 0") {
+  server_with_clients fixture;
+  LETTERBOX_ATTACH_SERVER_LOG(fixture.server);
+  struct sent_message {
+    std::uint8_t type;
+    std::uint32_t size;
+    std::uint64_t seed;
+    std::uint32_t id = 0;
+  };
+  std::vector<sent_message> sent = {{1, 0, 101}, {2, 128, 102}, {3, 300, 103}, {4, 3 * 1024 * 1024, 104}};
+  std::map<std::uint32_t, std::uint64_t> seeds;
+  {
+    auto connection = fixture.connect();
+    for (auto& message : sent) {
+      message.id = send_pattern_message(connection, fixture.alice, fixture.bob, message.type, message.size,
+                                        message.seed).message_id;
+      seeds[message.id] = message.seed;
+    }
+  }
+  CHECK(fixture.server.stop() == 0);
+  fixture.server.restart();
+
+  auto connection = fixture.connect();
+  const auto listed = list_clients(connection, fixture.alice);
+  REQUIRE(listed.size() == 1);
+  CHECK(listed[0] == protocol::client_entry{fixture.bob, "bob"});
+  CHECK(get_public_key(connection, fixture.bob, fixture.alice).key == fixture.alice_key);
+  // Names stay unique across restarts.
+  check_error_response(connection.request({}, code_of(protocol::request_code::register_client),
+                                          protocol::encode_register_request({"alice", make_test_key(9)})));
+
+  // A message sent after the restart gets an ID no pending message has, and comes last.
+  sent.push_back({3, 50, 105});
+  sent.back().id = send_pattern_message(connection, fixture.alice, fixture.bob, 3, 50, 105).message_id;
+  seeds[sent.back().id] = 105;
+  CHECK(seeds.size() == sent.size());
+
+  const auto messages = pull_all_streamed(connection, fixture.bob, seeds);
+  REQUIRE(messages.size() == sent.size());
+  for (std::size_t i = 0; i < sent.size(); ++i) {
+    CAPTURE(i);
+    CHECK(messages[i].header.message_id == sent[i].id);
+    CHECK(messages[i].header.from == fixture.alice);
+    CHECK(messages[i].header.type == sent[i].type);
+    CHECK(messages[i].header.content_size == sent[i].size);
+    CHECK(messages[i].content_matches);
+  }
+  CHECK(pull(connection, fixture.bob).empty());
+}
+
+TEST_CASE("a pull broken off mid-response loses nothing") {
+  server_with_clients fixture;
+  LETTERBOX_ATTACH_SERVER_LOG(fixture.server);
+  // 3 x 12 MiB: far more than loopback socket buffers hold, so the server cannot have finished
+  // writing the response when the client disappears.
+  constexpr std::uint32_t big_size = 12 * 1024 * 1024;
+  std::map<std::uint32_t, std::uint64_t> seeds;
+  std::vector<std::uint32_t> order;
+  {
+    auto connection = fixture.connect();
+    const protocol::byte_buffer small(100, 0x33);
+    order.push_back(send_message(connection, fixture.alice, fixture.bob, 3, small).message_id);
+    for (std::uint64_t seed : {11, 12, 13}) {
+      const auto sent = send_pattern_message(connection, fixture.alice, fixture.bob, 4, big_size, seed);
+      seeds[sent.message_id] = seed;
+      order.push_back(sent.message_id);
+    }
+  }
+  {
+    auto connection = fixture.connect();
+    connection.send_request(fixture.bob, pull_code, {});
+    const auto header = connection.read_response_header();
+    REQUIRE(header.code == code_of(protocol::response_code::messages));
+    CHECK(header.payload_size > 0);
+    connection.read_exact(std::min<std::size_t>(header.payload_size, 64 * 1024));
+    // Drop the connection with most of the response unread.
+  }
+  std::this_thread::sleep_for(200ms);  // let the server notice
+  auto connection = fixture.connect();
+  const auto messages = pull_all_streamed(connection, fixture.bob, seeds);
+  REQUIRE(messages.size() == 4);
+  for (std::size_t i = 0; i < messages.size(); ++i) {
+    CAPTURE(i);
+    CHECK(messages[i].header.message_id == order[i]);
+    CHECK(messages[i].header.content_size == (i == 0 ? 100u : big_size));
+    if (i > 0) CHECK(messages[i].content_matches);
+  }
+  CHECK(pull(connection, fixture.bob).empty());
+}
+
+TEST_CASE("an upload cut off mid-content is never stored; after a restart the spool holds no leftover") {
+  server_with_clients fixture;
+  LETTERBOX_ATTACH_SERVER_LOG(fixture.server);
+  {
+    auto connection = fixture.connect();
+    // Announce 64 MiB, send 8 MiB of it, vanish.
+    send_partial_pattern_message(connection, fixture.alice, fixture.bob, 4, 64 * 1024 * 1024, 77, 8 * 1024 * 1024);
+  }
+  {
+    auto connection = fixture.connect();
+    // A second one cut off right after the 21-byte prefix.
+    send_partial_pattern_message(connection, fixture.alice, fixture.bob, 4, 1024 * 1024, 78, 0);
+  }
+  std::this_thread::sleep_for(300ms);
+  {
+    auto connection = fixture.connect();
+    CHECK(pull(connection, fixture.bob).empty());
+  }
+  CHECK(fixture.server.stop() == 0);
+  fixture.server.restart();
+  const auto leftovers = files_in(fixture.server.spool_directory());
+  INFO("spool files after restart: " << describe(leftovers));
+  CHECK(leftovers.empty());
+  auto connection = fixture.connect();
+  CHECK(pull(connection, fixture.bob).empty());
+
+  // And a complete large upload afterwards works and is the only message.
+  const auto sent = send_pattern_message(connection, fixture.alice, fixture.bob, 4, 2 * 1024 * 1024, 79);
+  const auto messages = pull_all_streamed(connection, fixture.bob, {{sent.message_id, 79}});
+  REQUIRE(messages.size() == 1);
+  CHECK(messages[0].content_matches);
+}
+
+}  // TEST_SUITE
