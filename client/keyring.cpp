@@ -1,0 +1,139 @@
+// Keyring file I/O and lookups (see keyring.hpp for the format and contracts).
+#include "keyring.hpp"
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+
+namespace letterbox::client {
+namespace {
+
+constexpr std::string_view header_line = "# Letterbox keyring v1: <client ID hex> <public key Base64|-> <symmetric key hex|-> <name>";
+constexpr std::string_view absent = "-";
+
+template <std::size_t N>
+std::array<std::uint8_t, N> fixed_bytes(const byte_buffer& bytes, const char* what) {
+  if (bytes.size() != N) throw config_error(std::string(what) + " has the wrong length");
+  std::array<std::uint8_t, N> out{};
+  std::copy(bytes.begin(), bytes.end(), out.begin());
+  return out;
+}
+
+byte_buffer from_hex(std::string_view hex, const char* what) {
+  const auto nibble = [&](char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    throw config_error(std::string(what) + " is not hex");
+  };
+  if (hex.size() % 2 != 0) throw config_error(std::string(what) + " is not hex");
+  byte_buffer out;
+  for (std::size_t i = 0; i < hex.size(); i += 2)
+    out.push_back(static_cast<std::uint8_t>(nibble(hex[i]) << 4 | nibble(hex[i + 1])));
+  return out;
+}
+
+}  // namespace
+
+keyring keyring::load(const std::filesystem::path& dir) {
+  keyring ring;
+  ring.path_ = dir / keyring_file;
+  std::ifstream in(ring.path_);
+  if (!in) {
+    if (std::filesystem::exists(ring.path_)) throw config_error(ring.path_.string() + ": cannot be read");
+    return ring;
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  try {
+    ring.peers_ = parse(text.str());
+  } catch (const config_error& e) {
+    throw config_error(ring.path_.string() + ": " + e.what());
+  }
+  return ring;
+}
+
+void keyring::save() const { write_private_file(path_, serialize(), true); }
+
+peer* keyring::find(const protocol::client_id& id) {
+  auto it = std::find_if(peers_.begin(), peers_.end(), [&](const peer& p) { return p.id == id; });
+  return it == peers_.end() ? nullptr : &*it;
+}
+
+peer* keyring::find_by_name(std::string_view name) {
+  auto it = std::find_if(peers_.begin(), peers_.end(), [&](const peer& p) { return !name.empty() && p.name == name; });
+  return it == peers_.end() ? nullptr : &*it;
+}
+
+peer& keyring::upsert(const protocol::client_id& id) {
+  if (auto* existing = find(id)) return *existing;
+  peers_.push_back(peer{id, {}, {}, {}});
+  return peers_.back();
+}
+
+void keyring::set_name(const protocol::client_id& id, const std::string& name) {
+  for (auto& p : peers_)
+    if (p.name == name && p.id != id) p.name.clear();
+  upsert(id).name = name;
+}
+
+std::string keyring::serialize() const {
+  std::string out(header_line);
+  out += '\n';
+  for (const auto& p : peers_) {
+    out += protocol::to_hex(p.id);
+    out += ' ';
+    out += p.public_key ? base64_encode(*p.public_key) : std::string(absent);
+    out += ' ';
+    out += p.shared_key ? protocol::to_hex(*p.shared_key) : std::string(absent);
+    out += ' ';
+    out += p.name;
+    out += '\n';
+  }
+  return out;
+}
+
+std::vector<peer> keyring::parse(std::string_view text) {
+  std::vector<peer> peers;
+  std::size_t line_number = 0;
+  while (!text.empty()) {
+    const auto end = text.find('\n');
+    std::string_view line = text.substr(0, end);
+    text = end == std::string_view::npos ? std::string_view{} : text.substr(end + 1);
+    ++line_number;
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.empty() || line.front() == '#') continue;
+    try {
+      std::string_view fields[3];
+      for (auto& field : fields) {
+        const auto space = line.find(' ');
+        if (space == std::string_view::npos) throw config_error("expected 4 space-separated fields");
+        field = line.substr(0, space);
+        line.remove_prefix(space + 1);
+      }
+      peer p;
+      const auto id = protocol::client_id_from_hex(fields[0]);
+      if (!id) throw config_error("client ID is not 32 hex characters");
+      p.id = *id;
+      if (fields[1] != absent) {
+        try {
+          p.public_key = fixed_bytes<protocol::public_key_size>(base64_decode(fields[1]), "public key");
+        } catch (const crypto_error& e) {
+          throw config_error(std::string("public key: ") + e.what());
+        }
+      }
+      if (fields[2] != absent)
+        p.shared_key = fixed_bytes<protocol::symmetric_key_size>(from_hex(fields[2], "symmetric key"), "symmetric key");
+      p.name = std::string(line);
+      if (!p.name.empty()) protocol::validate_name(p.name);
+      if (std::any_of(peers.begin(), peers.end(), [&](const peer& q) { return q.id == p.id; }))
+        throw config_error("client ID appears twice");
+      peers.push_back(std::move(p));
+    } catch (const std::exception& e) {  // config_error or protocol_error from the name check
+      throw config_error("line " + std::to_string(line_number) + ": " + e.what());
+    }
+  }
+  return peers;
+}
+
+}  // namespace letterbox::client

@@ -1,0 +1,182 @@
+// The numbered menu: reads choices and arguments line by line, calls client operations,
+// prints results and errors (see menu.hpp).
+#include "menu.hpp"
+
+#include <charconv>
+#include <istream>
+#include <ostream>
+#include <string>
+
+#include "progress.hpp"
+
+namespace letterbox::client {
+namespace {
+
+constexpr std::string_view menu_text =
+    "MessageU client at your service.\n"
+    "\n"
+    "1) Register\n"
+    "2) Request for clients list\n"
+    "3) Request for public key\n"
+    "4) Request for waiting messages\n"
+    "5) Send a text message\n"
+    "50) Send a file\n"
+    "51) Send a request for symmetric key\n"
+    "52) Send your symmetric key\n"
+    "0) Exit client\n"
+    "?\n";
+
+// Pulls are repeated while they return messages (the server may split a large mailbox),
+// at most this many times per menu choice.
+constexpr int max_pulls_per_choice = 64;
+
+std::string_view trim(std::string_view text) {
+  const auto first = text.find_first_not_of(" \t\r");
+  if (first == std::string_view::npos) return {};
+  return text.substr(first, text.find_last_not_of(" \t\r") - first + 1);
+}
+
+// Prompts and reads one line; nullopt at end of input.
+std::optional<std::string> ask(std::istream& in, std::ostream& out, std::string_view prompt) {
+  out << prompt << std::flush;
+  std::string line;
+  if (!std::getline(in, line)) return std::nullopt;
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  return line;
+}
+
+void print_error(std::ostream& out, const client_error& e) {
+  switch (e.error_kind()) {
+    case client_error::kind::server_error: out << "server responded with an error\n"; break;
+    case client_error::kind::file_not_found: out << "file not found\n"; break;
+    default: out << "error: " << e.what() << "\n"; break;
+  }
+}
+
+// Runs one chosen option; returns false if input ended while asking for its arguments.
+bool run_option(menu_option option, client_operations& client, std::istream& in, std::ostream& out) {
+  const auto ask_user = [&] {
+    auto name = ask(in, out, "Enter user name: ");
+    if (name) *name = std::string(trim(*name));
+    return name;
+  };
+  switch (option) {
+    case menu_option::exit_client: return true;
+    case menu_option::register_user: {
+      const auto name = ask(in, out, "Enter your name: ");
+      if (!name) return false;
+      client.register_user(std::string(trim(*name)));
+      out << "Registered as " << client.my_name() << ".\n";
+      return true;
+    }
+    case menu_option::list_clients: {
+      const auto clients = client.list_clients();
+      if (clients.empty()) out << "No other clients are registered.\n";
+      for (const auto& c : clients) out << c.name << "\n";
+      return true;
+    }
+    case menu_option::request_public_key: {
+      const auto name = ask_user();
+      if (!name) return false;
+      client.request_public_key(*name);
+      out << "Public key of " << *name << " received.\n";
+      return true;
+    }
+    case menu_option::pull_messages: {
+      std::size_t total = 0;
+      const auto show = [&](const received_message& m) { print_message(out, m); };
+      for (int round = 0; round < max_pulls_per_choice; ++round) {
+        const auto got = client.pull_messages(show, make_terminal_progress("receiving file"));
+        total += got;
+        if (got == 0) break;
+      }
+      if (total == 0) out << "No waiting messages.\n";
+      return true;
+    }
+    case menu_option::send_text: {
+      const auto name = ask_user();
+      if (!name) return false;
+      const auto text = ask(in, out, "Enter message: ");
+      if (!text) return false;
+      client.send_text(*name, *text);
+      out << "Message sent.\n";
+      return true;
+    }
+    case menu_option::send_file: {
+      const auto name = ask_user();
+      if (!name) return false;
+      const auto path = ask(in, out, "Enter file path: ");
+      if (!path) return false;
+      client.send_file(*name, std::string(trim(*path)), make_terminal_progress("sending file"));
+      out << "File sent.\n";
+      return true;
+    }
+    case menu_option::request_symmetric_key: {
+      const auto name = ask_user();
+      if (!name) return false;
+      client.request_symmetric_key(*name);
+      out << "Request for symmetric key sent.\n";
+      return true;
+    }
+    case menu_option::send_symmetric_key: {
+      const auto name = ask_user();
+      if (!name) return false;
+      client.send_symmetric_key(*name);
+      out << "Symmetric key sent.\n";
+      return true;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+std::optional<menu_option> parse_menu_choice(std::string_view line) {
+  const auto text = trim(line);
+  int number = -1;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), number);
+  if (text.empty() || ec != std::errc{} || end != text.data() + text.size()) return std::nullopt;
+  switch (number) {
+    case 0: case 1: case 2: case 3: case 4: case 5: case 50: case 51: case 52:
+      return static_cast<menu_option>(number);
+    default:
+      return std::nullopt;
+  }
+}
+
+void print_message(std::ostream& out, const received_message& message) {
+  out << "From: " << message.sender << "\nContent:\n";
+  switch (message.what) {
+    case received_message::kind::key_request: out << "Request for symmetric key"; break;
+    case received_message::kind::key_received: out << "symmetric key received"; break;
+    case received_message::kind::text: out << message.text; break;
+    case received_message::kind::file: out << message.file_path.string(); break;
+    case received_message::kind::undecryptable: out << "can't decrypt message"; break;
+    case received_message::kind::too_large:
+      out << "message too large to show (" << message.content_size << " bytes)";
+      break;
+    case received_message::kind::save_failed: out << message.text; break;
+  }
+  out << "\n-----<EOM>-----\n\n" << std::flush;
+}
+
+int run_menu(client_operations& client, std::istream& in, std::ostream& out) {
+  while (true) {
+    out << "\n" << menu_text << std::flush;
+    std::string line;
+    if (!std::getline(in, line)) return 0;  // end of input: exit cleanly
+    const auto choice = parse_menu_choice(line);
+    if (!choice) {
+      out << "Unknown option \"" << trim(line) << "\": choose one of the numbers above.\n";
+      continue;
+    }
+    if (*choice == menu_option::exit_client) return 0;
+    try {
+      if (!run_option(*choice, client, in, out)) return 0;
+    } catch (const client_error& e) {
+      print_error(out, e);
+    }
+  }
+}
+
+}  // namespace letterbox::client

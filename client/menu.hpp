@@ -1,0 +1,35 @@
+// The interactive numbered menu over any pair of streams (stdin/stdout, or a script's pipe).
+#pragma once
+
+#include <iosfwd>
+#include <optional>
+#include <string_view>
+
+#include "operations.hpp"
+
+namespace letterbox::client {
+
+enum class menu_option {
+  exit_client = 0,
+  register_user = 1,
+  list_clients = 2,
+  request_public_key = 3,
+  pull_messages = 4,
+  send_text = 5,
+  send_file = 50,
+  request_symmetric_key = 51,
+  send_symmetric_key = 52,
+};
+
+// Parses one input line: a menu number with optional surrounding blanks. Returns nullopt for
+// anything else (empty, not a number, a number that is not on the menu).
+std::optional<menu_option> parse_menu_choice(std::string_view line);
+
+// What one received message looks like on screen: "From:", "Content:", content, end marker.
+void print_message(std::ostream& out, const received_message& message);
+
+// Runs the menu until "0" or end of input. Never throws for a failed operation: each error
+// is printed and the menu continues. Returns the process exit status (0).
+int run_menu(client_operations& client, std::istream& in, std::ostream& out);
+
+}  // namespace letterbox::client

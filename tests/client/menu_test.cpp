@@ -1,0 +1,69 @@
+// Tests of menu input parsing and the menu loop's handling of bad input and end of input.
+#include <doctest/doctest.h>
+
+#include <sstream>
+
+#include "menu.hpp"
+#include "test_directory.hpp"
+
+using namespace letterbox::client;
+
+TEST_CASE("menu choices parse to the numbered options only") {
+  CHECK(parse_menu_choice("1") == menu_option::register_user);
+  CHECK(parse_menu_choice(" 50 ") == menu_option::send_file);
+  CHECK(parse_menu_choice("51\r") == menu_option::request_symmetric_key);
+  CHECK(parse_menu_choice("52") == menu_option::send_symmetric_key);
+  CHECK(parse_menu_choice("0") == menu_option::exit_client);
+  CHECK(parse_menu_choice("4") == menu_option::pull_messages);
+  CHECK(!parse_menu_choice(""));
+  CHECK(!parse_menu_choice("6"));
+  CHECK(!parse_menu_choice("53"));
+  CHECK(!parse_menu_choice("-1"));
+  CHECK(!parse_menu_choice("abc"));
+  CHECK(!parse_menu_choice("5x"));
+  CHECK(!parse_menu_choice("1 2"));
+  CHECK(!parse_menu_choice("99999999999999999999"));
+}
+
+TEST_CASE("received messages print in the legacy layout") {
+  std::ostringstream out;
+  received_message message;
+  message.sender = "alice";
+  message.what = received_message::kind::text;
+  message.text = "hello";
+  print_message(out, message);
+  message.what = received_message::kind::undecryptable;
+  print_message(out, message);
+  CHECK(out.str() ==
+        "From: alice\nContent:\nhello\n-----<EOM>-----\n\n"
+        "From: alice\nContent:\ncan't decrypt message\n-----<EOM>-----\n\n");
+}
+
+TEST_CASE("menu survives unknown options and ends cleanly at end of input") {
+  test_directory dir;
+  client_options options;
+  options.directory = dir.path;
+  client_operations client(options);
+  std::istringstream in("hello\n7\n\n2\n5\nbob\n");  // ends in the middle of option 5
+  std::ostringstream out;
+  CHECK(run_menu(client, in, out) == 0);
+  const auto text = out.str();
+  CHECK(text.find("MessageU client at your service.") != std::string::npos);
+  CHECK(text.find("52) Send your symmetric key\n0) Exit client\n?\n") != std::string::npos);
+  CHECK(text.find("Unknown option \"hello\"") != std::string::npos);
+  CHECK(text.find("Unknown option \"7\"") != std::string::npos);
+  CHECK(text.find("not registered yet") != std::string::npos);  // option 2 without me.info
+  CHECK(text.find("Enter message: ") != std::string::npos);
+}
+
+TEST_CASE("registering without server.info names the missing file; 50 with a missing file") {
+  test_directory dir;
+  client_options options;
+  options.directory = dir.path;
+  client_operations client(options);
+  std::istringstream in("1\nalice\n0\n");
+  std::ostringstream out;
+  CHECK(run_menu(client, in, out) == 0);
+  CHECK(out.str().find("server.info: file not found") != std::string::npos);
+  CHECK(!std::filesystem::exists(dir.path / "me.info"));
+}
