@@ -1,0 +1,339 @@
+// bench/limits: the ceilings of this machine that bound the server's figures, measured the
+// same way in the same run as the load generator. Each limit prints a table and one
+// BENCH_RESULT line (see bench_common.hpp):
+//   limit-fsync     4 KiB overwrite + fsync() rate of the directory's filesystem
+//   limit-sqlite    SQLite inserts/s with the server's pragmas (WAL, synchronous=FULL) at
+//                   1, 100 and 1000 rows per transaction (a messages table like schema/)
+//   limit-seqwrite  sequential write of a new file, 1 MiB writes, fsync at the end
+//   limit-tcp       loopback TCP throughput, one connection, 1 MiB writes
+//   limit-tcp-rr    loopback request/response round trips (107-byte request, 27-byte answer,
+//                   the sizes of a 64-byte 103/1003), one connection, two threads
+// Every loop is bounded by --seconds and by a count.
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <SQLiteCpp/SQLiteCpp.h>
+
+#include <atomic>
+#include <filesystem>
+#include <iostream>
+#include <set>
+#include <stdexcept>
+#include <system_error>
+#include <thread>
+
+#include "bench_common.hpp"
+
+namespace fs = std::filesystem;
+using namespace letterbox::bench;
+
+namespace {
+
+constexpr std::size_t fsync_block_size = 4096;
+constexpr std::size_t fsync_file_blocks = 256;  // overwrite a 1 MiB file in a ring, like a WAL
+constexpr std::uint64_t fsync_max_count = 1'000'000;
+constexpr std::uint64_t sqlite_max_rows = 5'000'000;
+constexpr std::size_t sqlite_content_size = 64;  // the loadgen's default message
+constexpr std::size_t seq_chunk_size = 1 << 20;
+constexpr std::size_t tcp_chunk_size = 1 << 20;
+constexpr std::size_t rr_request_size = 22 + 21 + 64;  // header + 103 prefix + 64 B content
+constexpr std::size_t rr_response_size = 7 + 20;       // header + 1003 payload
+constexpr double bytes_per_mb = 1e6;
+
+[[noreturn]] void throw_errno(const std::string& what) {
+  throw std::system_error(errno, std::generic_category(), what);
+}
+
+// RAII file descriptor.
+class unique_fd {
+ public:
+  explicit unique_fd(int fd = -1) noexcept : fd_(fd) {}
+  unique_fd(unique_fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+  unique_fd& operator=(unique_fd&& o) noexcept {
+    reset(std::exchange(o.fd_, -1));
+    return *this;
+  }
+  ~unique_fd() { reset(); }
+  int get() const noexcept { return fd_; }
+  void reset(int fd = -1) noexcept {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = fd;
+  }
+
+ private:
+  int fd_;
+};
+
+void write_all(int fd, const std::uint8_t* data, std::size_t size) {
+  while (size > 0) {
+    const ssize_t n = ::write(fd, data, size);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw_errno("write");
+    }
+    data += n;
+    size -= static_cast<std::size_t>(n);
+  }
+}
+
+void read_all(int fd, std::uint8_t* data, std::size_t size) {
+  while (size > 0) {
+    const ssize_t n = ::read(fd, data, size);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw_errno("read");
+    }
+    if (n == 0) throw std::runtime_error("unexpected end of stream");
+    data += n;
+    size -= static_cast<std::size_t>(n);
+  }
+}
+
+void measure_fsync(const fs::path& dir, double seconds) {
+  const fs::path path = dir / "limits-fsync.tmp";
+  unique_fd fd(::open(path.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0600));
+  if (fd.get() < 0) throw_errno("open " + path.string());
+  std::vector<std::uint8_t> block(fsync_block_size);
+  fill_pattern(1, 0, block);
+  for (std::size_t i = 0; i < fsync_file_blocks; ++i) write_all(fd.get(), block.data(), block.size());
+  if (::fsync(fd.get()) != 0) throw_errno("fsync");
+
+  latency_histogram latency;
+  const auto start = bench_clock::now();
+  const auto deadline = start + std::chrono::duration<double>(seconds);
+  std::uint64_t count = 0;
+  auto now = start;
+  while (now < deadline && count < fsync_max_count) {
+    const off_t offset = static_cast<off_t>((count % fsync_file_blocks) * fsync_block_size);
+    block[0] = static_cast<std::uint8_t>(count);
+    if (::pwrite(fd.get(), block.data(), block.size(), offset) != static_cast<ssize_t>(block.size()))
+      throw_errno("pwrite");
+    if (::fsync(fd.get()) != 0) throw_errno("fsync");
+    const auto after = bench_clock::now();
+    latency.record(after - now);
+    now = after;
+    ++count;
+  }
+  const double elapsed = seconds_between(start, now);
+  fs::remove(path);
+  result_line("limit-fsync")
+      .add("dir", dir.string())
+      .add("fsyncs", count)
+      .add("seconds", elapsed)
+      .add("fsyncs_per_s", count / elapsed)
+      .add("p50_us", latency.quantile_us(0.50))
+      .add("p99_us", latency.quantile_us(0.99))
+      .print();
+}
+
+void measure_sqlite(const fs::path& dir, double seconds, int rows_per_transaction) {
+  const fs::path path = dir / "limits-sqlite.db";
+  for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(path.string() + suffix);
+  std::uint64_t rows = 0;
+  double elapsed = 0;
+  {
+    SQLite::Database db(path.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    db.exec("PRAGMA journal_mode=WAL");
+    db.exec("PRAGMA synchronous=FULL");
+    db.exec("PRAGMA cache_size=-8192");
+    // The server's messages table (schema/001_initial.sql) without the foreign keys.
+    db.exec(
+        "CREATE TABLE messages (ID INTEGER PRIMARY KEY, ToClient BLOB(16) NOT NULL, "
+        "FromClient BLOB(16) NOT NULL, Type INTEGER NOT NULL, Content BLOB, "
+        "ContentSize INTEGER NOT NULL, ContentFile TEXT, SentAt TEXT NOT NULL)");
+    db.exec("CREATE INDEX messages_by_recipient ON messages (ToClient, ID)");
+    SQLite::Statement insert(db,
+                             "INSERT INTO messages (ToClient, FromClient, Type, Content, ContentSize, "
+                             "ContentFile, SentAt) VALUES (?, ?, 3, ?, ?, NULL, '2026-01-01 00:00:00')");
+    std::vector<std::uint8_t> content(sqlite_content_size);
+    fill_pattern(2, 0, content);
+    std::array<std::uint8_t, 16> to{}, from{};
+    const auto start = bench_clock::now();
+    const auto deadline = start + std::chrono::duration<double>(seconds);
+    auto now = start;
+    while (now < deadline && rows < sqlite_max_rows) {
+      SQLite::Transaction transaction(db);
+      for (int i = 0; i < rows_per_transaction; ++i, ++rows) {
+        to[0] = static_cast<std::uint8_t>(rows % 64);  // 64 recipients, like the loadgen
+        from[1] = static_cast<std::uint8_t>(rows % 64);
+        insert.bind(1, to.data(), static_cast<int>(to.size()));
+        insert.bind(2, from.data(), static_cast<int>(from.size()));
+        insert.bind(3, content.data(), static_cast<int>(content.size()));
+        insert.bind(4, static_cast<int>(content.size()));
+        insert.exec();
+        insert.reset();
+      }
+      transaction.commit();
+      now = bench_clock::now();
+    }
+    elapsed = seconds_between(start, now);
+  }
+  for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(path.string() + suffix);
+  result_line("limit-sqlite")
+      .add("rows_per_transaction", rows_per_transaction)
+      .add("rows", rows)
+      .add("seconds", elapsed)
+      .add("inserts_per_s", rows / elapsed)
+      .add("transactions_per_s", rows / static_cast<double>(rows_per_transaction) / elapsed)
+      .print();
+}
+
+void measure_seqwrite(const fs::path& dir, std::uint64_t total_bytes, double max_seconds) {
+  const fs::path path = dir / "limits-seqwrite.tmp";
+  std::vector<std::uint8_t> chunk(seq_chunk_size);
+  fill_pattern(3, 0, chunk);
+  unique_fd fd(::open(path.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0600));
+  if (fd.get() < 0) throw_errno("open " + path.string());
+  const auto start = bench_clock::now();
+  const auto deadline = start + std::chrono::duration<double>(max_seconds);
+  std::uint64_t written = 0;
+  while (written < total_bytes && bench_clock::now() < deadline) {
+    const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(chunk.size(), total_bytes - written));
+    chunk[0] = static_cast<std::uint8_t>(written >> 20);
+    write_all(fd.get(), chunk.data(), n);
+    written += n;
+  }
+  const auto before_fsync = bench_clock::now();
+  if (::fsync(fd.get()) != 0) throw_errno("fsync");
+  const auto end = bench_clock::now();
+  fd.reset();
+  fs::remove(path);
+  const double elapsed = seconds_between(start, end);
+  result_line("limit-seqwrite")
+      .add("bytes", written)
+      .add("seconds", elapsed)
+      .add("fsync_seconds", seconds_between(before_fsync, end))
+      .add("mb_per_s", written / bytes_per_mb / elapsed)
+      .print();
+}
+
+// A connected pair of loopback TCP sockets (client, server side).
+std::pair<unique_fd, unique_fd> loopback_pair() {
+  unique_fd listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (listener.get() < 0) throw_errno("socket");
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  address.sin_port = 0;
+  if (::bind(listener.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) throw_errno("bind");
+  if (::listen(listener.get(), 1) != 0) throw_errno("listen");
+  socklen_t length = sizeof address;
+  if (::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&address), &length) != 0)
+    throw_errno("getsockname");
+  unique_fd client(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (::connect(client.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) throw_errno("connect");
+  unique_fd server(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  if (server.get() < 0) throw_errno("accept");
+  int one = 1;
+  ::setsockopt(client.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  ::setsockopt(server.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  return {std::move(client), std::move(server)};
+}
+
+void measure_tcp_throughput(double seconds) {
+  auto [client, server] = loopback_pair();
+  std::atomic<std::uint64_t> received{0};
+  bench_clock::time_point reader_end;
+  std::thread reader([&, fd = server.get()] {
+    std::vector<std::uint8_t> buffer(tcp_chunk_size);
+    std::uint64_t total = 0;
+    for (;;) {
+      const ssize_t n = ::read(fd, buffer.data(), buffer.size());
+      if (n <= 0) break;
+      total += static_cast<std::uint64_t>(n);
+    }
+    reader_end = bench_clock::now();
+    received = total;
+  });
+  std::vector<std::uint8_t> chunk(tcp_chunk_size);
+  fill_pattern(4, 0, chunk);
+  const auto start = bench_clock::now();
+  const auto deadline = start + std::chrono::duration<double>(seconds);
+  while (bench_clock::now() < deadline) write_all(client.get(), chunk.data(), chunk.size());
+  ::shutdown(client.get(), SHUT_WR);
+  reader.join();
+  const double elapsed = seconds_between(start, reader_end);
+  result_line("limit-tcp")
+      .add("bytes", received.load())
+      .add("seconds", elapsed)
+      .add("mb_per_s", received.load() / bytes_per_mb / elapsed)
+      .print();
+}
+
+void measure_tcp_round_trips(double seconds) {
+  auto [client, server] = loopback_pair();
+  std::thread echo([fd = server.get()] {
+    std::array<std::uint8_t, rr_request_size> request{};
+    std::array<std::uint8_t, rr_response_size> response{};
+    try {
+      for (;;) {
+        read_all(fd, request.data(), request.size());
+        write_all(fd, response.data(), response.size());
+      }
+    } catch (const std::exception&) {
+      // the client closed: done
+    }
+  });
+  std::array<std::uint8_t, rr_request_size> request{};
+  std::array<std::uint8_t, rr_response_size> response{};
+  latency_histogram latency;
+  const auto start = bench_clock::now();
+  const auto deadline = start + std::chrono::duration<double>(seconds);
+  auto now = start;
+  std::uint64_t count = 0;
+  while (now < deadline && count < 10'000'000) {
+    write_all(client.get(), request.data(), request.size());
+    read_all(client.get(), response.data(), response.size());
+    const auto after = bench_clock::now();
+    latency.record(after - now);
+    now = after;
+    ++count;
+  }
+  ::shutdown(client.get(), SHUT_RDWR);
+  echo.join();
+  const double elapsed = seconds_between(start, now);
+  result_line("limit-tcp-rr")
+      .add("round_trips", count)
+      .add("seconds", elapsed)
+      .add("round_trips_per_s", count / elapsed)
+      .add("p50_us", latency.quantile_us(0.50))
+      .add("p99_us", latency.quantile_us(0.99))
+      .print();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Letterbox bench/limits: this machine's ceilings (fsync, SQLite, sequential write, loopback TCP)"};
+  std::string dir = ".";
+  double seconds = 2.0;
+  std::uint64_t seq_bytes = 1ull << 30;
+  std::vector<std::string> only;
+  app.add_option("--dir", dir, "directory on the filesystem of the server's DB (temp files are made here)")
+      ->check(CLI::ExistingDirectory);
+  app.add_option("--seconds", seconds, "duration of each timed measurement")->check(CLI::Range(0.05, 60.0));
+  app.add_option("--seq-bytes", seq_bytes, "bytes written by the sequential-write test")
+      ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{16} << 30));
+  app.add_option("--only", only, "run only these: fsync sqlite seqwrite tcp tcp-rr")
+      ->check(CLI::IsMember({"fsync", "sqlite", "seqwrite", "tcp", "tcp-rr"}));
+  CLI11_PARSE(app, argc, argv);
+
+  const std::set<std::string> selected(only.begin(), only.end());
+  auto wanted = [&](const std::string& name) { return selected.empty() || selected.count(name) > 0; };
+  try {
+    if (wanted("fsync")) measure_fsync(dir, seconds);
+    if (wanted("sqlite"))
+      for (int rows : {1, 100, 1000}) measure_sqlite(dir, seconds, rows);
+    if (wanted("seqwrite")) measure_seqwrite(dir, seq_bytes, 60.0);
+    if (wanted("tcp")) measure_tcp_throughput(seconds);
+    if (wanted("tcp-rr")) measure_tcp_round_trips(seconds);
+  } catch (const std::exception& e) {
+    std::cerr << "limits: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,972 @@
+// bench/loadgen: a load generator that speaks protocol v1 to a running Letterbox server.
+//
+//   loadgen --port P [--server-pid PID] SCENARIO [options]
+//   scenarios: send, send-legacy, pull, file, idle, latency (see --help of each)
+//
+// Lean by design, since it shares the machine's cores with the server: a few threads, each
+// with its own io_context running many coroutines (one per connection); every request is
+// encoded once before the timed loop, responses are read into per-connection buffers, and
+// latencies go to a fixed-size histogram, so the hot loop does not allocate. Every scenario is
+// bounded in count and in time. Each prints a table and one BENCH_RESULT JSON line; the exit
+// status is 1 when any request failed or content did not match.
+#include <utility>  // before <boost/asio.hpp> (Boost 1.74 + g++ 12 + C++20)
+
+#include <boost/asio.hpp>
+
+#include <sys/resource.h>
+
+#include <CLI/CLI.hpp>
+#include <cryptopp/osrng.h>
+#include <cryptopp/queue.h>
+#include <cryptopp/rsa.h>
+
+#include <atomic>
+#include <filesystem>
+#include <iostream>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "bench_common.hpp"
+#include "messages.hpp"
+#include "pulled_message_parser.hpp"
+
+namespace asio = boost::asio;
+namespace proto = letterbox::protocol;
+using asio::awaitable;
+using asio::use_awaitable;
+using asio::ip::tcp;
+using namespace letterbox::bench;
+
+namespace {
+
+constexpr std::size_t small_response_capacity = 1024;  // 1000/1002/1003/9000 and empty 1004
+constexpr std::size_t stream_chunk_size = 256 * 1024;  // pull and file transfers
+constexpr std::size_t file_chunk_size = 1 << 20;
+constexpr std::uint64_t file_pattern_seed = 0x1e77e7b0;
+constexpr std::size_t connect_concurrency = 256;  // idle: connects in flight at once
+constexpr double bytes_per_mb = 1e6;
+
+// ---------------------------------------------------------------------------------------
+// Options
+
+struct options {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 0;
+  long server_pid = 0;  // 0: no server memory figures
+  int threads = 1;
+  int connections = 0;  // 0: the scenario's default
+  double duration = 5.0;
+  std::uint64_t max_requests = 50'000'000;
+  std::uint32_t content_size = 64;
+  // pull
+  std::uint32_t messages_per_mailbox = 5000;
+  int preload_connections = 64;
+  double preload_seconds = 60.0;
+  // file
+  std::uint64_t file_size = 1ull << 30;
+  // idle
+  int idle_connections = 10'000;
+  int fresh_samples = 20;
+  double idle_settle_seconds = 10.0;
+  // latency
+  double rate = 1000.0;
+};
+
+// ---------------------------------------------------------------------------------------
+// Shared run state: counts failures from every coroutine, on every thread.
+
+class failure_log {
+ public:
+  void record(const std::string& what) {
+    if (count_.fetch_add(1) == 0) {
+      std::lock_guard lock(mutex_);
+      first_ = what;
+    }
+  }
+  std::uint64_t count() const { return count_.load(); }
+  std::string first() const {
+    std::lock_guard lock(mutex_);
+    return first_;
+  }
+
+ private:
+  std::atomic<std::uint64_t> count_{0};
+  mutable std::mutex mutex_;
+  std::string first_;
+};
+
+// T io_contexts, each run by its own thread for one phase at a time.
+class worker_pool {
+ public:
+  explicit worker_pool(int threads) {
+    for (int i = 0; i < threads; ++i) contexts_.push_back(std::make_unique<asio::io_context>(1));
+  }
+  std::size_t size() const { return contexts_.size(); }
+  asio::io_context& context(std::size_t i) { return *contexts_[i % contexts_.size()]; }
+
+  // Runs every context until it has no more work (one phase), on one thread per context.
+  void run_phase() {
+    std::vector<std::thread> threads;
+    for (auto& io : contexts_) {
+      io->restart();
+      threads.emplace_back([&io] { io->run(); });
+    }
+    for (auto& t : threads) t.join();
+  }
+
+ private:
+  std::vector<std::unique_ptr<asio::io_context>> contexts_;
+};
+
+// Per-thread figures, merged after a phase (no sharing in the hot loop).
+struct alignas(64) thread_stats {
+  latency_histogram latency;
+  std::uint64_t completed = 0;
+  bench_clock::time_point last_end{};
+};
+
+struct merged_stats {
+  latency_histogram latency;
+  std::uint64_t completed = 0;
+  bench_clock::time_point last_end{};
+};
+
+merged_stats merge(const std::vector<std::unique_ptr<thread_stats>>& all) {
+  merged_stats out;
+  for (auto& s : all) {
+    out.latency.merge(s->latency);
+    out.completed += s->completed;
+    out.last_end = std::max(out.last_end, s->last_end);
+  }
+  return out;
+}
+
+std::vector<std::unique_ptr<thread_stats>> make_stats(std::size_t n) {
+  std::vector<std::unique_ptr<thread_stats>> out;
+  for (std::size_t i = 0; i < n; ++i) out.push_back(std::make_unique<thread_stats>());
+  return out;
+}
+
+// Samples the server's memory every few milliseconds on its own thread.
+class memory_sampler {
+ public:
+  explicit memory_sampler(long pid) : pid_(pid) {
+    if (pid_ <= 0) return;
+    peak_reset_ = reset_peak_memory(pid_);
+    thread_ = std::thread([this] {
+      while (!stop_.load()) {
+        if (auto m = read_process_memory(pid_)) max_rss_ = std::max(max_rss_.load(), m->rss_bytes);
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+    });
+  }
+  ~memory_sampler() { stop(); }
+  void stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+  // Adds server_rss_now_mib, server_max_sampled_rss_mib, server_peak_rss_mib (VmHWM).
+  void report(result_line& line) {
+    if (pid_ <= 0) return;
+    stop();
+    auto m = read_process_memory(pid_);
+    if (!m) return;
+    line.add("server_rss_now_mib", m->rss_bytes / 1048576.0)
+        .add("server_max_sampled_rss_mib", max_rss_.load() / 1048576.0)
+        .add("server_peak_rss_mib", m->peak_bytes / 1048576.0)
+        .add("server_peak_reset", peak_reset_);
+  }
+
+ private:
+  long pid_;
+  bool peak_reset_ = false;
+  std::atomic<bool> stop_{false};
+  std::atomic<std::uint64_t> max_rss_{0};
+  std::thread thread_;
+};
+
+// ---------------------------------------------------------------------------------------
+// Protocol over a socket
+
+struct small_response {
+  proto::response_header header;
+  proto::bytes_view payload;  // points into the caller's buffer
+};
+
+using response_buffer = std::array<std::uint8_t, small_response_capacity>;
+
+// Reads one whole response that fits in buffer. Throws on a larger one, on bytes beyond it
+// (we never pipeline) and on a closed connection.
+awaitable<small_response> read_small_response(tcp::socket& socket, response_buffer& buffer) {
+  std::size_t have = 0;
+  while (have < proto::response_header_size)
+    have += co_await socket.async_read_some(asio::buffer(buffer.data() + have, buffer.size() - have), use_awaitable);
+  const auto header = proto::decode_response_header(proto::bytes_view(buffer.data(), proto::response_header_size));
+  if (header.payload_size > buffer.size() - proto::response_header_size)
+    throw std::runtime_error("response of " + std::to_string(header.payload_size) + " bytes is not small");
+  const std::size_t total = proto::response_header_size + header.payload_size;
+  while (have < total)
+    have += co_await socket.async_read_some(asio::buffer(buffer.data() + have, buffer.size() - have), use_awaitable);
+  if (have != total) throw std::runtime_error("bytes after the response");
+  co_return small_response{header, proto::bytes_view(buffer.data() + proto::response_header_size, header.payload_size)};
+}
+
+void expect_code(const proto::response_header& header, proto::response_code code, const char* request) {
+  if (header.code != static_cast<std::uint16_t>(code))
+    throw std::runtime_error(std::string(request) + ": response code " + std::to_string(header.code) +
+                             ", expected " + std::to_string(static_cast<int>(code)));
+}
+
+proto::byte_buffer encode_request(const proto::client_id& from, proto::request_code code, proto::bytes_view payload) {
+  const auto header = proto::encode_request_header(
+      {from, proto::client_version, static_cast<std::uint8_t>(code), static_cast<std::uint32_t>(payload.size())});
+  proto::byte_buffer out(header.size() + payload.size());
+  std::copy(header.begin(), header.end(), out.begin());
+  std::copy(payload.begin(), payload.end(), out.begin() + static_cast<std::ptrdiff_t>(header.size()));
+  return out;
+}
+
+// A complete 103 request (header + prefix + content) from `from` to `to`.
+proto::byte_buffer encode_send_request(const proto::client_id& from, const proto::client_id& to,
+                                       proto::message_type type, proto::bytes_view content) {
+  auto payload = proto::encode_send_message_prefix({to, static_cast<std::uint8_t>(type),
+                                                    static_cast<std::uint32_t>(content.size())});
+  payload.insert(payload.end(), content.begin(), content.end());
+  return encode_request(from, proto::request_code::send_message, payload);
+}
+
+// A real RSA-1024 public key (e = 17: 160 bytes of X.509 DER), made once and shared by every
+// benchmark client: the server may check the key's form, never its uniqueness.
+const proto::public_key& benchmark_public_key() {
+  static const proto::public_key key = [] {
+    CryptoPP::AutoSeededRandomPool rng;
+    CryptoPP::InvertibleRSAFunction private_key;
+    private_key.GenerateRandomWithKeySize(rng, 1024);
+    CryptoPP::RSAFunction public_key(private_key);
+    CryptoPP::ByteQueue queue;
+    public_key.Save(queue);
+    if (queue.MaxRetrievable() != proto::public_key_size)
+      throw std::runtime_error("generated public key is not 160 bytes");
+    proto::public_key out{};
+    queue.Get(out.data(), out.size());
+    return out;
+  }();
+  return key;
+}
+
+std::string unique_name(const std::string& scenario, std::size_t index) {
+  static const std::string run_tag = std::to_string(::getpid()) + "-" +
+                                     std::to_string(bench_clock::now().time_since_epoch().count() % 1'000'000);
+  return "bench-" + scenario + "-" + run_tag + "-" + std::to_string(index);
+}
+
+void set_no_delay(tcp::socket& socket) { socket.set_option(tcp::no_delay(true)); }
+
+awaitable<void> connect(tcp::socket& socket, const tcp::endpoint& server) {
+  co_await socket.async_connect(server, use_awaitable);
+  set_no_delay(socket);
+}
+
+// Registers `name` on an open connection; returns the new client ID.
+awaitable<proto::client_id> register_client(tcp::socket& socket, const std::string& name) {
+  const auto payload = proto::encode_register_request({name, benchmark_public_key()});
+  const auto request = encode_request(proto::client_id{}, proto::request_code::register_client, payload);
+  co_await asio::async_write(socket, asio::buffer(request), use_awaitable);
+  response_buffer buffer;
+  auto response = co_await read_small_response(socket, buffer);
+  expect_code(response.header, proto::response_code::registered, "register");
+  co_return proto::decode_registered_payload(response.payload);
+}
+
+// One keep-alive connection of a registered benchmark client.
+struct client_connection {
+  explicit client_connection(asio::io_context& io) : socket(io) {}
+  tcp::socket socket;
+  proto::client_id id{};
+  response_buffer buffer{};
+  proto::byte_buffer request;  // pre-encoded request of the timed loop
+};
+
+// Connects and registers every connection (phase 1 of most scenarios).
+void connect_and_register(worker_pool& pool, std::vector<std::unique_ptr<client_connection>>& connections,
+                          const tcp::endpoint& server, const std::string& scenario, failure_log& failures) {
+  for (std::size_t i = 0; i < connections.size(); ++i) {
+    asio::co_spawn(
+        pool.context(i),
+        [&, i]() -> awaitable<void> {
+          try {
+            co_await connect(connections[i]->socket, server);
+            connections[i]->id = co_await register_client(connections[i]->socket, unique_name(scenario, i));
+          } catch (const std::exception& e) {
+            failures.record(std::string("setup: ") + e.what());
+          }
+        },
+        asio::detached);
+  }
+  pool.run_phase();
+}
+
+std::vector<std::unique_ptr<client_connection>> make_connections(worker_pool& pool, std::size_t n) {
+  std::vector<std::unique_ptr<client_connection>> out;
+  for (std::size_t i = 0; i < n; ++i) out.push_back(std::make_unique<client_connection>(pool.context(i)));
+  return out;
+}
+
+void add_latency(result_line& line, const latency_histogram& latency) {
+  line.add("p50_us", latency.quantile_us(0.50))
+      .add("p99_us", latency.quantile_us(0.99))
+      .add("p999_us", latency.quantile_us(0.999))
+      .add("max_us", latency.max() / 1e3);
+}
+
+int finish(result_line& line, const failure_log& failures) {
+  line.add("errors", failures.count());
+  if (failures.count() > 0) line.add("first_error", failures.first());
+  line.print();
+  if (failures.count() > 0) std::cerr << "loadgen: " << failures.count() << " failures, first: " << failures.first() << "\n";
+  return failures.count() > 0 ? 1 : 0;
+}
+
+// ---------------------------------------------------------------------------------------
+// Scenarios
+
+// send: N keep-alive connections, each sending small text messages to itself back to back;
+// a message counts once its 1003 arrived.
+int run_send(const options& opt, const tcp::endpoint& server) {
+  const int n = opt.connections > 0 ? opt.connections : 64;
+  worker_pool pool(opt.threads);
+  failure_log failures;
+  auto connections = make_connections(pool, static_cast<std::size_t>(n));
+  connect_and_register(pool, connections, server, "send", failures);
+  if (failures.count() > 0) {
+    result_line line("send");
+    return finish(line, failures);
+  }
+  std::vector<std::uint8_t> content(opt.content_size);
+  fill_pattern(7, 0, content);
+  for (auto& c : connections) c->request = encode_send_request(c->id, c->id, proto::message_type::text, content);
+
+  auto stats = make_stats(pool.size());
+  memory_sampler memory(opt.server_pid);
+  const std::uint64_t quota = std::max<std::uint64_t>(1, opt.max_requests / static_cast<std::uint64_t>(n));
+  const auto start = bench_clock::now();
+  const auto deadline = start + std::chrono::duration<double>(opt.duration);
+  for (std::size_t i = 0; i < connections.size(); ++i) {
+    asio::co_spawn(
+        pool.context(i),
+        [&, i]() -> awaitable<void> {
+          auto& c = *connections[i];
+          auto& s = *stats[i % stats.size()];
+          try {
+            for (std::uint64_t k = 0; k < quota; ++k) {
+              const auto t0 = bench_clock::now();
+              if (t0 >= deadline) break;
+              co_await asio::async_write(c.socket, asio::buffer(c.request), use_awaitable);
+              auto response = co_await read_small_response(c.socket, c.buffer);
+              expect_code(response.header, proto::response_code::message_sent, "send");
+              const auto t1 = bench_clock::now();
+              s.latency.record(t1 - t0);
+              ++s.completed;
+              s.last_end = t1;
+            }
+          } catch (const std::exception& e) {
+            failures.record(std::string("send: ") + e.what());
+          }
+        },
+        asio::detached);
+  }
+  pool.run_phase();
+  const auto total = merge(stats);
+  const double elapsed = seconds_between(start, std::max(total.last_end, start + std::chrono::microseconds(1)));
+  result_line line("send");
+  line.add("connections", n)
+      .add("threads", opt.threads)
+      .add("content_bytes", opt.content_size)
+      .add("sends", total.completed)
+      .add("seconds", elapsed)
+      .add("sends_per_s", total.completed / elapsed);
+  add_latency(line, total.latency);
+  memory.report(line);
+  return finish(line, failures);
+}
+
+// send-legacy: like send, but every request opens a new TCP connection and closes it after the
+// response (how older clients behave). Latency includes the connect.
+int run_send_legacy(const options& opt, const tcp::endpoint& server) {
+  const int n = opt.connections > 0 ? opt.connections : 16;
+  worker_pool pool(opt.threads);
+  failure_log failures;
+  auto registrations = make_connections(pool, static_cast<std::size_t>(n));
+  connect_and_register(pool, registrations, server, "legacy", failures);
+  if (failures.count() > 0) {
+    result_line line("send-legacy");
+    return finish(line, failures);
+  }
+  std::vector<std::uint8_t> content(opt.content_size);
+  fill_pattern(8, 0, content);
+  for (auto& c : registrations) {
+    c->request = encode_send_request(c->id, c->id, proto::message_type::text, content);
+    c->socket.close();
+  }
+
+  auto stats = make_stats(pool.size());
+  std::atomic<std::uint64_t> address_retries{0};
+  memory_sampler memory(opt.server_pid);
+  const std::uint64_t quota = std::max<std::uint64_t>(1, opt.max_requests / static_cast<std::uint64_t>(n));
+  const auto start = bench_clock::now();
+  const auto deadline = start + std::chrono::duration<double>(opt.duration);
+  for (std::size_t i = 0; i < registrations.size(); ++i) {
+    asio::co_spawn(
+        pool.context(i),
+        [&, i]() -> awaitable<void> {
+          auto& c = *registrations[i];
+          auto& s = *stats[i % stats.size()];
+          auto executor = co_await asio::this_coro::executor;
+          try {
+            for (std::uint64_t k = 0; k < quota; ++k) {
+              const auto t0 = bench_clock::now();
+              if (t0 >= deadline) break;
+              tcp::socket socket(executor);
+              co_await connect(socket, server);
+              co_await asio::async_write(socket, asio::buffer(c.request), use_awaitable);
+              auto response = co_await read_small_response(socket, c.buffer);
+              expect_code(response.header, proto::response_code::message_sent, "send-legacy");
+              socket.close();
+              const auto t1 = bench_clock::now();
+              s.latency.record(t1 - t0);
+              ++s.completed;
+              s.last_end = t1;
+            }
+          } catch (const std::exception& e) {
+            failures.record(std::string("send-legacy: ") + e.what());
+          }
+        },
+        asio::detached);
+  }
+  pool.run_phase();
+  const auto total = merge(stats);
+  const double elapsed = seconds_between(start, std::max(total.last_end, start + std::chrono::microseconds(1)));
+  result_line line("send-legacy");
+  line.add("clients", n)
+      .add("threads", opt.threads)
+      .add("content_bytes", opt.content_size)
+      .add("sends", total.completed)
+      .add("seconds", elapsed)
+      .add("sends_per_s", total.completed / elapsed);
+  add_latency(line, total.latency);
+  memory.report(line);
+  return finish(line, failures);
+}
+
+// Counts and checks the messages of a pull (small ones against the expected content).
+struct pull_counter {
+  proto::bytes_view expected_content;
+  std::uint64_t messages = 0;
+  std::uint64_t content_bytes = 0;
+  std::uint64_t mismatches = 0;
+  std::uint32_t last_id = 0;
+  bool order_ok = true;
+
+  void on_message(const proto::pulled_message_header& header) {
+    if (messages > 0 && header.message_id <= last_id) order_ok = false;
+    last_id = header.message_id;
+    ++messages;
+    if (header.content_size != expected_content.size()) ++mismatches;
+  }
+  void on_content(proto::bytes_view bytes, std::uint64_t offset) {
+    content_bytes += bytes.size();
+    if (offset + bytes.size() > expected_content.size() ||
+        !std::equal(bytes.begin(), bytes.end(), expected_content.begin() + static_cast<std::ptrdiff_t>(offset)))
+      ++mismatches;
+  }
+};
+
+// Sends a pull (104) and streams its 1004 response through handler; returns the payload size.
+template <typename Handler>
+awaitable<std::uint64_t> pull_once(tcp::socket& socket, const proto::byte_buffer& request,
+                                   std::vector<std::uint8_t>& buffer, Handler& handler) {
+  co_await asio::async_write(socket, asio::buffer(request), use_awaitable);
+  std::size_t have = 0;
+  while (have < proto::response_header_size)
+    have += co_await socket.async_read_some(asio::buffer(buffer.data() + have, buffer.size() - have), use_awaitable);
+  const auto header = proto::decode_response_header(proto::bytes_view(buffer.data(), proto::response_header_size));
+  expect_code(header, proto::response_code::messages, "pull");
+  pulled_message_parser parser;
+  std::uint64_t left = header.payload_size;
+  std::size_t first = std::min<std::uint64_t>(have - proto::response_header_size, left);
+  if (have - proto::response_header_size > left) throw std::runtime_error("bytes after the pull response");
+  parser.feed(proto::bytes_view(buffer.data() + proto::response_header_size, first), handler);
+  left -= first;
+  while (left > 0) {
+    const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(left, buffer.size()));
+    const std::size_t n = co_await socket.async_read_some(asio::buffer(buffer.data(), want), use_awaitable);
+    parser.feed(proto::bytes_view(buffer.data(), n), handler);
+    left -= n;
+  }
+  if (!parser.at_message_boundary()) throw std::runtime_error("pull response ends inside a message");
+  co_return header.payload_size;
+}
+
+// pull: preload K messages into each of M mailboxes (through P keep-alive sender connections),
+// then every mailbox pulls until it got all of its messages.
+int run_pull(const options& opt, const tcp::endpoint& server) {
+  const int mailboxes = opt.connections > 0 ? opt.connections : 16;
+  const int senders = std::max(1, opt.preload_connections);
+  worker_pool pool(opt.threads);
+  failure_log failures;
+  auto receivers = make_connections(pool, static_cast<std::size_t>(mailboxes));
+  auto preloaders = make_connections(pool, static_cast<std::size_t>(senders));
+  connect_and_register(pool, receivers, server, "pull-mailbox", failures);
+  connect_and_register(pool, preloaders, server, "pull-sender", failures);
+  if (failures.count() > 0) {
+    result_line line("pull");
+    return finish(line, failures);
+  }
+  std::vector<std::uint8_t> content(opt.content_size);
+  fill_pattern(9, 0, content);
+
+  // Preload: sender j sends to mailboxes j, j+P, ... round robin, K messages per mailbox.
+  std::vector<std::atomic<std::uint64_t>> loaded(static_cast<std::size_t>(mailboxes));
+  const std::uint64_t total_to_load = static_cast<std::uint64_t>(mailboxes) * opt.messages_per_mailbox;
+  std::atomic<std::uint64_t> next_message{0};
+  const auto preload_start = bench_clock::now();
+  const auto preload_deadline = preload_start + std::chrono::duration<double>(opt.preload_seconds);
+  for (std::size_t j = 0; j < preloaders.size(); ++j) {
+    asio::co_spawn(
+        pool.context(j),
+        [&, j]() -> awaitable<void> {
+          auto& c = *preloaders[j];
+          std::vector<proto::byte_buffer> requests;  // one pre-encoded request per mailbox
+          for (auto& r : receivers) requests.push_back(encode_send_request(c.id, r->id, proto::message_type::text, content));
+          try {
+            for (;;) {
+              const std::uint64_t k = next_message.fetch_add(1);
+              if (k >= total_to_load || bench_clock::now() >= preload_deadline) break;
+              const std::size_t mailbox = k % receivers.size();
+              co_await asio::async_write(c.socket, asio::buffer(requests[mailbox]), use_awaitable);
+              auto response = co_await read_small_response(c.socket, c.buffer);
+              expect_code(response.header, proto::response_code::message_sent, "preload send");
+              ++loaded[mailbox];
+            }
+          } catch (const std::exception& e) {
+            failures.record(std::string("preload: ") + e.what());
+          }
+        },
+        asio::detached);
+  }
+  pool.run_phase();
+  const double preload_seconds = seconds_between(preload_start, bench_clock::now());
+  std::uint64_t preloaded = 0;
+  for (auto& l : loaded) preloaded += l.load();
+
+  // Pull.
+  std::vector<pull_counter> counters(receivers.size(), pull_counter{content});
+  std::atomic<std::uint64_t> pulls{0}, payload_bytes{0};
+  const auto pull_start = bench_clock::now();
+  const auto pull_deadline = pull_start + std::chrono::duration<double>(opt.duration);
+  for (std::size_t i = 0; i < receivers.size(); ++i) {
+    asio::co_spawn(
+        pool.context(i),
+        [&, i]() -> awaitable<void> {
+          auto& c = *receivers[i];
+          auto& counter = counters[i];
+          const auto request = encode_request(c.id, proto::request_code::pull_messages, {});
+          std::vector<std::uint8_t> buffer(stream_chunk_size);
+          try {
+            while (counter.messages < loaded[i].load()) {
+              if (bench_clock::now() >= pull_deadline) throw std::runtime_error("pull did not finish in time");
+              const auto size = co_await pull_once(c.socket, request, buffer, counter);
+              ++pulls;
+              payload_bytes += size;
+              if (size == 0) throw std::runtime_error("empty pull before all preloaded messages arrived");
+            }
+          } catch (const std::exception& e) {
+            failures.record(std::string("pull: ") + e.what());
+          }
+        },
+        asio::detached);
+  }
+  memory_sampler memory(opt.server_pid);
+  pool.run_phase();
+  const double pull_seconds = seconds_between(pull_start, bench_clock::now());
+  std::uint64_t pulled = 0, content_bytes = 0, mismatches = 0;
+  bool order_ok = true;
+  for (auto& c : counters) {
+    pulled += c.messages;
+    content_bytes += c.content_bytes;
+    mismatches += c.mismatches;
+    order_ok = order_ok && c.order_ok;
+  }
+  if (mismatches > 0) failures.record("pulled content differs from what was sent");
+  if (!order_ok) failures.record("pulled messages out of send order");
+  result_line line("pull");
+  line.add("mailboxes", mailboxes)
+      .add("threads", opt.threads)
+      .add("content_bytes", opt.content_size)
+      .add("preloaded", preloaded)
+      .add("preload_seconds", preload_seconds)
+      .add("preload_sends_per_s", preloaded / preload_seconds)
+      .add("pulled", pulled)
+      .add("pulls", pulls.load())
+      .add("seconds", pull_seconds)
+      .add("messages_per_s", pulled / pull_seconds)
+      .add("payload_mb_per_s", payload_bytes.load() / bytes_per_mb / pull_seconds)
+      .add("content_mb_per_s", content_bytes / bytes_per_mb / pull_seconds);
+  memory.report(line);
+  return finish(line, failures);
+}
+
+// Checks a pulled file against the pattern it was sent with.
+struct file_checker {
+  std::uint64_t expected_size = 0;
+  std::uint64_t messages = 0;
+  std::uint64_t content_bytes = 0;
+  bool ok = true;
+  std::vector<std::uint8_t> scratch;
+
+  void on_message(const proto::pulled_message_header& header) {
+    ++messages;
+    if (header.type != static_cast<std::uint8_t>(proto::message_type::file) || header.content_size != expected_size)
+      ok = false;
+  }
+  void on_content(proto::bytes_view bytes, std::uint64_t offset) {
+    content_bytes += bytes.size();
+    if (ok && !matches_pattern(file_pattern_seed, offset, bytes, scratch)) ok = false;
+  }
+};
+
+// file: one large file message (type 4) sent and pulled back, content checked; samples the
+// server's memory during both.
+int run_file(const options& opt, const tcp::endpoint& server) {
+  worker_pool pool(1);
+  failure_log failures;
+  auto connections = make_connections(pool, 2);  // [0] sends, [1] receives
+  connect_and_register(pool, connections, server, "file", failures);
+  if (failures.count() > 0) {
+    result_line line("file");
+    return finish(line, failures);
+  }
+  auto& sender = *connections[0];
+  auto& receiver = *connections[1];
+  if (opt.file_size > proto::max_payload_size - proto::send_message_prefix_size)
+    throw std::runtime_error("--file-size too large for a u32 payload");
+
+  memory_sampler memory(opt.server_pid);
+  double send_seconds = 0, pull_seconds = 0;
+  file_checker checker;
+  checker.expected_size = opt.file_size;
+  asio::co_spawn(
+      pool.context(0),
+      [&]() -> awaitable<void> {
+        try {
+          auto prefix = proto::encode_send_message_prefix(
+              {receiver.id, static_cast<std::uint8_t>(proto::message_type::file), static_cast<std::uint32_t>(opt.file_size)});
+          auto head = encode_request(sender.id, proto::request_code::send_message, {});
+          proto::store_u32(head.data() + 18, static_cast<std::uint32_t>(prefix.size() + opt.file_size));
+          head.insert(head.end(), prefix.begin(), prefix.end());
+          std::vector<std::uint8_t> chunk(file_chunk_size);
+          const auto t0 = bench_clock::now();
+          co_await asio::async_write(sender.socket, asio::buffer(head), use_awaitable);
+          for (std::uint64_t offset = 0; offset < opt.file_size;) {
+            const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(chunk.size(), opt.file_size - offset));
+            fill_pattern(file_pattern_seed, offset, std::span(chunk.data(), n));
+            co_await asio::async_write(sender.socket, asio::buffer(chunk.data(), n), use_awaitable);
+            offset += n;
+          }
+          auto response = co_await read_small_response(sender.socket, sender.buffer);
+          expect_code(response.header, proto::response_code::message_sent, "file send");
+          const auto t1 = bench_clock::now();
+          send_seconds = seconds_between(t0, t1);
+
+          const auto pull = encode_request(receiver.id, proto::request_code::pull_messages, {});
+          std::vector<std::uint8_t> buffer(file_chunk_size);
+          const auto t2 = bench_clock::now();
+          while (checker.messages == 0) {
+            const auto size = co_await pull_once(receiver.socket, pull, buffer, checker);
+            if (size == 0) throw std::runtime_error("the file message was not in the mailbox");
+          }
+          pull_seconds = seconds_between(t2, bench_clock::now());
+        } catch (const std::exception& e) {
+          failures.record(std::string("file: ") + e.what());
+        }
+      },
+      asio::detached);
+  pool.run_phase();
+  if (failures.count() == 0 && (!checker.ok || checker.messages != 1 || checker.content_bytes != opt.file_size))
+    failures.record("pulled file differs from the sent one");
+  result_line line("file");
+  line.add("file_bytes", opt.file_size)
+      .add("send_seconds", send_seconds)
+      .add("send_mb_per_s", send_seconds > 0 ? opt.file_size / bytes_per_mb / send_seconds : 0.0)
+      .add("pull_seconds", pull_seconds)
+      .add("pull_mb_per_s", pull_seconds > 0 ? opt.file_size / bytes_per_mb / pull_seconds : 0.0)
+      .add("content_ok", failures.count() == 0 && checker.ok);
+  memory.report(line);
+  return finish(line, failures);
+}
+
+std::size_t open_descriptor_count(long pid) {
+  std::error_code ec;
+  std::size_t n = 0;
+  for (auto it = std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec))
+    ++n;
+  return n;
+}
+
+// Raises the soft limit on open files to the hard limit; returns the new soft limit.
+rlim_t raise_file_limit() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return 0;
+  limit.rlim_cur = limit.rlim_max;
+  ::setrlimit(RLIMIT_NOFILE, &limit);
+  ::getrlimit(RLIMIT_NOFILE, &limit);
+  return limit.rlim_cur;
+}
+
+// idle: C connections that send nothing, then a fresh client's request latency (connect +
+// pull + response) and the server's memory; finally every idle connection must still answer.
+int run_idle(const options& opt, const tcp::endpoint& server) {
+  const std::size_t idle_count = static_cast<std::size_t>(opt.idle_connections);
+  const rlim_t file_limit = raise_file_limit();
+  if (file_limit < idle_count + 64)
+    throw std::runtime_error("open-file limit " + std::to_string(file_limit) + " is too low for " +
+                             std::to_string(idle_count) + " connections");
+  worker_pool pool(1);
+  auto& io = pool.context(0);
+  failure_log failures;
+  auto owner = make_connections(pool, 1);
+  connect_and_register(pool, owner, server, "idle", failures);
+  if (failures.count() > 0) {
+    result_line line("idle");
+    return finish(line, failures);
+  }
+  const auto pull = encode_request(owner[0]->id, proto::request_code::pull_messages, {});
+  owner[0]->socket.close();
+  const auto before = opt.server_pid > 0 ? read_process_memory(opt.server_pid) : std::nullopt;
+
+  std::vector<tcp::socket> idle;
+  idle.reserve(idle_count);
+  for (std::size_t i = 0; i < idle_count; ++i) idle.emplace_back(io);
+  std::atomic<std::size_t> next{0};
+  const auto connect_start = bench_clock::now();
+  for (std::size_t w = 0; w < std::min(connect_concurrency, idle_count); ++w) {
+    asio::co_spawn(
+        io,
+        [&]() -> awaitable<void> {
+          for (std::size_t i = next++; i < idle_count; i = next++) {
+            try {
+              co_await idle[i].async_connect(server, use_awaitable);
+            } catch (const std::exception& e) {
+              failures.record(std::string("idle connect: ") + e.what());
+            }
+          }
+        },
+        asio::detached);
+  }
+  pool.run_phase();
+  const double connect_seconds = seconds_between(connect_start, bench_clock::now());
+
+  // Wait (bounded) until the server holds a descriptor for every idle connection.
+  std::size_t server_fds = 0;
+  if (opt.server_pid > 0) {
+    const auto settle_deadline = bench_clock::now() + std::chrono::duration<double>(opt.idle_settle_seconds);
+    while ((server_fds = open_descriptor_count(opt.server_pid)) < idle_count && bench_clock::now() < settle_deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  const auto during = opt.server_pid > 0 ? read_process_memory(opt.server_pid) : std::nullopt;
+
+  // Fresh clients, one at a time.
+  latency_histogram fresh;
+  asio::co_spawn(
+      io,
+      [&]() -> awaitable<void> {
+        response_buffer buffer;
+        asio::steady_timer pause(io);
+        for (int k = 0; k < opt.fresh_samples; ++k) {
+          try {
+            const auto t0 = bench_clock::now();
+            tcp::socket socket(io);
+            co_await connect(socket, server);
+            co_await asio::async_write(socket, asio::buffer(pull), use_awaitable);
+            auto response = co_await read_small_response(socket, buffer);
+            expect_code(response.header, proto::response_code::messages, "fresh client pull");
+            fresh.record(bench_clock::now() - t0);
+          } catch (const std::exception& e) {
+            failures.record(std::string("fresh client: ") + e.what());
+          }
+          pause.expires_after(std::chrono::milliseconds(10));
+          co_await pause.async_wait(use_awaitable);
+        }
+      },
+      asio::detached);
+  pool.run_phase();
+
+  // Every idle connection must still be served.
+  std::atomic<std::size_t> alive{0};
+  next = 0;
+  for (std::size_t w = 0; w < std::min(connect_concurrency, idle_count); ++w) {
+    asio::co_spawn(
+        io,
+        [&]() -> awaitable<void> {
+          response_buffer buffer;
+          for (std::size_t i = next++; i < idle_count; i = next++) {
+            try {
+              if (!idle[i].is_open()) continue;
+              co_await asio::async_write(idle[i], asio::buffer(pull), use_awaitable);
+              auto response = co_await read_small_response(idle[i], buffer);
+              expect_code(response.header, proto::response_code::messages, "idle connection pull");
+              ++alive;
+            } catch (const std::exception&) {
+              // counted below as not alive
+            }
+          }
+        },
+        asio::detached);
+  }
+  pool.run_phase();
+  if (alive.load() != idle_count)
+    failures.record(std::to_string(idle_count - alive.load()) + " idle connections were not served");
+
+  result_line line("idle");
+  line.add("idle_connections", idle_count)
+      .add("connect_seconds", connect_seconds)
+      .add("idle_alive", alive.load())
+      .add("fresh_samples", fresh.count())
+      .add("fresh_p50_ms", fresh.quantile_us(0.5) / 1e3)
+      .add("fresh_max_ms", fresh.max() / 1e6);
+  if (opt.server_pid > 0) {
+    line.add("server_fds", server_fds);
+    if (before) line.add("server_rss_before_mib", before->rss_bytes / 1048576.0);
+    if (during) line.add("server_rss_idle_mib", during->rss_bytes / 1048576.0);
+    if (auto after = read_process_memory(opt.server_pid))
+      line.add("server_rss_after_requests_mib", after->rss_bytes / 1048576.0)
+          .add("server_peak_rss_mib", after->peak_bytes / 1048576.0);
+  }
+  for (auto& s : idle) {
+    boost::system::error_code ignored;
+    s.close(ignored);
+  }
+  return finish(line, failures);
+}
+
+// latency: an open-loop fixed request rate spread over N connections; each request's latency
+// is measured from its scheduled time, so falling behind shows up in the figures.
+int run_latency(const options& opt, const tcp::endpoint& server) {
+  const int n = opt.connections > 0 ? opt.connections : 64;
+  if (opt.rate <= 0) throw std::runtime_error("--rate must be positive");
+  worker_pool pool(opt.threads);
+  failure_log failures;
+  auto connections = make_connections(pool, static_cast<std::size_t>(n));
+  connect_and_register(pool, connections, server, "latency", failures);
+  if (failures.count() > 0) {
+    result_line line("latency");
+    return finish(line, failures);
+  }
+  std::vector<std::uint8_t> content(opt.content_size);
+  fill_pattern(10, 0, content);
+  for (auto& c : connections) c->request = encode_send_request(c->id, c->id, proto::message_type::text, content);
+
+  auto stats = make_stats(pool.size());
+  const auto interval = std::chrono::duration_cast<bench_clock::duration>(std::chrono::duration<double>(n / opt.rate));
+  const auto start = bench_clock::now() + std::chrono::milliseconds(10);
+  const auto deadline = start + std::chrono::duration<double>(opt.duration);
+  const std::uint64_t quota = std::max<std::uint64_t>(1, opt.max_requests / static_cast<std::uint64_t>(n));
+  for (std::size_t i = 0; i < connections.size(); ++i) {
+    asio::co_spawn(
+        pool.context(i),
+        [&, i]() -> awaitable<void> {
+          auto& c = *connections[i];
+          auto& s = *stats[i % stats.size()];
+          asio::steady_timer timer(c.socket.get_executor());
+          auto scheduled = start + interval * static_cast<long>(i) / n;
+          try {
+            for (std::uint64_t k = 0; k < quota && scheduled < deadline; ++k, scheduled += interval) {
+              if (bench_clock::now() < scheduled) {
+                timer.expires_at(scheduled);
+                co_await timer.async_wait(use_awaitable);
+              }
+              co_await asio::async_write(c.socket, asio::buffer(c.request), use_awaitable);
+              auto response = co_await read_small_response(c.socket, c.buffer);
+              expect_code(response.header, proto::response_code::message_sent, "send");
+              const auto t1 = bench_clock::now();
+              s.latency.record(t1 - scheduled);
+              ++s.completed;
+              s.last_end = t1;
+            }
+          } catch (const std::exception& e) {
+            failures.record(std::string("latency: ") + e.what());
+          }
+        },
+        asio::detached);
+  }
+  pool.run_phase();
+  const auto total = merge(stats);
+  const double elapsed = seconds_between(start, std::max(total.last_end, start + std::chrono::microseconds(1)));
+  result_line line("latency");
+  line.add("connections", n)
+      .add("threads", opt.threads)
+      .add("target_rate", opt.rate)
+      .add("sends", total.completed)
+      .add("seconds", elapsed)
+      .add("achieved_rate", total.completed / elapsed);
+  add_latency(line, total.latency);
+  return finish(line, failures);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Letterbox bench/loadgen: protocol v1 load against a running server"};
+  app.require_subcommand(1);
+  options opt;
+  app.add_option("--host", opt.host, "server address");
+  app.add_option("--port", opt.port, "server port")->required();
+  app.add_option("--server-pid", opt.server_pid, "server process, to sample its memory from /proc");
+  app.add_option("--threads", opt.threads, "load generator threads (each one io_context)")->check(CLI::Range(1, 16));
+  app.add_option("--duration", opt.duration, "seconds of the timed phase (upper bound)")->check(CLI::Range(0.01, 600.0));
+  app.add_option("--max-requests", opt.max_requests, "upper bound on timed requests");
+  app.add_option("--content-size", opt.content_size, "bytes of content per text message")
+      ->check(CLI::Range(0u, 1u << 20));
+
+  auto* send = app.add_subcommand("send", "N keep-alive connections sending small messages back to back");
+  auto* legacy = app.add_subcommand("send-legacy", "N clients, one new TCP connection per send");
+  auto* pull = app.add_subcommand("pull", "preload K messages per mailbox, then pull them all");
+  auto* file = app.add_subcommand("file", "one large file message sent and pulled back, content checked");
+  auto* idle = app.add_subcommand("idle", "C idle connections, then a fresh client's latency and server RSS");
+  auto* latency = app.add_subcommand("latency", "fixed request rate, latency percentiles");
+  for (auto* sub : {send, legacy, pull, latency})
+    sub->add_option("--connections", opt.connections, "connections (send 64, send-legacy 16, pull 16 mailboxes, latency 64)")
+        ->check(CLI::Range(1, 4096));
+  pull->add_option("--messages-per-mailbox", opt.messages_per_mailbox, "K messages preloaded per mailbox");
+  pull->add_option("--preload-connections", opt.preload_connections, "keep-alive connections that preload")
+      ->check(CLI::Range(1, 4096));
+  pull->add_option("--preload-seconds", opt.preload_seconds, "upper bound on the preload phase");
+  file->add_option("--file-size", opt.file_size, "bytes of the file message (default 1 GiB)")
+      ->check(CLI::Range(std::uint64_t{0}, std::uint64_t{0xFFFFFFFF} - 21));
+  idle->add_option("--idle-connections", opt.idle_connections, "idle connections to hold open")
+      ->check(CLI::Range(1, 1'000'000));
+  idle->add_option("--fresh-samples", opt.fresh_samples, "fresh-client requests to time")->check(CLI::Range(1, 10000));
+  idle->add_option("--settle-seconds", opt.idle_settle_seconds, "wait at most this long for the server to accept all");
+  latency->add_option("--rate", opt.rate, "requests per second, all connections together")->required();
+  for (auto* sub : {send, legacy, pull, file, idle, latency}) sub->fallthrough();
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    asio::io_context resolver_io;
+    tcp::resolver resolver(resolver_io);
+    const tcp::endpoint server = *resolver.resolve(opt.host, std::to_string(opt.port)).begin();
+    benchmark_public_key();  // make the key before any timing
+    if (*send) return run_send(opt, server);
+    if (*legacy) return run_send_legacy(opt, server);
+    if (*pull) return run_pull(opt, server);
+    if (*file) return run_file(opt, server);
+    if (*idle) return run_idle(opt, server);
+    if (*latency) return run_latency(opt, server);
+  } catch (const std::exception& e) {
+    std::cerr << "loadgen: " << e.what() << "\n";
+    return 2;
+  }
+  return 2;
+}
