@@ -91,7 +91,7 @@ TEST_CASE("--timeout: a connection stalled inside a request header is closed wit
   const auto start = clock_type::now();
   CHECK(connection.wait_for_close(6s) == close_outcome::closed);  // closed, and no byte came first
   const double waited = seconds_since(start);
-  MESSAGE("stalled header closed after " << waited << " s (timeout 1 s)");
+  LETTERBOX_REPORT("stalled header closed after " << waited << " s (timeout 1 s)");
   CHECK(waited >= 0.8);
   check_server_still_serves(server);
 }
@@ -106,7 +106,7 @@ TEST_CASE("--timeout: a connection stalled inside a request payload is closed, n
   connection.send_bytes(protocol::bytes_view(payload).first(100));
   const auto start = clock_type::now();
   CHECK(connection.wait_for_close(6s) == close_outcome::closed);
-  MESSAGE("stalled payload closed after " << seconds_since(start) << " s (timeout 1 s)");
+  LETTERBOX_REPORT("stalled payload closed after " << seconds_since(start) << " s (timeout 1 s)");
 
   raw_connection probe(server.port());
   const auto viewer = register_client(probe, "viewer", make_test_key(2));
@@ -120,7 +120,7 @@ TEST_CASE("--timeout: an idle keep-alive connection is closed after the timeout"
   register_client(connection, "alice", make_test_key(1));
   const auto start = clock_type::now();
   CHECK(connection.wait_for_close(6s) == close_outcome::closed);
-  MESSAGE("idle connection closed after " << seconds_since(start) << " s (timeout 1 s)");
+  LETTERBOX_REPORT("idle connection closed after " << seconds_since(start) << " s (timeout 1 s)");
 }
 
 TEST_CASE("--timeout: a connection that stays busy is not closed by the timeout") {
@@ -146,7 +146,7 @@ TEST_CASE("graceful shutdown: SIGTERM with idle connections open exits 0 promptl
 
   const auto start = clock_type::now();
   const int status = server.stop(5s);  // bounded: SIGKILL + failure after 5 s
-  MESSAGE("SIGTERM with 5 open connections: exit status " << status << " after " << seconds_since(start) << " s");
+  LETTERBOX_REPORT("SIGTERM with 5 open connections: exit status " << status << " after " << seconds_since(start) << " s");
   CHECK(status == 0);
   CHECK(seconds_since(start) < 3.0);
   for (auto& connection : idle) CHECK(connection.wait_for_close(2s) == close_outcome::closed);
@@ -161,4 +161,65 @@ TEST_CASE("graceful shutdown: SIGINT exits 0 too") {
   CHECK(server.wait_exit(5s) == 0);
 }
 
+TEST_CASE("concurrent clients: 8 senders x 40 messages to one mailbox, none lost or duplicated") {
+  server_with_clients fixture;
+  LETTERBOX_ATTACH_SERVER_LOG(fixture.server);
+  constexpr int senders = 8;
+  constexpr int per_sender = 40;
+  struct sender_result {
+    protocol::client_id id{};
+    std::vector<std::uint32_t> message_ids;
+    std::string error;
+  };
+  std::vector<sender_result> results(senders);
+  std::vector<std::thread> threads;
+  const auto start = clock_type::now();
+  for (int s = 0; s < senders; ++s) {
+    threads.emplace_back([&, s] {
+      try {  // no doctest assertions off the main thread
+        raw_connection connection(fixture.server.port());
+        results[s].id = register_client(connection, "sender-" + std::to_string(s), make_test_key(100 + s));
+        for (int m = 0; m < per_sender; ++m) {
+          const protocol::byte_buffer content(static_cast<std::size_t>(m + 1), static_cast<std::uint8_t>(s));
+          if (m % 10 == 9) {  // now and then a fresh connection, like a legacy client
+            connection = raw_connection(fixture.server.port());
+          }
+          results[s].message_ids.push_back(send_message(connection, results[s].id, fixture.bob, 3, content).message_id);
+          if (m % 8 == 0) list_clients(connection, results[s].id);
+        }
+      } catch (const std::exception& error) {
+        results[s].error = error.what();
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  LETTERBOX_REPORT(senders * per_sender << " concurrent sends in " << seconds_since(start) << " s");
+  for (const auto& result : results) {
+    CHECK(result.error.empty());
+    CHECK(result.message_ids.size() == per_sender);
+  }
+
+  raw_connection connection(fixture.server.port());
+  std::vector<pulled_message> received;
+  for (int pulls = 0; pulls < 20; ++pulls) {
+    auto part = pull(connection, fixture.bob);
+    if (part.empty()) break;
+    received.insert(received.end(), std::make_move_iterator(part.begin()), std::make_move_iterator(part.end()));
+  }
+  REQUIRE(received.size() == static_cast<std::size_t>(senders * per_sender));
+  // Per sender: exactly its messages, in the order they were acknowledged, with their contents.
+  for (int s = 0; s < senders; ++s) {
+    CAPTURE(s);
+    std::vector<std::uint32_t> ids;
+    for (const auto& message : received) {
+      if (message.header.from != results[s].id) continue;
+      ids.push_back(message.header.message_id);
+      CHECK(message.content ==
+            protocol::byte_buffer(static_cast<std::size_t>(ids.size()), static_cast<std::uint8_t>(s)));
+    }
+    CHECK(ids == results[s].message_ids);
+  }
+}
+
 }  // TEST_SUITE
+

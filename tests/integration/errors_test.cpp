@@ -249,4 +249,19 @@ TEST_CASE("a bad request between good ones on one connection does not disturb th
   CHECK(messages[1].header.message_id == second.message_id);
 }
 
+TEST_CASE("a bad request with exactly 64 KiB of payload -> 9000 and the connection stays open") {
+  server_with_clients fixture;
+  LETTERBOX_ATTACH_SERVER_LOG(fixture.server);
+  auto connection = fixture.connect();
+  constexpr std::size_t limit = 64 * 1024;
+  check_rejected(fixture, connection, fixture.alice, 200, protocol::byte_buffer(limit, 0xAB));        // unknown code
+  check_rejected(fixture, connection, fixture.alice, list_code, protocol::byte_buffer(limit, 0xAB));  // wrong size
+  check_rejected(fixture, connection, unknown_id(), pull_code, protocol::byte_buffer(limit, 0xAB));   // unregistered
+  check_rejected(fixture, connection, fixture.alice, send_code,                                      // bad type
+                 send_payload(fixture.bob, 7, limit - protocol::send_message_prefix_size,
+                              limit - protocol::send_message_prefix_size));
+  check_mailbox_empty(fixture, fixture.bob);
+}
+
 }  // TEST_SUITE
+

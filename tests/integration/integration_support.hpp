@@ -6,6 +6,8 @@
 #include <doctest/doctest.h>
 
 #include <chrono>
+#include <iostream>
+#include <sstream>
 #include <string>
 
 #include "protocol_helpers.hpp"
@@ -20,6 +22,16 @@ inline constexpr std::uint16_t error_code_9000 = code_of(protocol::response_code
 // Attach the server's log (read lazily, only when an assertion fails) to every assertion in scope.
 #define LETTERBOX_ATTACH_SERVER_LOG(server) \
   INFO("server log " << (server).log_path().string() << " (tail):\n" << (server).log(4096))
+
+// Prints a measured figure to stdout (kept in CTest's log). Not doctest's MESSAGE, which would
+// also print every INFO in scope, the server log included.
+#define LETTERBOX_REPORT(...)                                                                   \
+  do {                                                                                         \
+    std::ostringstream letterbox_report_text;                                                  \
+    letterbox_report_text << __VA_ARGS__;                                                      \
+    std::cout << "[measured] " << doctest::getContextOptions()->currentTest->m_name << ": "    \
+              << letterbox_report_text.str() << std::endl;                                     \
+  } while (false)
 
 // A fresh server with two registered clients, alice and bob.
 struct server_with_clients {

@@ -24,7 +24,7 @@ TEST_CASE("256 MiB type-4 message: streamed in, pulled back byte-exact, server p
   LETTERBOX_ATTACH_SERVER_LOG(fixture.server);
   constexpr std::uint32_t size = 256 * mib;
   constexpr std::uint64_t seed = 0x256;
-  MESSAGE("server peak RSS before the upload: " << fixture.server.peak_rss_bytes() / 1024 << " KiB");
+  LETTERBOX_REPORT("server peak RSS before the upload: " << fixture.server.peak_rss_bytes() / 1024 << " KiB");
 
   auto connection = fixture.connect();
   connection.set_timeout(30s);  // per operation (1 MiB writes/reads); the whole test is bounded by CTest
@@ -33,7 +33,7 @@ TEST_CASE("256 MiB type-4 message: streamed in, pulled back byte-exact, server p
   const double upload_seconds = seconds_since(start);
   CHECK(sent.to == fixture.bob);
   const auto peak_after_upload = fixture.server.peak_rss_bytes();
-  MESSAGE("uploaded 256 MiB in " << upload_seconds << " s; server peak RSS (VmHWM) " << peak_after_upload / 1024
+  LETTERBOX_REPORT("uploaded 256 MiB in " << upload_seconds << " s; server peak RSS (VmHWM) " << peak_after_upload / 1024
                                  << " KiB");
 
   start = clock_type::now();
@@ -54,7 +54,7 @@ TEST_CASE("256 MiB type-4 message: streamed in, pulled back byte-exact, server p
 
   CHECK(pull(connection, fixture.bob).empty());
   const auto peak = fixture.server.peak_rss_bytes();
-  MESSAGE("pulled 256 MiB in " << download_seconds << " s; server peak RSS (VmHWM) over the round trip: "
+  LETTERBOX_REPORT("pulled 256 MiB in " << download_seconds << " s; server peak RSS (VmHWM) over the round trip: "
                                << peak / 1024 << " KiB (" << static_cast<double>(peak) / mib
                                << " MiB), current RSS " << fixture.server.rss_bytes() / 1024 << " KiB");
   CHECK(peak < peak_rss_limit);
@@ -97,7 +97,7 @@ TEST_CASE("several 24 MiB messages from two senders come back in send order, byt
   }
   CHECK(pull(connection, fixture.bob).empty());
   const auto peak = fixture.server.peak_rss_bytes();
-  MESSAGE("4 x 24 MiB round trip: server peak RSS " << peak / 1024 << " KiB");
+  LETTERBOX_REPORT("4 x 24 MiB round trip: server peak RSS " << peak / 1024 << " KiB");
   CHECK(peak < peak_rss_limit);
 }
 

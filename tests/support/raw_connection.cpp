@@ -101,6 +101,7 @@ void raw_connection::send_request(const protocol::client_id& client, std::uint8_
 void raw_connection::shutdown_send() {
   error_code error;
   impl_->socket.shutdown(tcp::socket::shutdown_send, error);
+  if (error == asio::error::not_connected) throw connection_closed("shutdown: connection already reset by server");
   if (error) throw connection_error("shutdown: " + error.message());
 }
 
