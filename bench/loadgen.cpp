@@ -320,7 +320,10 @@ void add_latency(result_line& line, const latency_histogram& latency) {
       .add("max_us", latency.max() / 1e3);
 }
 
+std::string result_label;  // --label: tells runs of one scenario apart (e.g. against null_server)
+
 int finish(result_line& line, const failure_log& failures) {
+  if (!result_label.empty()) line.add("label", result_label);
   line.add("errors", failures.count());
   if (failures.count() > 0) line.add("first_error", failures.first());
   line.print();
@@ -927,6 +930,7 @@ int main(int argc, char** argv) {
   app.add_option("--threads", opt.threads, "load generator threads (each one io_context)")->check(CLI::Range(1, 16));
   app.add_option("--duration", opt.duration, "seconds of the timed phase (upper bound)")->check(CLI::Range(0.01, 600.0));
   app.add_option("--max-requests", opt.max_requests, "upper bound on timed requests");
+  app.add_option("--label", result_label, "added to the result line as \"label\"");
   app.add_option("--content-size", opt.content_size, "bytes of content per text message")
       ->check(CLI::Range(0u, 1u << 20));
 

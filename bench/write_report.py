@@ -1,0 +1,244 @@
+#!/usr/bin/env python3
+"""Writes docs/BENCHMARKS.md from the BENCH_RESULT lines of one bench/run (results.jsonl).
+
+Every figure in the report comes from that file or from the machine itself; nothing is typed
+by hand. Targets are those of issue 4; each figure is shown with its ratio to the matching
+limit measured in the same run.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import subprocess
+
+
+def sh(command, cwd=None):
+    try:
+        return subprocess.run(command, shell=True, cwd=cwd, capture_output=True, text=True, timeout=20).stdout.strip()
+    except Exception:  # noqa: BLE001 - a missing tool only blanks one line of the report
+        return ""
+
+
+def load(path):
+    results = {}
+    for line in open(path, encoding="utf-8"):
+        line = line.strip()
+        if line:
+            record = json.loads(line)
+            key = (record["scenario"], record.get("label", ""), record.get("rows_per_transaction", ""))
+            results[key] = record
+    return results
+
+
+def fmt(value, unit=""):
+    if value is None:
+        return "n/a"
+    if isinstance(value, str):
+        return value
+    if abs(value) >= 100:
+        text = f"{value:,.0f}"
+    elif abs(value) >= 10:
+        text = f"{value:,.1f}"
+    else:
+        text = f"{value:,.2f}"
+    return f"{text} {unit}".strip()
+
+
+def ratio(value, limit):
+    if value is None or not limit:
+        return None
+    return value / limit
+
+
+def pct(r):
+    return "n/a" if r is None else f"{r * 100:.1f} %"
+
+
+def machine_info(args):
+    cpu = sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2").strip()
+    cache = {}
+    cache_path = os.path.join(args.build_dir, "CMakeCache.txt")
+    if os.path.exists(cache_path):
+        for line in open(cache_path, encoding="utf-8", errors="replace"):
+            m = re.match(r"^(CMAKE_CXX_FLAGS(?:_RELEASE)?|CMAKE_BUILD_TYPE|CMAKE_CXX_COMPILER):[A-Z]+=(.*)$", line.strip())
+            if m:
+                cache[m.group(1)] = m.group(2)
+    compiler = sh(f"{cache.get('CMAKE_CXX_COMPILER', 'c++')} --version | head -1")
+    flags = " ".join(x for x in [cache.get("CMAKE_CXX_FLAGS", ""), cache.get("CMAKE_CXX_FLAGS_RELEASE", "")] if x)
+    memory = sh("free -g | awk '/^Mem:/ {print $2 \" GiB\"}'")
+    filesystem = sh(f"df -T {args.work_dir} | awk 'NR==2 {{print $2 \" on \" $1}}'")
+    commit = sh("git rev-parse --short HEAD", cwd=args.repo)
+    dirty = sh("git status --porcelain --untracked-files=no | head -1", cwd=args.repo)
+    return [
+        ("CPU", f"{cpu}, {os.cpu_count()} cores (`nproc`: {sh('nproc')})"),
+        ("Memory", memory),
+        ("Kernel", f"{platform.system()} {platform.release()}"),
+        ("Compiler", compiler),
+        ("Build", f"CMAKE_BUILD_TYPE={cache.get('CMAKE_BUILD_TYPE', '?')}, flags `{flags} -Wall -Wextra -std=c++20`"),
+        ("DB filesystem", filesystem),
+        ("Commit", f"{commit}{' (with uncommitted changes)' if dirty else ''}"),
+        ("Load average before the run", args.load_before),
+        ("Limits + scenarios took", f"{args.seconds} s"),
+    ]
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--results", required=True)
+    parser.add_argument("--output", required=True)
+    parser.add_argument("--build-dir", required=True)
+    parser.add_argument("--work-dir", required=True)
+    parser.add_argument("--repo", required=True)
+    parser.add_argument("--load-before", default="")
+    parser.add_argument("--seconds", default="")
+    parser.add_argument("--command", default="bench/run")
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    r = load(args.results)
+
+    def get(scenario, field, label="", rows=""):
+        record = r.get((scenario, label, rows))
+        return None if record is None else record.get(field)
+
+    fsync_rate = get("limit-fsync", "fsyncs_per_s")
+    fsync_p99_us = get("limit-fsync", "p99_us")
+    sqlite = {n: get("limit-sqlite", "inserts_per_s", rows=n) for n in (1, 100, 1000)}
+    seqwrite = get("limit-seqwrite", "mb_per_s")
+    tcp = get("limit-tcp", "mb_per_s")
+    rr_rate = get("limit-tcp-rr", "round_trips_per_s")
+    rr_p50 = get("limit-tcp-rr", "p50_us")
+    ceiling_send = get("send", "sends_per_s", label="ceiling")
+    ceiling_legacy = get("send-legacy", "sends_per_s", label="ceiling")
+
+    send = get("send", "sends_per_s")
+    send_connections = get("send", "connections") or 64
+    durable_bound = fsync_rate * send_connections if fsync_rate else None
+    legacy = get("send-legacy", "sends_per_s")
+    pull_rate = get("pull", "messages_per_s")
+    pull_mb = get("pull", "payload_mb_per_s")
+    file_send = get("file", "send_mb_per_s")
+    file_pull = get("file", "pull_mb_per_s")
+    file_rss = get("file", "server_peak_rss_mib")
+    file_ok = get("file", "content_ok")
+    idle_rss = get("idle", "server_rss_idle_mib")
+    idle_rss_after = get("idle", "server_rss_after_requests_mib")
+    idle_before = get("idle", "server_rss_before_mib")
+    idle_n = get("idle", "idle_connections")
+    idle_alive = get("idle", "idle_alive")
+    fresh_max = get("idle", "fresh_max_ms")
+    fresh_p50 = get("idle", "fresh_p50_ms")
+    lat_p99 = get("latency", "p99_us")
+    lat_p50 = get("latency", "p50_us")
+    lat_rate = get("latency", "achieved_rate")
+
+    def ok(scenario):
+        errors = get(scenario, "errors")
+        return errors == 0
+
+    def verdict(condition, scenario):
+        if condition is None:
+            return "not measured"
+        if not ok(scenario):
+            return "**not met** (errors)"
+        return "met" if condition else "**not met**"
+
+    def ge(value, target):
+        return None if value is None else value >= target
+
+    def le(value, target):
+        return None if value is None else value <= target
+
+    rows = []  # scenario, target, measured, limit text, ratio text, verdict
+    rows.append(("send, 64 keep-alive, durable", ">= 100,000 sends/s", fmt(send, "sends/s"),
+                 f"null_server ceiling {fmt(ceiling_send, '/s')}; durable bound {fmt(durable_bound, '/s')} "
+                 f"(= {send_connections} in flight x {fmt(fsync_rate, 'fsync/s')}); SQLite 100 rows/tx {fmt(sqlite[100], '/s')}",
+                 f"{pct(ratio(send, ceiling_send))} of ceiling; {pct(ratio(send, durable_bound))} of durable bound",
+                 verdict(ge(send, 100_000), "send")))
+    rows.append(("send-legacy, 16 clients", ">= 30,000 sends/s", fmt(legacy, "sends/s"),
+                 f"null_server ceiling {fmt(ceiling_legacy, '/s')}",
+                 pct(ratio(legacy, ceiling_legacy)), verdict(ge(legacy, 30_000), "send-legacy")))
+    rows.append(("pull", ">= 200,000 messages/s", f"{fmt(pull_rate, 'msg/s')} ({fmt(pull_mb, 'MB/s')})",
+                 f"loopback TCP {fmt(tcp, 'MB/s')}", f"{pct(ratio(pull_mb, tcp))} of TCP MB/s",
+                 verdict(ge(pull_rate, 200_000), "pull")))
+    file_target = 0.8 * seqwrite if seqwrite else None
+    file_cond = None if file_send is None or file_target is None else (file_send >= file_target and file_ok == "true")
+    rows.append(("file 1 GiB send", ">= 80 % of seq. write with fsync", fmt(file_send, "MB/s"),
+                 f"seq. write + fsync {fmt(seqwrite, 'MB/s')}", pct(ratio(file_send, seqwrite)),
+                 verdict(file_cond, "file")))
+    rows.append(("file 1 GiB pull", "(no target)", fmt(file_pull, "MB/s"), f"loopback TCP {fmt(tcp, 'MB/s')}",
+                 pct(ratio(file_pull, tcp)), "-"))
+    rows.append(("file: server peak RSS", "<= 64 MiB", fmt(file_rss, "MiB"), "target 64 MiB",
+                 pct(ratio(file_rss, 64)), verdict(le(file_rss, 64), "file")))
+    per_conn = None
+    if idle_rss is not None and idle_before is not None and idle_n:
+        per_conn = (idle_rss - idle_before) * 1024 / idle_n
+    rows.append((f"idle {fmt(idle_n)} connections: server RSS", "<= 128 MiB",
+                 f"{fmt(idle_rss, 'MiB')} ({fmt(per_conn, 'KiB')}/connection; {fmt(idle_alive)} still served)",
+                 "target 128 MiB", pct(ratio(idle_rss, 128)), verdict(le(idle_rss, 128), "idle")))
+    rows.append(("idle: fresh client's request", "< 50 ms", f"max {fmt(fresh_max, 'ms')}, p50 {fmt(fresh_p50, 'ms')}",
+                 f"loopback round trip p50 {fmt(rr_p50, 'us')}", "-",
+                 verdict(None if fresh_max is None else fresh_max < 50, "idle")))
+    rows.append(("latency at half of max", "p99 <= 5 ms", f"p99 {fmt(lat_p99, 'us')}, p50 {fmt(lat_p50, 'us')} at {fmt(lat_rate, '/s')}",
+                 f"fsync p99 {fmt(fsync_p99_us, 'us')}", f"{pct(ratio(lat_p99, fsync_p99_us))} of fsync p99",
+                 verdict(le(lat_p99, 5000), "latency")))
+
+    out = []
+    out.append("# Benchmarks\n")
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    out.append(f"Generated by `{args.command}` on {stamp}. Every figure below comes from that one run "
+               "(`bench/write_report.py` reads the load generator's and the limits' `BENCH_RESULT` lines); "
+               "do not edit by hand, run the command again.\n")
+    if args.quick:
+        out.append("**Quick run: tiny parameters, the figures are not comparable with the targets.**\n")
+    out.append("## Machine\n")
+    out.append("| | |\n|---|---|")
+    for k, v in machine_info(args):
+        out.append(f"| {k} | {v} |")
+    out.append("\nThe server and the load generator share these cores; the load generator runs one thread.\n")
+
+    out.append("## Limits of this machine (same run)\n")
+    out.append("| limit | measured | how |\n|---|---|---|")
+    out.append(f"| fsync rate of the DB's filesystem | {fmt(fsync_rate, 'fsync/s')} (p99 {fmt(fsync_p99_us, 'us')}) | 4 KiB overwrite + fsync(), `bench/limits` |")
+    for n in (1, 100, 1000):
+        out.append(f"| SQLite inserts, {n} row(s)/transaction | {fmt(sqlite[n], 'rows/s')} | WAL, synchronous=FULL, the server's messages table, 64 B content |")
+    out.append(f"| sequential write with fsync | {fmt(seqwrite, 'MB/s')} | new file, 1 MiB writes, one fsync at the end |")
+    out.append(f"| loopback TCP throughput | {fmt(tcp, 'MB/s')} | one connection, 1 MiB writes |")
+    out.append(f"| loopback round trips | {fmt(rr_rate, '/s')} (p50 {fmt(rr_p50, 'us')}) | one connection, 107 B request / 27 B answer |")
+    out.append(f"| request/response ceiling, 64 keep-alive | {fmt(ceiling_send, 'sends/s')} | `loadgen send` against `bench/null_server` (stores nothing) |")
+    out.append(f"| request/response ceiling, new connection each | {fmt(ceiling_legacy, 'sends/s')} | `loadgen send-legacy` against `bench/null_server` |")
+    out.append("")
+
+    out.append("## Targets (issue 4)\n")
+    out.append("| scenario | target | measured | matching limit | ratio | verdict |\n|---|---|---|---|---|---|")
+    for row in rows:
+        out.append("| " + " | ".join(row) + " |")
+    out.append("")
+    if durable_bound:
+        out.append("A durable send is answered only after an fsync that covers it; with at most "
+                   f"{send_connections} requests in flight (one per connection) one fsync can cover at most "
+                   f"{send_connections} sends, so no server can exceed {send_connections} x the fsync rate "
+                   f"= {fmt(durable_bound, 'sends/s')} on this disk. Where that is below a target, the target is out "
+                   "of physical reach here and the ratio to that bound is the figure to judge.\n")
+
+    out.append("## Every figure\n")
+    for (scenario, label, n), record in sorted(r.items(), key=lambda kv: (kv[0][0].startswith("limit") is False, kv[0])):
+        title = scenario + (f" ({label})" if label else "") + (f", {n} rows/tx" if n != "" else "")
+        out.append(f"<details><summary>{title}</summary>\n")
+        out.append("| field | value |\n|---|---|")
+        for k, v in record.items():
+            out.append(f"| {k} | {fmt(v) if not isinstance(v, str) else v} |")
+        out.append("\n</details>\n")
+
+    out.append("## Reproduce\n")
+    out.append("```\nbench/run            # builds in Release (build-bench/), runs limits + scenarios, rewrites this file\n"
+               "BENCH_PROFILE=1 bench/run   # also records `perf record -e cpu-clock -g` of the server during send\n```\n")
+    out.append("Single scenarios against a running server: `build-bench/bench/loadgen --port P --server-pid PID send --help`. "
+               "The limits alone: `build-bench/bench/limits --dir DIR`.\n")
+    with open(args.output, "w", encoding="utf-8") as f:
+        f.write("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()
