@@ -165,9 +165,14 @@ TEST_CASE("200 stalled connections do not keep a normal client from being served
   LETTERBOX_ATTACH_SERVER_LOG(fixture.server);
   std::vector<raw_connection> stalled;
   stalled.reserve(200);
+  int upload_every = 2;  // which connections stall inside a 103 upload instead of a header
+  SUBCASE("half headers and half-sent uploads") { upload_every = 2; }
+  SUBCASE("half headers only") { upload_every = 1000; }
+  SUBCASE("half-sent uploads only") { upload_every = 1; }
+  CAPTURE(upload_every);
   for (int i = 0; i < 200; ++i) {
     stalled.emplace_back(fixture.server.port());
-    if (i % 2 == 0) {
+    if (i % upload_every != upload_every - 1) {
       stalled.back().send_bytes(protocol::byte_buffer(11, 0x01));  // half a header
     } else {  // a valid 103 announcing 1 MiB of content, then 1 KiB of it
       send_partial_pattern_message(stalled.back(), fixture.alice, fixture.bob, 4, 1024 * 1024, 5, 1024);
@@ -176,7 +181,9 @@ TEST_CASE("200 stalled connections do not keep a normal client from being served
   const auto start = clock_type::now();
   {
     raw_connection connection(fixture.server.port(), 2s);  // every operation bounded by 2 s
+    const double connected_in = seconds_since(start);
     const auto carol = register_client(connection, "carol", make_test_key(3));
+    LETTERBOX_REPORT("1 in " << upload_every << " stalled in an upload: connect took " << connected_in << " s, connect + first answer " << seconds_since(start) << " s");
     CHECK(list_clients(connection, carol).size() == 2);
     send_message(connection, carol, fixture.bob, 3, protocol::byte_buffer(64, 9));
     CHECK(pull(connection, fixture.bob).size() == 1);

@@ -200,12 +200,7 @@ TEST_CASE("concurrent clients: 8 senders x 40 messages to one mailbox, none lost
   }
 
   raw_connection connection(fixture.server.port());
-  std::vector<pulled_message> received;
-  for (int pulls = 0; pulls < 20; ++pulls) {
-    auto part = pull(connection, fixture.bob);
-    if (part.empty()) break;
-    received.insert(received.end(), std::make_move_iterator(part.begin()), std::make_move_iterator(part.end()));
-  }
+  const auto received = pull_all(connection, fixture.bob);
   REQUIRE(received.size() == static_cast<std::size_t>(senders * per_sender));
   // Per sender: exactly its messages, in the order they were acknowledged, with their contents.
   for (int s = 0; s < senders; ++s) {

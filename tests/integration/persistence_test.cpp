@@ -30,27 +30,6 @@ std::string describe(const std::vector<std::filesystem::path>& files) {
   return text;
 }
 
-// Pulls until an empty pull (a pull may return fewer than all waiting messages), streaming
-// each content and checking it against the seed recorded for its message ID.
-std::vector<streamed_message> pull_all_streamed(raw_connection& connection, const protocol::client_id& self,
-                                                const std::map<std::uint32_t, std::uint64_t>& seeds) {
-  std::vector<streamed_message> all;
-  for (int pulls = 0; pulls < 20; ++pulls) {
-    connection.send_request(self, pull_code, {});
-    const auto header = connection.read_response_header();
-    if (header.code != code_of(protocol::response_code::messages))
-      throw connection_error("pull answered " + std::to_string(header.code));
-    if (header.payload_size == 0) return all;
-    auto part = read_streamed_pull_payload(connection, header.payload_size,
-                                           [&](std::size_t, const protocol::pulled_message_header& h) {
-                                             const auto it = seeds.find(h.message_id);
-                                             return it == seeds.end() ? 0 : it->second;
-                                           });
-    all.insert(all.end(), part.begin(), part.end());
-  }
-  throw connection_error("mailbox not empty after 20 pulls");
-}
-
 }  // namespace
 
 TEST_SUITE("persistence") {

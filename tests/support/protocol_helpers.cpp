@@ -56,6 +56,12 @@ protocol::client_id register_client(raw_connection& connection, std::string_view
   return protocol::decode_registered_payload(reply.payload);
 }
 
+protocol::client_id register_client(raw_connection& connection, std::string_view name) {
+  std::uint32_t seed = 2166136261u;  // FNV-1a of the name
+  for (const char c : name) seed = (seed ^ static_cast<std::uint8_t>(c)) * 16777619u;
+  return register_client(connection, name, make_test_key(seed));
+}
+
 std::vector<protocol::client_entry> list_clients(raw_connection& connection, const protocol::client_id& self) {
   auto reply = expect_code(connection.request(self, code_of(protocol::request_code::list_clients), {}),
                            protocol::response_code::client_list, "list clients");
@@ -102,6 +108,36 @@ std::vector<pulled_message> pull(raw_connection& connection, const protocol::cli
   auto reply = expect_code(connection.request(self, code_of(protocol::request_code::pull_messages), {}, max_payload),
                            protocol::response_code::messages, "pull");
   return parse_pull_payload(reply.payload);
+}
+
+std::vector<pulled_message> pull_all(raw_connection& connection, const protocol::client_id& self, int max_pulls) {
+  std::vector<pulled_message> all;
+  for (int pulls = 0; pulls < max_pulls; ++pulls) {
+    auto part = pull(connection, self);
+    if (part.empty()) return all;
+    all.insert(all.end(), std::make_move_iterator(part.begin()), std::make_move_iterator(part.end()));
+  }
+  throw connection_error("mailbox not empty after " + std::to_string(max_pulls) + " pulls");
+}
+
+std::vector<streamed_message> pull_all_streamed(raw_connection& connection, const protocol::client_id& self,
+                                                const std::map<std::uint32_t, std::uint64_t>& seeds,
+                                                int max_pulls) {
+  std::vector<streamed_message> all;
+  for (int pulls = 0; pulls < max_pulls; ++pulls) {
+    connection.send_request(self, code_of(protocol::request_code::pull_messages), {});
+    const auto header = connection.read_response_header();
+    if (header.code != code_of(protocol::response_code::messages))
+      throw unexpected_response("pull: expected response 1004, got " + std::to_string(header.code), header.code);
+    if (header.payload_size == 0) return all;
+    auto part = read_streamed_pull_payload(connection, header.payload_size,
+                                           [&](std::size_t, const protocol::pulled_message_header& message) {
+                                             const auto it = seeds.find(message.message_id);
+                                             return it == seeds.end() ? std::uint64_t{0} : it->second;
+                                           });
+    all.insert(all.end(), part.begin(), part.end());
+  }
+  throw connection_error("mailbox not empty after " + std::to_string(max_pulls) + " pulls");
 }
 
 // splitmix64: fast, and every seed gives a distinct well-mixed stream.

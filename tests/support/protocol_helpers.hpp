@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -34,6 +35,8 @@ constexpr std::uint16_t code_of(protocol::response_code code) noexcept { return 
 // 100 → 1000: returns the new client ID.
 protocol::client_id register_client(raw_connection& connection, std::string_view name,
                                     const protocol::public_key& key);
+// 100 → 1000 with a key derived from the name (handy when the key does not matter).
+protocol::client_id register_client(raw_connection& connection, std::string_view name);
 // 101 → 1001.
 std::vector<protocol::client_entry> list_clients(raw_connection& connection, const protocol::client_id& self);
 // 102 → 1002.
@@ -51,6 +54,10 @@ struct pulled_message {
 // 104 → 1004, whole payload in memory (bounded by max_payload); returns the messages in wire order.
 std::vector<pulled_message> pull(raw_connection& connection, const protocol::client_id& self,
                                  std::size_t max_payload = default_max_response_payload);
+// Pulls until a 1004 comes back empty (a pull may return fewer than all waiting messages);
+// throws connection_error if the mailbox is still not empty after max_pulls pulls.
+std::vector<pulled_message> pull_all(raw_connection& connection, const protocol::client_id& self,
+                                     int max_pulls = 100);
 // Parses a complete 1004 payload; throws connection_error if it is not a whole number of messages.
 std::vector<pulled_message> parse_pull_payload(protocol::bytes_view payload);
 
@@ -95,6 +102,12 @@ struct streamed_message {
 template <typename SeedOf>
 std::vector<streamed_message> read_streamed_pull_payload(raw_connection& connection,
                                                          std::uint32_t payload_size, SeedOf seed_of);
+
+// pull_all() in streamed mode: each content is compared with content_pattern(seeds[message ID])
+// (seed 0 for an ID not in the map, which will not match).
+std::vector<streamed_message> pull_all_streamed(raw_connection& connection, const protocol::client_id& self,
+                                                const std::map<std::uint32_t, std::uint64_t>& seeds,
+                                                int max_pulls = 100);
 
 // Reads one content of `size` bytes and compares it with content_pattern(seed).
 streamed_message verify_streamed_content(raw_connection& connection, const protocol::pulled_message_header& header,
