@@ -39,7 +39,7 @@ class latency_histogram {
   static constexpr std::uint64_t linear_limit = 1ull << precision_bits;      // 128
   static constexpr std::uint64_t sub_buckets = 1ull << (precision_bits - 1);  // 64
   static constexpr std::size_t bucket_count =
-      linear_limit + (64 - precision_bits + 1) * sub_buckets;
+      linear_limit + (64 - precision_bits) * sub_buckets;
 
   void record(std::uint64_t nanoseconds) noexcept {
     ++counts_[index_of(nanoseconds)];

@@ -1,0 +1,132 @@
+// Unit tests of the benchmark tools' pure parts: the latency histogram, the streaming 1004
+// parser and the content pattern (bench/bench_common.hpp, bench/pulled_message_parser.hpp).
+#include <doctest/doctest.h>
+
+#include "bench_common.hpp"
+#include "pulled_message_parser.hpp"
+
+using namespace letterbox::bench;
+namespace proto = letterbox::protocol;
+
+TEST_CASE("latency_histogram: empty, exact small values, bounded error for large ones") {
+  latency_histogram h;
+  CHECK(h.count() == 0);
+  CHECK(h.quantile(0.5) == 0);
+
+  for (std::uint64_t v = 1; v <= 100; ++v) h.record(v);
+  CHECK(h.count() == 100);
+  CHECK(h.quantile(0.5) == 50);  // values below 128 are exact
+  CHECK(h.quantile(0.99) == 99);
+  CHECK(h.quantile(1.0) == 100);
+  CHECK(h.max() == 100);
+
+  latency_histogram big;
+  for (std::uint64_t us = 1; us <= 10'000; ++us) big.record(us * 1000);  // 1 us .. 10 ms
+  const double p50 = static_cast<double>(big.quantile(0.5));
+  const double p99 = static_cast<double>(big.quantile(0.99));
+  CHECK(p50 == doctest::Approx(5'000'000).epsilon(0.02));
+  CHECK(p99 == doctest::Approx(9'900'000).epsilon(0.02));
+  CHECK(big.quantile(1.0) <= big.max());
+}
+
+TEST_CASE("latency_histogram: buckets tile the value range without gaps") {
+  for (std::size_t i = 1; i < latency_histogram::bucket_count - 1; ++i) {
+    auto [low, high] = latency_histogram::bucket_range(i);
+    auto [next_low, next_high] = latency_histogram::bucket_range(i + 1);
+    (void)next_high;
+    REQUIRE(next_low == high + 1);
+    REQUIRE(latency_histogram::index_of(low) == i);
+    REQUIRE(latency_histogram::index_of(high) == i);
+  }
+  CHECK(latency_histogram::index_of(~std::uint64_t{0}) == latency_histogram::bucket_count - 1);
+}
+
+TEST_CASE("latency_histogram: merge adds counts and keeps the max") {
+  latency_histogram a, b;
+  a.record(std::uint64_t{10});
+  b.record(std::uint64_t{20});
+  b.record(std::uint64_t{30});
+  a.merge(b);
+  CHECK(a.count() == 3);
+  CHECK(a.max() == 30);
+  CHECK(a.quantile(0.5) == 20);
+}
+
+namespace {
+struct collector {
+  std::vector<proto::pulled_message_header> headers;
+  std::vector<std::vector<std::uint8_t>> contents;
+  void on_message(const proto::pulled_message_header& h) {
+    headers.push_back(h);
+    contents.emplace_back();
+  }
+  void on_content(proto::bytes_view bytes, std::uint64_t offset) {
+    REQUIRE(offset == contents.back().size());
+    contents.back().insert(contents.back().end(), bytes.begin(), bytes.end());
+  }
+};
+
+proto::byte_buffer pull_payload(const std::vector<std::pair<std::uint32_t, std::string>>& messages) {
+  proto::byte_buffer out;
+  for (auto& [id, text] : messages) {
+    proto::pulled_message_header h;
+    h.from[0] = 0xAB;
+    h.message_id = id;
+    h.type = 3;
+    h.content_size = static_cast<std::uint32_t>(text.size());
+    auto bytes = proto::encode_pulled_message_header(h);
+    out.insert(out.end(), bytes.begin(), bytes.end());
+    out.insert(out.end(), text.begin(), text.end());
+  }
+  return out;
+}
+}  // namespace
+
+TEST_CASE("pulled_message_parser: any chunking yields the same messages") {
+  const auto payload = pull_payload({{1, "hello"}, {2, ""}, {7, std::string(300, 'x')}});
+  for (std::size_t chunk : {std::size_t{1}, std::size_t{3}, std::size_t{25}, std::size_t{26}, payload.size()}) {
+    CAPTURE(chunk);
+    pulled_message_parser parser;
+    collector c;
+    for (std::size_t at = 0; at < payload.size(); at += chunk) {
+      parser.feed(proto::bytes_view(payload).subspan(at, std::min(chunk, payload.size() - at)), c);
+    }
+    CHECK(parser.at_message_boundary());
+    REQUIRE(c.headers.size() == 3);
+    CHECK(c.headers[0].message_id == 1);
+    CHECK(c.headers[1].content_size == 0);
+    CHECK(c.headers[2].message_id == 7);
+    CHECK(std::string(c.contents[0].begin(), c.contents[0].end()) == "hello");
+    CHECK(c.contents[1].empty());
+    CHECK(c.contents[2].size() == 300);
+  }
+}
+
+TEST_CASE("pulled_message_parser: a payload cut inside a message is not at a boundary") {
+  const auto payload = pull_payload({{1, "hello"}});
+  pulled_message_parser in_header, in_content;
+  collector c1, c2;
+  in_header.feed(proto::bytes_view(payload).first(10), c1);
+  in_content.feed(proto::bytes_view(payload).first(payload.size() - 1), c2);
+  CHECK_FALSE(in_header.at_message_boundary());
+  CHECK_FALSE(in_content.at_message_boundary());
+  CHECK(c1.headers.empty());
+  CHECK(c2.headers.size() == 1);
+}
+
+TEST_CASE("fill_pattern: chunks at any offset agree with one whole fill; a changed byte is caught") {
+  std::vector<std::uint8_t> whole(1000);
+  fill_pattern(42, 0, whole);
+  std::vector<std::uint8_t> scratch;
+  for (std::size_t offset : {0, 1, 7, 8, 9, 333}) {
+    std::vector<std::uint8_t> part(1000 - offset);
+    fill_pattern(42, offset, part);
+    CHECK(std::equal(part.begin(), part.end(), whole.begin() + static_cast<std::ptrdiff_t>(offset)));
+    CHECK(matches_pattern(42, offset, part, scratch));
+  }
+  whole[500] ^= 1;
+  CHECK_FALSE(matches_pattern(42, 0, whole, scratch));
+  std::vector<std::uint8_t> other(64);
+  fill_pattern(43, 0, other);
+  CHECK_FALSE(std::equal(other.begin(), other.end(), whole.begin()));
+}

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Smoke run of the benchmark tools with tiny parameters: every loadgen scenario against a real
+# server (each must exit 0 and print its BENCH_RESULT line with errors 0), the limits, the
+# null_server ceiling, and the report writer over the collected results.
+#   loadgen_smoke.sh SERVER LOADGEN LIMITS NULL_SERVER WRITE_REPORT_PY BUILD_DIR
+set -euo pipefail
+SERVER=$1 LOADGEN=$2 LIMITS=$3 NULL_SERVER=$4 WRITE_REPORT=$5 BUILD_DIR=$6
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/letterbox-bench-smoke.XXXXXX")
+PID=""
+cleanup() {
+  if [[ -n "$PID" ]]; then kill -TERM "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+RESULTS=$WORK/results.jsonl
+: >"$RESULTS"
+
+start() {  # start NAME BINARY ARGS...
+  local dir=$WORK/$1 binary=$2
+  shift 2
+  mkdir -p "$dir"
+  "$binary" --port 0 --bind 127.0.0.1 --ready-file "$dir/port" "$@" 2>"$dir/log" &
+  PID=$!
+  for _ in $(seq 100); do [[ -s "$dir/port" ]] && break; sleep 0.1; done
+  [[ -s "$dir/port" ]] || { cat "$dir/log"; echo "FAIL: $1 did not start"; exit 1; }
+  PORT=$(cat "$dir/port")
+}
+stop() {
+  kill -TERM "$PID"
+  wait "$PID" || { echo "FAIL: server exit status $?"; exit 1; }
+  PID=""
+}
+run() {  # run SCENARIO ARGS...: the loadgen must succeed and report errors 0
+  local scenario=$1
+  shift
+  local out=$WORK/$scenario-$RANDOM.out
+  if ! timeout 60 "$LOADGEN" --port "$PORT" --server-pid "$PID" "$@" >"$out" 2>&1; then
+    cat "$out"; echo "FAIL: loadgen $*"; exit 1
+  fi
+  grep -q "^BENCH_RESULT {\"scenario\":\"$scenario\".*\"errors\":0" "$out" || { cat "$out"; echo "FAIL: no clean result for $scenario"; exit 1; }
+  grep '^BENCH_RESULT' "$out" | sed 's/^BENCH_RESULT //' >>"$RESULTS"
+}
+
+timeout 60 "$LIMITS" --dir "$WORK" --seconds 0.05 --seq-bytes $((1 << 20)) >"$WORK/limits.out"
+[[ $(grep -c '^BENCH_RESULT {"scenario":"limit-' "$WORK/limits.out") == 7 ]] || { cat "$WORK/limits.out"; echo "FAIL: limits"; exit 1; }
+grep '^BENCH_RESULT' "$WORK/limits.out" | sed 's/^BENCH_RESULT //' >>"$RESULTS"
+
+start null "$NULL_SERVER"
+run send --duration 0.2 --label ceiling send --connections 4
+run send-legacy --duration 0.2 --label ceiling send-legacy --connections 2
+stop
+
+start real "$SERVER" --db "$WORK/real/server.db" --log-level warn --timeout 60 --max-connections 1000
+run send --duration 0.3 send --connections 4
+run send-legacy --duration 0.3 send-legacy --connections 2
+run pull pull --connections 2 --messages-per-mailbox 30 --preload-connections 3
+run file file --file-size $((3 << 20))
+run idle idle --idle-connections 50 --fresh-samples 3
+run latency --duration 0.3 latency --rate 200 --connections 4
+stop
+
+if command -v python3 >/dev/null; then
+  python3 "$WRITE_REPORT" --results "$RESULTS" --output "$WORK/BENCHMARKS.md" --build-dir "$BUILD_DIR" \
+    --work-dir "$WORK" --repo "$(dirname "$WRITE_REPORT")/.." --quick
+  for figure in "send, 64 keep-alive" "send-legacy, 16 clients" "file 1 GiB send" "latency at half of max"; do
+    grep -q "$figure" "$WORK/BENCHMARKS.md" || { echo "FAIL: report lacks '$figure'"; exit 1; }
+  done
+fi
+echo "bench smoke: every scenario, the limits and the report ran clean"
