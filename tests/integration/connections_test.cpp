@@ -216,5 +216,75 @@ TEST_CASE("concurrent clients: 8 senders x 40 messages to one mailbox, none lost
   }
 }
 
+TEST_CASE("pipelining: 20 requests in one write are answered in order") {
+  server_with_clients fixture;
+  LETTERBOX_ATTACH_SERVER_LOG(fixture.server);
+  raw_connection connection(fixture.server.port());
+  protocol::byte_buffer batch;
+  std::vector<std::uint16_t> expected;
+  auto add = [&](const protocol::client_id& who, protocol::request_code code, const protocol::byte_buffer& payload,
+                 protocol::response_code answer) {
+    const auto header = protocol::encode_request_header(
+        {who, protocol::client_version, code_of(code), static_cast<std::uint32_t>(payload.size())});
+    batch.insert(batch.end(), header.begin(), header.end());
+    batch.insert(batch.end(), payload.begin(), payload.end());
+    expected.push_back(code_of(answer));
+  };
+  for (int i = 0; i < 4; ++i) {
+    auto send = protocol::encode_send_message_prefix({fixture.bob, 3, 8});
+    send.resize(send.size() + 8, static_cast<std::uint8_t>(i));
+    add(fixture.alice, protocol::request_code::send_message, send, protocol::response_code::message_sent);
+    add(fixture.alice, protocol::request_code::list_clients, {}, protocol::response_code::client_list);
+    add(fixture.alice, protocol::request_code::get_public_key, protocol::encode_get_public_key_request({fixture.bob}),
+        protocol::response_code::public_key);
+    // A bad request (small payload, read and discarded) in the middle of the stream.
+    add(fixture.alice, protocol::request_code::list_clients, protocol::byte_buffer(5, 0xFF), protocol::response_code::error);
+    add(fixture.bob, protocol::request_code::pull_messages, {}, protocol::response_code::messages);
+  }
+  connection.send_bytes(batch);
+  std::size_t delivered = 0;
+  for (std::size_t i = 0; i < expected.size(); ++i) {
+    CAPTURE(i);
+    const auto reply = connection.read_response();
+    CHECK(reply.code() == expected[i]);
+    if (reply.code() == code_of(protocol::response_code::messages)) {
+      const auto messages = parse_pull_payload(reply.payload);
+      REQUIRE(messages.size() == 1);  // each pull follows exactly one send
+      CHECK(messages[0].content == protocol::byte_buffer(8, static_cast<std::uint8_t>(delivered)));
+      ++delivered;
+    }
+  }
+  CHECK(delivered == 4);
+}
+
+TEST_CASE("requests arriving one byte at a time are assembled") {
+  server_with_clients fixture;
+  LETTERBOX_ATTACH_SERVER_LOG(fixture.server);
+  raw_connection connection(fixture.server.port());
+  auto dribble = [&](const protocol::client_id& who, protocol::request_code code, const protocol::byte_buffer& payload) {
+    const auto header = protocol::encode_request_header(
+        {who, protocol::client_version, code_of(code), static_cast<std::uint32_t>(payload.size())});
+    protocol::byte_buffer frame(header.begin(), header.end());
+    frame.insert(frame.end(), payload.begin(), payload.end());
+    for (std::size_t i = 0; i < frame.size(); ++i) {
+      connection.send_bytes(protocol::bytes_view(frame).subspan(i, 1));
+      if (i % 16 == 0) std::this_thread::sleep_for(1ms);  // separate segments
+    }
+    return connection.read_response();
+  };
+  const auto registered = dribble({}, protocol::request_code::register_client,
+                                  protocol::encode_register_request({"carol", make_test_key(3)}));
+  REQUIRE(registered.code() == code_of(protocol::response_code::registered));
+  auto send = protocol::encode_send_message_prefix({fixture.bob, 3, 100});
+  send.resize(send.size() + 100, 0x3C);
+  CHECK(dribble(fixture.alice, protocol::request_code::send_message, send).code() ==
+        code_of(protocol::response_code::message_sent));
+  const auto pulled = dribble(fixture.bob, protocol::request_code::pull_messages, {});
+  REQUIRE(pulled.code() == code_of(protocol::response_code::messages));
+  const auto messages = parse_pull_payload(pulled.payload);
+  REQUIRE(messages.size() == 1);
+  CHECK(messages[0].content == protocol::byte_buffer(100, 0x3C));
+}
+
 }  // TEST_SUITE
 

@@ -274,5 +274,30 @@ TEST_CASE("crash (SIGKILL) mid-upload: acknowledged messages survive, the partia
   CHECK(files_in(fixture.server.spool_directory()).empty());  // delivered: nothing left behind
 }
 
+TEST_CASE("SIGTERM during a large pull: exit 0 promptly, the undelivered message is still there after restart") {
+  server_with_clients fixture;
+  LETTERBOX_ATTACH_SERVER_LOG(fixture.server);
+  constexpr std::uint32_t size = 32 * 1024 * 1024;
+  std::map<std::uint32_t, std::uint64_t> seeds;
+  {
+    auto connection = fixture.connect();
+    seeds[send_pattern_message(connection, fixture.alice, fixture.bob, 4, size, 91).message_id] = 91;
+  }
+  auto pulling = fixture.connect();
+  pulling.send_request(fixture.bob, pull_code, {});
+  const auto header = pulling.read_response_header();
+  REQUIRE(header.code == code_of(protocol::response_code::messages));
+  pulling.read_exact(4096);  // then stop reading: the server's write is stuck
+  std::this_thread::sleep_for(200ms);
+  CHECK(fixture.server.stop(5s) == 0);
+  pulling.close();
+  fixture.server.restart();
+  auto connection = fixture.connect();
+  const auto messages = pull_all_streamed(connection, fixture.bob, seeds);
+  REQUIRE(messages.size() == 1);
+  CHECK(messages[0].header.content_size == size);
+  CHECK(messages[0].content_matches);
+}
+
 }  // TEST_SUITE
 
