@@ -1,0 +1,469 @@
+// Tests of request_handler (server/handler.hpp) on a real sqlite_store in a temporary
+// directory. Every handler call runs inside store.begin()/commit() (rollback on a throw), as
+// the storage worker runs it. Edge cases first: bad payloads, unregistered requesters,
+// unknown targets; then registration, listing, keys, sending and the pull life cycle.
+#include <doctest/doctest.h>
+
+#include <SQLiteCpp/Database.h>
+
+#include <algorithm>
+#include <memory>
+#include <set>
+#include <utility>
+
+#include "handler.hpp"
+#include "server_test_support.hpp"
+#include "spool.hpp"
+#include "sqlite_store.hpp"
+
+using namespace letterbox::server;
+using namespace letterbox::server::test;
+using namespace letterbox::protocol;
+
+namespace {
+
+// The store and a handler over it; every call goes through in_batch like a storage job.
+struct handler_fixture {
+  explicit handler_fixture(server_limits limits = {}) : handler(store, limits) {}
+
+  temp_dir dir;
+  spool_directory spool{dir / "server.db.spool"};
+  sqlite_store store{dir / "server.db", spool};
+  request_handler handler;
+
+  template <typename F>
+  auto in_batch(F&& fn) {
+    store.begin();
+    try {
+      if constexpr (std::is_void_v<decltype(fn())>) {
+        fn();
+        store.commit();
+      } else {
+        auto result = fn();
+        store.commit();
+        return result;
+      }
+    } catch (...) {
+      store.rollback();
+      throw;
+    }
+  }
+
+  client_id register_client(const std::string& name, std::uint8_t key_seed = 1) {
+    const auto payload = encode_register_request({name, make_key(key_seed)});
+    const auto response = in_batch([&] { return handler.register_client(payload); });
+    REQUIRE(response.size() == response_header_size + client_id_size);
+    const auto header = decode_response_header(bytes_view(response).first(response_header_size));
+    REQUIRE(header.code == static_cast<std::uint16_t>(response_code::registered));
+    return decode_registered_payload(bytes_view(response).subspan(response_header_size));
+  }
+
+  message_sent send(const client_id& from, const client_id& to, std::uint8_t type, const byte_buffer& content) {
+    const send_message_prefix prefix{to, type, static_cast<std::uint32_t>(content.size())};
+    const auto response = in_batch([&] { return handler.store_message(from, prefix, content, {}); });
+    const auto header = decode_response_header(bytes_view(response).first(response_header_size));
+    REQUIRE(header.code == static_cast<std::uint16_t>(response_code::message_sent));
+    return decode_message_sent_payload(bytes_view(response).subspan(response_header_size));
+  }
+
+  pull_batch begin_pull(const client_id& who) {
+    return in_batch([&] { return handler.begin_pull(who); });
+  }
+  void finish_pull(const pull_batch& batch) {
+    in_batch([&] { handler.finish_pull(batch); });
+  }
+  void abort_pull(const pull_batch& batch) {
+    in_batch([&] { handler.abort_pull(batch); });
+  }
+  // A whole pull that was written successfully.
+  std::vector<std::uint32_t> pull_all(const client_id& who) {
+    auto batch = begin_pull(who);
+    finish_pull(batch);
+    std::vector<std::uint32_t> ids;
+    for (const auto& m : batch.messages) ids.push_back(m.id);
+    return ids;
+  }
+};
+
+response_header header_of(const byte_buffer& response) {
+  REQUIRE(response.size() >= response_header_size);
+  return decode_response_header(bytes_view(response).first(response_header_size));
+}
+
+std::vector<std::uint32_t> ids_of(const pull_batch& batch) {
+  std::vector<std::uint32_t> ids;
+  for (const auto& m : batch.messages) ids.push_back(m.id);
+  return ids;
+}
+
+byte_buffer register_payload_with_name_field(std::uint8_t fill) {
+  byte_buffer payload(register_payload_size, 0);
+  std::fill(payload.begin(), payload.begin() + name_field_size, fill);
+  return payload;
+}
+
+}  // namespace
+
+// --- Edge cases --------------------------------------------------------------------------
+
+TEST_CASE("handler: bad registration payloads are rejected and register nobody") {
+  handler_fixture f;
+  const auto valid = encode_register_request({"alice", make_key(1)});
+  REQUIRE(valid.size() == register_payload_size);
+  const byte_buffer empty;
+  const byte_buffer short_by_one(valid.begin(), valid.end() - 1);
+  byte_buffer long_by_one = valid;
+  long_by_one.push_back(0);
+  const auto no_nul = register_payload_with_name_field('a');  // 255 name bytes, no terminator
+  const auto empty_name = register_payload_with_name_field(0);
+  for (const byte_buffer* payload : std::vector<const byte_buffer*>{&empty, &short_by_one, &long_by_one, &no_nul, &empty_name}) {
+    CAPTURE(payload->size());
+    CHECK_THROWS_AS(f.in_batch([&] { return f.handler.register_client(*payload); }), request_rejected);
+  }
+  CHECK(f.store.clients_except(client_id{}).empty());
+}
+
+TEST_CASE("handler: unregistered requesters are rejected for list, get key, send and pull") {
+  handler_fixture f;
+  const auto alice = f.register_client("alice");
+  const client_id zeros{};
+  const auto stranger = make_id(200);
+  const auto key_request = encode_get_public_key_request({alice});
+  const send_message_prefix prefix{alice, 3, 4};
+  for (const auto& who : {zeros, stranger}) {
+    CHECK_THROWS_AS(f.in_batch([&] { return f.handler.list_clients(who); }), request_rejected);
+    CHECK_THROWS_AS(f.in_batch([&] { return f.handler.get_public_key(who, key_request); }), request_rejected);
+    CHECK_THROWS_AS(f.in_batch([&] { f.handler.check_send(who, prefix); }), request_rejected);
+    CHECK_THROWS_AS(f.in_batch([&] { return f.handler.store_message(who, prefix, make_content(4, 1), {}); }),
+                    request_rejected);
+    CHECK_THROWS_AS(f.begin_pull(who), request_rejected);
+  }
+  CHECK(f.store.pending_messages(alice, 0, 100, 1 << 20, 1 << 20).empty());
+  CHECK(f.begin_pull(alice).messages.empty());
+}
+
+TEST_CASE("handler: get_public_key of an unknown client is rejected; a wrong payload size throws") {
+  handler_fixture f;
+  const auto alice = f.register_client("alice");
+  const auto unknown = encode_get_public_key_request({make_id(99)});
+  CHECK_THROWS_AS(f.in_batch([&] { return f.handler.get_public_key(alice, unknown); }), request_rejected);
+  const byte_buffer short_payload(client_id_size - 1, 0);
+  CHECK_THROWS(f.in_batch([&] { return f.handler.get_public_key(alice, short_payload); }));
+}
+
+TEST_CASE("handler: sending to an unknown destination is rejected and stores nothing") {
+  handler_fixture f;
+  const auto alice = f.register_client("alice");
+  const send_message_prefix prefix{make_id(77), 3, 4};
+  CHECK_THROWS_AS(f.in_batch([&] { f.handler.check_send(alice, prefix); }), request_rejected);
+  CHECK_THROWS_AS(f.in_batch([&] { return f.handler.store_message(alice, prefix, make_content(4, 1), {}); }),
+                  request_rejected);
+  CHECK(f.store.pending_messages(make_id(77), 0, 100, 1 << 20, 1 << 20).empty());
+}
+
+TEST_CASE("handler: inline content whose size differs from the prefix is rejected") {
+  handler_fixture f;
+  const auto alice = f.register_client("alice");
+  const auto bob = f.register_client("bob", 2);
+  const send_message_prefix prefix{bob, 3, 10};
+  CHECK_THROWS_AS(f.in_batch([&] { return f.handler.store_message(alice, prefix, make_content(9, 1), {}); }),
+                  request_rejected);
+  CHECK(f.begin_pull(bob).messages.empty());
+}
+
+TEST_CASE("handler: a pull of an empty mailbox is an empty 1004 and can be finished") {
+  handler_fixture f;
+  const auto alice = f.register_client("alice");
+  auto batch = f.begin_pull(alice);
+  CHECK(batch.recipient == alice);
+  CHECK(batch.messages.empty());
+  CHECK(batch.payload_size == 0);
+  CHECK_NOTHROW(f.finish_pull(batch));
+}
+
+// --- Registration, list, keys ------------------------------------------------------------
+
+TEST_CASE("handler: registration returns 1000 with a fresh v4 UUID and stores name and key") {
+  handler_fixture f;
+  const auto payload = encode_register_request({"alice", make_key(5)});
+  const auto response = f.in_batch([&] { return f.handler.register_client(payload); });
+  const auto header = header_of(response);
+  CHECK(header.version == server_version);
+  CHECK(header.code == 1000);
+  CHECK(header.payload_size == client_id_size);
+  REQUIRE(response.size() == response_header_size + client_id_size);
+  const auto id = decode_registered_payload(bytes_view(response).subspan(response_header_size));
+  CHECK((id[6] >> 4) == 4);        // version 4
+  CHECK((id[8] & 0xC0) == 0x80);   // RFC 4122 variant bits 10
+  CHECK(f.store.client_exists(id));
+  CHECK(f.store.public_key_of(id) == make_key(5));
+
+  std::set<client_id> ids{id};
+  for (int i = 0; i < 20; ++i) {
+    const auto other = f.register_client("user" + std::to_string(i), static_cast<std::uint8_t>(i));
+    CHECK((other[6] >> 4) == 4);
+    CHECK((other[8] & 0xC0) == 0x80);
+    ids.insert(other);
+  }
+  CHECK(ids.size() == 21);  // all distinct
+}
+
+TEST_CASE("handler: a duplicate name is rejected and the first registration stays") {
+  handler_fixture f;
+  const auto alice = f.register_client("alice", 1);
+  const auto again = encode_register_request({"alice", make_key(2)});
+  CHECK_THROWS_AS(f.in_batch([&] { return f.handler.register_client(again); }), request_rejected);
+  CHECK(f.store.public_key_of(alice) == make_key(1));
+  CHECK(f.store.clients_except(client_id{}).size() == 1);
+}
+
+TEST_CASE("handler: list_clients answers 1001 with every other client, in registration order") {
+  handler_fixture f;
+  const auto alice = f.register_client("alice");
+  {
+    const auto alone = f.in_batch([&] { return f.handler.list_clients(alice); });
+    CHECK(header_of(alone).code == 1001);
+    CHECK(header_of(alone).payload_size == 0);
+    CHECK(alone.size() == response_header_size);
+  }
+  const auto bob = f.register_client("bob", 2);
+  const auto carol = f.register_client("carol", 3);
+  const auto response = f.in_batch([&] { return f.handler.list_clients(bob); });
+  const auto header = header_of(response);
+  CHECK(header.code == 1001);
+  CHECK(header.payload_size == 2 * client_list_entry_size);
+  const auto list = decode_client_list_payload(bytes_view(response).subspan(response_header_size));
+  CHECK(list == std::vector<client_entry>{{alice, "alice"}, {carol, "carol"}});
+}
+
+TEST_CASE("handler: get_public_key answers 1002 with the target ID and its key") {
+  handler_fixture f;
+  const auto alice = f.register_client("alice", 1);
+  const auto bob = f.register_client("bob", 2);
+  for (const auto& target : {bob, alice}) {
+    const auto request = encode_get_public_key_request({target});
+    const auto response = f.in_batch([&] { return f.handler.get_public_key(alice, request); });
+    CHECK(header_of(response).code == 1002);
+    CHECK(header_of(response).payload_size == public_key_response_size);
+    const auto decoded = decode_public_key_payload(bytes_view(response).subspan(response_header_size));
+    CHECK(decoded.id == target);
+    CHECK(decoded.key == make_key(target == bob ? 2 : 1));
+  }
+}
+
+TEST_CASE("handler: requests 101-104 record the requester's last-seen time") {
+  handler_fixture f;
+  const auto alice = f.register_client("alice");
+  {
+    SQLite::Database db((f.dir / "server.db").string(), SQLite::OPEN_READWRITE);
+    db.exec("UPDATE clients SET LastSeen = '2000-01-01 00:00:00'");
+  }
+  f.in_batch([&] { return f.handler.list_clients(alice); });
+  SQLite::Database db((f.dir / "server.db").string(), SQLite::OPEN_READONLY);
+  const auto seen = db.execAndGet("SELECT LastSeen FROM clients").getString();
+  CHECK(seen.size() == 19);
+  CHECK(seen > std::string("2000-01-01 00:00:00"));
+}
+
+// --- Send and pull -----------------------------------------------------------------------
+
+TEST_CASE("handler: store_message answers 1003 with the to-ID and increasing message IDs") {
+  handler_fixture f;
+  const auto alice = f.register_client("alice", 1);
+  const auto bob = f.register_client("bob", 2);
+  const send_message_prefix prefix{bob, 3, 5};
+  const auto response = f.in_batch([&] { return f.handler.store_message(alice, prefix, make_content(5, 1), {}); });
+  REQUIRE(response.size() == response_header_size + message_sent_response_size);  // 7 + 20 bytes
+  CHECK(header_of(response).version == server_version);
+  CHECK(header_of(response).code == 1003);
+  CHECK(header_of(response).payload_size == message_sent_response_size);
+  const auto sent = decode_message_sent_payload(bytes_view(response).subspan(response_header_size));
+  CHECK(sent.to == bob);
+  const auto second = f.send(alice, bob, 1, {});
+  const auto third = f.send(bob, alice, 2, make_content(128, 3));
+  CHECK(second.message_id > sent.message_id);
+  CHECK(third.message_id > second.message_id);
+  CHECK(third.to == alice);
+}
+
+TEST_CASE("handler: begin_pull hands out the mailbox in send order; finish_pull removes it") {
+  handler_fixture f;
+  const auto alice = f.register_client("alice", 1);
+  const auto bob = f.register_client("bob", 2);
+  const auto m1 = f.send(alice, bob, 1, {});
+  const auto m2 = f.send(alice, bob, 3, make_content(40, 2));
+  const auto other = f.send(bob, alice, 3, make_content(7, 3));
+
+  auto batch = f.begin_pull(bob);
+  CHECK(batch.recipient == bob);
+  REQUIRE(batch.messages.size() == 2);
+  CHECK(batch.messages[0].id == m1.message_id);
+  CHECK(batch.messages[0].from == alice);
+  CHECK(batch.messages[0].type == 1);
+  CHECK(batch.messages[0].content_size == 0);
+  CHECK(batch.messages[1].id == m2.message_id);
+  CHECK(batch.messages[1].inline_content == make_content(40, 2));
+  CHECK(batch.payload_size == 2 * pulled_message_header_size + 40);
+  f.finish_pull(batch);
+
+  CHECK(f.begin_pull(bob).messages.empty());
+  CHECK(f.pull_all(alice) == std::vector<std::uint32_t>{other.message_id});  // alice's mail untouched
+}
+
+TEST_CASE("handler: abort_pull keeps the messages for the next pull") {
+  handler_fixture f;
+  const auto alice = f.register_client("alice", 1);
+  const auto bob = f.register_client("bob", 2);
+  const auto m1 = f.send(alice, bob, 3, make_content(3, 1));
+  const auto m2 = f.send(alice, bob, 3, make_content(3, 2));
+  auto failed = f.begin_pull(bob);
+  REQUIRE(ids_of(failed) == std::vector<std::uint32_t>{m1.message_id, m2.message_id});
+  f.abort_pull(failed);
+  CHECK(f.pull_all(bob) == std::vector<std::uint32_t>{m1.message_id, m2.message_id});
+  CHECK(f.begin_pull(bob).messages.empty());
+}
+
+TEST_CASE("handler: two concurrent pulls of one mailbox never hand out the same message") {
+  server_limits limits;
+  limits.max_messages_per_pull = 3;
+  handler_fixture f(limits);
+  const auto alice = f.register_client("alice", 1);
+  const auto bob = f.register_client("bob", 2);
+  std::vector<std::uint32_t> sent;
+  for (int i = 0; i < 5; ++i) sent.push_back(f.send(alice, bob, 3, make_content(8, static_cast<std::uint8_t>(i))).message_id);
+
+  auto first = f.begin_pull(bob);
+  auto second = f.begin_pull(bob);  // while the first is still being written
+  auto third = f.begin_pull(bob);
+  CHECK(ids_of(first) == std::vector<std::uint32_t>{sent[0], sent[1], sent[2]});
+  CHECK(ids_of(second) == std::vector<std::uint32_t>{sent[3], sent[4]});
+  CHECK(third.messages.empty());
+
+  // A message sent meanwhile goes to the next concurrent pull only.
+  const auto late = f.send(alice, bob, 3, make_content(8, 9)).message_id;
+  auto fourth = f.begin_pull(bob);
+  CHECK(ids_of(fourth) == std::vector<std::uint32_t>{late});
+
+  f.finish_pull(second);
+  f.abort_pull(first);  // its messages must come again once no pull holds them
+  f.finish_pull(third);
+  f.finish_pull(fourth);
+  CHECK(f.pull_all(bob) == std::vector<std::uint32_t>{sent[0], sent[1], sent[2]});
+  CHECK(f.begin_pull(bob).messages.empty());
+}
+
+TEST_CASE("handler: a pull respects max_messages_per_pull; the rest come with the next pulls") {
+  server_limits limits;
+  limits.max_messages_per_pull = 2;
+  handler_fixture f(limits);
+  const auto alice = f.register_client("alice", 1);
+  const auto bob = f.register_client("bob", 2);
+  std::vector<std::uint32_t> sent;
+  for (int i = 0; i < 5; ++i) sent.push_back(f.send(alice, bob, 3, make_content(10, static_cast<std::uint8_t>(i))).message_id);
+
+  auto batch = f.begin_pull(bob);
+  CHECK(ids_of(batch) == std::vector<std::uint32_t>{sent[0], sent[1]});
+  CHECK(batch.payload_size == 2 * (pulled_message_header_size + 10));
+  f.finish_pull(batch);
+  CHECK(f.pull_all(bob) == std::vector<std::uint32_t>{sent[2], sent[3]});
+  CHECK(f.pull_all(bob) == std::vector<std::uint32_t>{sent[4]});
+  CHECK(f.pull_all(bob).empty());
+}
+
+TEST_CASE("handler: a pull respects the inline budget and the payload limit") {
+  server_limits limits;
+  limits.max_pull_inline_bytes = 150;
+  limits.max_pull_payload = 2 * (pulled_message_header_size + 100);  // 250
+  handler_fixture f(limits);
+  const auto alice = f.register_client("alice", 1);
+  const auto bob = f.register_client("bob", 2);
+  std::vector<std::uint32_t> sent;
+  for (int i = 0; i < 3; ++i) sent.push_back(f.send(alice, bob, 3, make_content(100, static_cast<std::uint8_t>(i))).message_id);
+  for (int i = 0; i < 6; ++i) sent.push_back(f.send(alice, bob, 1, {}).message_id);
+
+  // Two 100-byte contents would fit the payload (250) but not the inline budget (150).
+  CHECK(f.pull_all(bob) == std::vector<std::uint32_t>{sent[0]});
+  CHECK(f.pull_all(bob) == std::vector<std::uint32_t>{sent[1]});
+  // 125 + 5 * 25 = 250 bytes: a sixth empty message would exceed the payload limit.
+  auto batch = f.begin_pull(bob);
+  CHECK(ids_of(batch) == std::vector<std::uint32_t>{sent[2], sent[3], sent[4], sent[5], sent[6], sent[7]});
+  CHECK(batch.payload_size == 250);
+  f.finish_pull(batch);
+  CHECK(f.pull_all(bob) == std::vector<std::uint32_t>{sent[8]});
+  CHECK(f.pull_all(bob).empty());
+}
+
+// --- Failure paths -----------------------------------------------------------------------
+
+namespace {
+// A store that forwards to sqlite_store but whose next commit fails (say, disk full), as the
+// storage worker would see it: the batch is then rolled back and every job in it fails.
+class failing_commit_store final : public mailbox_store {
+ public:
+  explicit failing_commit_store(sqlite_store& inner) : inner_(inner) {}
+  bool fail_next_commit = false;
+  void begin() override { inner_.begin(); }
+  void commit() override {
+    if (std::exchange(fail_next_commit, false)) throw storage_error("commit failed: disk full");
+    inner_.commit();
+  }
+  void rollback() noexcept override { inner_.rollback(); }
+  bool client_exists(const client_id& id) override { return inner_.client_exists(id); }
+  bool add_client(const client_id& id, const std::string& n, const public_key& k) override { return inner_.add_client(id, n, k); }
+  std::optional<public_key> public_key_of(const client_id& id) override { return inner_.public_key_of(id); }
+  std::vector<client_entry> clients_except(const client_id& id) override { return inner_.clients_except(id); }
+  void touch(const client_id& id) override { inner_.touch(id); }
+  std::uint32_t add_message(const new_message& m) override { return inner_.add_message(m); }
+  std::vector<stored_message> pending_messages(const client_id& to, std::uint32_t after, std::size_t count,
+                                               std::uint64_t inline_bytes, std::uint64_t payload) override {
+    return inner_.pending_messages(to, after, count, inline_bytes, payload);
+  }
+  void remove_messages(const client_id& to, const std::vector<std::uint32_t>& ids) override { inner_.remove_messages(to, ids); }
+  std::vector<std::string> referenced_content_files() override { return inner_.referenced_content_files(); }
+
+ private:
+  sqlite_store& inner_;
+};
+}  // namespace
+
+TEST_CASE("handler: a pull whose batch fails to commit does not hide the mailbox from later pulls") {
+  temp_dir dir;
+  spool_directory spool(dir / "server.db.spool");
+  sqlite_store real(dir / "server.db", spool);
+  failing_commit_store store(real);
+  request_handler handler(store, server_limits{});
+  auto in_batch = [&](auto fn) {
+    store.begin();
+    try {
+      auto result = fn();
+      store.commit();
+      return result;
+    } catch (...) {
+      store.rollback();
+      throw;
+    }
+  };
+  const auto alice = decode_registered_payload(bytes_view(in_batch([&] {
+    return handler.register_client(encode_register_request({"alice", make_key(1)}));
+  })).subspan(response_header_size));
+  const auto bob = decode_registered_payload(bytes_view(in_batch([&] {
+    return handler.register_client(encode_register_request({"bob", make_key(2)}));
+  })).subspan(response_header_size));
+  const auto sent = decode_message_sent_payload(bytes_view(in_batch([&] {
+    return handler.store_message(alice, {bob, 3, 4}, make_content(4, 1), {});
+  })).subspan(response_header_size));
+
+  // The pull's batch fails at commit: the session gets the error (and answers 9000) without a
+  // pull_batch, so it cannot call abort_pull. The message must still come with the next pull.
+  store.fail_next_commit = true;
+  CHECK_THROWS_AS(in_batch([&] { return handler.begin_pull(bob); }), storage_error);
+  const auto retry = in_batch([&] { return handler.begin_pull(bob); });
+  CHECK(ids_of(retry) == std::vector<std::uint32_t>{sent.message_id});
+}
+
+TEST_CASE("handler: with the default limits every content size the server accepts fits one pull") {
+  // A message whose 25-byte pull header plus content exceeds the 1004 payload limit can never
+  // be pulled, and pulls stop at it, so it would also block every later message of that mailbox.
+  const server_limits limits;
+  CHECK(limits.max_message_size + pulled_message_header_size <= limits.max_pull_payload);
+}
