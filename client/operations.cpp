@@ -59,6 +59,18 @@ std::filesystem::path create_download_file(const std::filesystem::path& dir, con
   return pattern;
 }
 
+constexpr auto error_code = static_cast<std::uint16_t>(proto::response_code::error);
+
+// Reads the response header and checks its code: 9000 → server_error, anything other than
+// expected → network error. Returns the header (payload not yet read).
+proto::response_header expect_response(connection& link, proto::response_code expected) {
+  const auto response = link.read_response_header();
+  if (response.code == error_code) throw client_error(kind::server_error, "server responded with an error");
+  if (response.code != static_cast<std::uint16_t>(expected))
+    throw client_error(kind::network, "unexpected response code " + std::to_string(response.code) + " from the server");
+  return response;
+}
+
 }  // namespace
 
 client_operations::client_operations(client_options options) : options_(std::move(options)) {
@@ -98,11 +110,7 @@ proto::byte_buffer client_operations::exchange(proto::request_code code, proto::
   header.payload_size = static_cast<std::uint32_t>(payload.size());
   auto link = connect();
   link->send_request(header, payload);
-  const auto response = link->read_response_header();
-  if (response.code == static_cast<std::uint16_t>(proto::response_code::error))
-    throw client_error(kind::server_error, "server responded with an error");
-  if (response.code != static_cast<std::uint16_t>(expected))
-    throw client_error(kind::network, "unexpected response code " + std::to_string(response.code) + " from the server");
+  const auto response = expect_response(*link, expected);
   return link->read_payload(response.payload_size, max_response);
 }
 
@@ -249,18 +257,14 @@ std::uint32_t client_operations::send_file(const std::string& name, const std::f
       // The server may have refused the request early (9000, then close); report that if so.
       bool refused = false;
       try {
-        refused = link->read_response_header().code == static_cast<std::uint16_t>(proto::response_code::error);
+        refused = link->read_response_header().code == error_code;
       } catch (const std::exception&) {
       }
       if (refused) throw client_error(kind::server_error, "server responded with an error");
       throw;
     }
     if (progress && size == 0) progress(0, 0);
-    const auto response = link->read_response_header();
-    if (response.code == static_cast<std::uint16_t>(proto::response_code::error))
-      throw client_error(kind::server_error, "server responded with an error");
-    if (response.code != static_cast<std::uint16_t>(proto::response_code::message_sent))
-      throw client_error(kind::network, "unexpected response code " + std::to_string(response.code));
+    const auto response = expect_response(*link, proto::response_code::message_sent);
     return proto::decode_message_sent_payload(link->read_payload(response.payload_size, proto::message_sent_response_size))
         .message_id;
   });
@@ -278,15 +282,10 @@ std::size_t client_operations::pull_messages(const message_callback& on_message,
     header.code = static_cast<std::uint8_t>(proto::request_code::pull_messages);
     auto link = connect();
     link->send_request(header, {});
-    const auto response = link->read_response_header();
-    if (response.code == static_cast<std::uint16_t>(proto::response_code::error))
-      throw client_error(kind::server_error, "server responded with an error");
-    if (response.code != static_cast<std::uint16_t>(proto::response_code::messages))
-      throw client_error(kind::network, "unexpected response code " + std::to_string(response.code));
+    const auto response = expect_response(*link, proto::response_code::messages);
 
     std::uint64_t remaining = response.payload_size;
     std::size_t count = 0;
-    bool keyring_changed = false;
     while (remaining > 0) {
       if (remaining < proto::pulled_message_header_size)
         throw client_error(kind::network, "malformed response from the server: truncated message header");
@@ -297,18 +296,17 @@ std::size_t client_operations::pull_messages(const message_callback& on_message,
       if (message.content_size > remaining)
         throw client_error(kind::network, "malformed response from the server: content overruns the payload");
       remaining -= message.content_size;
-      auto received = receive_one(*link, message, progress, keyring_changed);
+      auto received = receive_one(*link, message, progress);
       ++count;
       if (on_message) on_message(received);
     }
-    if (keyring_changed) keys_.save();
     return count;
   });
 }
 
 // Consumes exactly header.content_size bytes of content from link and interprets them.
 received_message client_operations::receive_one(connection& link, const proto::pulled_message_header& header,
-                                                const progress_callback& progress, bool& keyring_changed) {
+                                                const progress_callback& progress) {
   received_message result;
   result.from = header.from;
   result.sender = display_name(header.from);
@@ -334,7 +332,7 @@ received_message client_operations::receive_one(connection& link, const proto::p
         symmetric_key stored{};
         std::copy(key.begin(), key.end(), stored.begin());
         keys_.upsert(header.from).shared_key = stored;
-        keyring_changed = true;
+        keys_.save();  // at once: the server forgets the message once it is delivered
         result.what = received_message::kind::key_received;
       } catch (const crypto_error&) {
       }

@@ -107,7 +107,7 @@ class client_operations {
                                  protocol::response_code expected, std::uint32_t max_response);
   std::uint32_t send_message(const peer& to, protocol::message_type type, protocol::bytes_view content);
   received_message receive_one(connection& link, const protocol::pulled_message_header& header,
-                               const progress_callback& progress, bool& keyring_changed);
+                               const progress_callback& progress);
 
   client_options options_;
   std::optional<identity> me_;

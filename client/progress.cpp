@@ -24,10 +24,13 @@ progress_callback make_terminal_progress(const std::string& label) {
   struct state {
     clock::time_point start = clock::now();
     clock::time_point last_draw{};
+    std::uint64_t last_done = 0;
   };
   auto s = std::make_shared<state>();
   return [s, label](std::uint64_t done, std::uint64_t total) {
     const auto now = clock::now();
+    if (done < s->last_done) s->start = now;  // a new transfer with the same bar (next file of a pull)
+    s->last_done = done;
     const bool finished = done >= total;
     if (!finished && now - s->last_draw < std::chrono::milliseconds(100)) return;
     s->last_draw = now;
