@@ -115,6 +115,18 @@ TEST_CASE("streaming encrypt/decrypt equals one-shot for many sizes and chunking
   }
 }
 
+TEST_CASE("streaming round trip for every size around the block boundaries (all padding lengths)") {
+  const auto key = generate_symmetric_key();
+  for (std::size_t size = 0; size <= 48; ++size) {
+    CAPTURE(size);
+    const auto plain = random_bytes(size, static_cast<unsigned>(size) + 100);
+    const auto one_shot = aes_encrypt(key, plain);
+    CHECK(stream_encrypt(key, plain, 5) == one_shot);
+    CHECK(stream_decrypt(key, one_shot, 5) == plain);
+    CHECK(aes_decrypt(key, one_shot) == plain);
+  }
+}
+
 TEST_CASE("AES decryption failures: wrong key, bad length, empty") {
   const auto key = generate_symmetric_key();
   auto other = key;
