@@ -3,6 +3,7 @@
 // size field claims, never stop serving others.
 #include <algorithm>
 #include <random>
+#include <thread>
 
 #include "integration_support.hpp"
 
@@ -201,8 +202,35 @@ TEST_CASE("200 stalled connections do not keep a normal client from being served
   }
   LETTERBOX_REPORT(still_open << " of 200 stalled connections still open after the normal client was served");
   CHECK(answered == 0);
+  LETTERBOX_REPORT("server RSS with 200 stalled connections: " << fixture.server.rss_bytes() / 1024 << " KiB, peak "
+                                                               << fixture.server.peak_rss_bytes() / 1024 << " KiB");
+  stalled.clear();
+  check_server_still_serves(fixture.server);
+}
+
+TEST_CASE("100 stalled uploads announcing 64 MiB each: server RSS stays < 64 MiB") {
+  // A size field must not buy memory before the bytes arrive: 100 connections that announce a
+  // large 103 and send 1 KiB of it should cost the server little more than their sockets.
+  server_with_clients fixture;
+  LETTERBOX_ATTACH_SERVER_LOG(fixture.server);
+  std::vector<raw_connection> stalled;
+  stalled.reserve(100);
+  for (int i = 0; i < 100; ++i) {
+    stalled.emplace_back(fixture.server.port());
+    send_partial_pattern_message(stalled.back(), fixture.alice, fixture.bob, 4, 64 * mib, 6, 1024);
+  }
+  // Make sure the server has taken up every one of them: a request on a new connection is
+  // answered after the server has accepted the earlier ones.
+  raw_connection probe(fixture.server.port());
+  list_clients(probe, fixture.alice);
+  std::this_thread::sleep_for(300ms);
+  const auto rss = fixture.server.rss_bytes();
+  LETTERBOX_REPORT("server RSS with 100 stalled 64 MiB uploads: " << rss / 1024 << " KiB, peak "
+                                                                << fixture.server.peak_rss_bytes() / 1024 << " KiB");
+  CHECK(rss < small_rss_limit);
   stalled.clear();
   check_server_still_serves(fixture.server);
 }
 
 }  // TEST_SUITE
+
