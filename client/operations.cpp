@@ -1,10 +1,11 @@
 // Client operations: one connection per request, keys kept in the keyring (see operations.hpp).
 #include "operations.hpp"
 
-#include <fcntl.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <fstream>
 
 namespace letterbox::client {
@@ -102,12 +103,17 @@ std::unique_ptr<connection> client_operations::connect() {
   return std::make_unique<connection>(read_server_info(options_.directory), options_.io_timeout);
 }
 
+proto::request_header client_operations::header_for(proto::request_code code, std::uint64_t payload_size) {
+  proto::request_header header;
+  if (code != proto::request_code::register_client) header.client = me().id;  // 100: zeros
+  header.code = static_cast<std::uint8_t>(code);
+  header.payload_size = static_cast<std::uint32_t>(payload_size);
+  return header;
+}
+
 proto::byte_buffer client_operations::exchange(proto::request_code code, proto::bytes_view payload,
                                                proto::response_code expected, std::uint32_t max_response) {
-  proto::request_header header;
-  if (code != proto::request_code::register_client) header.client = me().id;
-  header.code = static_cast<std::uint8_t>(code);
-  header.payload_size = static_cast<std::uint32_t>(payload.size());
+  const auto header = header_for(code, payload.size());
   auto link = connect();
   link->send_request(header, payload);
   const auto response = expect_response(*link, expected);
@@ -125,6 +131,9 @@ void client_operations::register_user(const std::string& name) {
     } catch (const proto::protocol_error& e) {
       throw client_error(kind::invalid_input, std::string("invalid name: ") + e.what());
     }
+    // Fail before the server reserves the name if me.info could not be written afterwards.
+    if (::access(options_.directory.c_str(), W_OK) != 0)
+      throw client_error(kind::local_file, options_.directory.string() + ": directory is not writable, cannot create me.info");
     auto key = private_key::generate();
     const auto payload = proto::encode_register_request({name, key.public_key()});
     const auto reply = exchange(proto::request_code::register_client, payload, proto::response_code::registered,
@@ -225,10 +234,7 @@ std::uint32_t client_operations::send_file(const std::string& name, const std::f
     if (ciphertext_size > max_file_ciphertext)
       throw client_error(kind::invalid_input, "file is too large for the protocol (limit about 4 GiB)");
 
-    proto::request_header header;
-    header.client = me().id;
-    header.code = static_cast<std::uint8_t>(proto::request_code::send_message);
-    header.payload_size = static_cast<std::uint32_t>(proto::send_message_prefix_size + ciphertext_size);
+    const auto header = header_for(proto::request_code::send_message, proto::send_message_prefix_size + ciphertext_size);
     const auto prefix = proto::encode_send_message_prefix(
         {target.id, static_cast<std::uint8_t>(proto::message_type::file), static_cast<std::uint32_t>(ciphertext_size)});
     auto link = connect();
@@ -277,9 +283,7 @@ std::string client_operations::display_name(const proto::client_id& id) {
 
 std::size_t client_operations::pull_messages(const message_callback& on_message, const progress_callback& progress) {
   return translated([&] {
-    proto::request_header header;
-    header.client = me().id;
-    header.code = static_cast<std::uint8_t>(proto::request_code::pull_messages);
+    const auto header = header_for(proto::request_code::pull_messages, 0);
     auto link = connect();
     link->send_request(header, {});
     const auto response = expect_response(*link, proto::response_code::messages);

@@ -103,6 +103,7 @@ class client_operations {
   const identity& me();
   peer& resolve(const std::string& name);
   std::unique_ptr<connection> connect();
+  protocol::request_header header_for(protocol::request_code code, std::uint64_t payload_size);
   protocol::byte_buffer exchange(protocol::request_code code, protocol::bytes_view payload,
                                  protocol::response_code expected, std::uint32_t max_response);
   std::uint32_t send_message(const peer& to, protocol::message_type type, protocol::bytes_view content);
