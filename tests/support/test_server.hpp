@@ -5,6 +5,8 @@
 // waits (bounded) for the ready file and exposes the port, the pid and the memory figures the
 // kernel reports for the process. No test framework dependency: failures are exceptions
 // (test_server_error), so the client's end-to-end tests and the benchmarks can reuse it.
+// The server gets PR_SET_PDEATHSIG=SIGKILL, tied to the thread that starts it: construct
+// (and restart()) a test_server from a thread that outlives it, normally the main thread.
 #pragma once
 
 #include <sys/types.h>
@@ -12,7 +14,6 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
-#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
