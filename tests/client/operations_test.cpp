@@ -1,0 +1,240 @@
+// Tests of the client operations against a scripted in-process server: exact request bytes,
+// pull stream parsing (bad and unknown messages are consumed, the rest still processed),
+// 9000 translation and the per-operation timeout.
+#include <utility>  // before Boost.Asio (Boost 1.74 + g++ 12 + C++20)
+
+#include <doctest/doctest.h>
+#include <sys/socket.h>
+
+#include <boost/asio.hpp>
+#include <chrono>
+#include <fstream>
+#include <thread>
+
+#include "operations.hpp"
+#include "test_directory.hpp"
+
+using namespace letterbox::client;
+namespace proto = letterbox::protocol;
+using boost::asio::ip::tcp;
+
+namespace {
+
+struct recorded_request {
+  proto::request_header header;
+  proto::byte_buffer payload;
+};
+
+// Accepts one connection per canned response, records the request, writes the response.
+// An empty response means "never answer" (the connection stays silent until the client leaves).
+class canned_server {
+ public:
+  explicit canned_server(std::vector<proto::byte_buffer> responses)
+      : acceptor_(io_, tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0)),
+        thread_([this, responses = std::move(responses)] { serve(responses); }) {}
+  ~canned_server() {
+    if (!thread_.joinable()) return;
+    ::shutdown(acceptor_.native_handle(), SHUT_RDWR);  // unblocks accept() if a test failed early
+    thread_.join();
+  }
+  std::uint16_t port() const { return acceptor_.local_endpoint().port(); }
+  // Waits until every canned response was served; returns the recorded requests.
+  const std::vector<recorded_request>& requests() {
+    if (thread_.joinable()) thread_.join();
+    return requests_;
+  }
+
+ private:
+  void serve(const std::vector<proto::byte_buffer>& responses) {
+    for (const auto& response : responses) {
+      tcp::socket socket(io_);
+      boost::system::error_code ec;
+      acceptor_.accept(socket, ec);
+      if (ec) return;
+      proto::request_header_bytes head{};
+      boost::asio::read(socket, boost::asio::buffer(head), ec);
+      if (ec) continue;
+      recorded_request request{proto::decode_request_header(head), {}};
+      request.payload.resize(request.header.payload_size);
+      boost::asio::read(socket, boost::asio::buffer(request.payload), ec);
+      requests_.push_back(std::move(request));
+      if (response.empty()) {  // stall until the client gives up
+        std::array<std::uint8_t, 1> byte{};
+        socket.read_some(boost::asio::buffer(byte), ec);
+        continue;
+      }
+      boost::asio::write(socket, boost::asio::buffer(response), ec);
+    }
+  }
+
+  boost::asio::io_context io_;
+  tcp::acceptor acceptor_;
+  std::vector<recorded_request> requests_;
+  std::thread thread_;
+};
+
+proto::byte_buffer response(proto::response_code code, const proto::byte_buffer& payload) {
+  const auto head = proto::encode_response_header({2, static_cast<std::uint16_t>(code), static_cast<std::uint32_t>(payload.size())});
+  proto::byte_buffer out(head.size() + payload.size());
+  std::copy(head.begin(), head.end(), out.begin());
+  std::copy(payload.begin(), payload.end(), out.begin() + static_cast<std::ptrdiff_t>(head.size()));
+  return out;
+}
+
+void append_message(proto::byte_buffer& payload, const proto::client_id& from, std::uint32_t id, std::uint8_t type,
+                    const proto::byte_buffer& content) {
+  const auto head = proto::encode_pulled_message_header({from, id, type, static_cast<std::uint32_t>(content.size())});
+  payload.insert(payload.end(), head.begin(), head.end());
+  payload.insert(payload.end(), content.begin(), content.end());
+}
+
+proto::client_id id_of(std::uint8_t seed) {
+  proto::client_id id{};
+  id.fill(seed);
+  return id;
+}
+
+proto::byte_buffer bytes_of(std::string_view text) { return proto::byte_buffer(text.begin(), text.end()); }
+
+// A registered client in a temp directory whose keyring knows "alice" (ID 0xAA.., shared key).
+struct fixture {
+  test_directory dir;
+  symmetric_key alice_key = generate_symmetric_key();
+  private_key my_key = private_key::generate();
+  proto::client_id my_id = id_of(0x11);
+
+  std::unique_ptr<client_operations> connect_to(std::uint16_t port) {
+    std::ofstream(dir.path / "server.info") << "127.0.0.1:" << port << "\n";
+    if (!std::filesystem::exists(dir.path / "me.info"))
+      write_me_info(dir.path, identity{"me", my_id, private_key::from_pkcs8(my_key.to_pkcs8())});
+    auto ring = keyring::load(dir.path);
+    ring.set_name(id_of(0xAA), "alice");
+    ring.upsert(id_of(0xAA)).shared_key = alice_key;
+    ring.save();
+    client_options options;
+    options.directory = dir.path;
+    options.download_directory = dir.path;
+    options.io_timeout = std::chrono::seconds(1);
+    return std::make_unique<client_operations>(options);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("send_text writes the exact 103 request: header, prefix, AES(text + NUL)") {
+  fixture f;
+  const auto alice = id_of(0xAA);
+  proto::byte_buffer sent(alice.begin(), alice.end());
+  sent.resize(20);
+  sent[16] = 7;  // message ID 7
+  canned_server server({response(proto::response_code::message_sent, sent)});
+  auto client = f.connect_to(server.port());
+  CHECK(client->send_text("alice", "hi") == 7);
+  const auto& requests = server.requests();
+  REQUIRE(requests.size() == 1);
+  const auto& r = requests[0];
+  CHECK(r.header.client == f.my_id);
+  CHECK(r.header.code == 103);
+  const auto prefix = proto::decode_send_message_prefix(std::span(r.payload).first(21));
+  CHECK(prefix.to == id_of(0xAA));
+  CHECK(prefix.type == 3);
+  CHECK(prefix.content_size == r.payload.size() - 21);
+  CHECK(aes_decrypt(f.alice_key, std::span(r.payload).subspan(21)) == proto::byte_buffer{'h', 'i', 0});
+}
+
+TEST_CASE("send_file streams (n/16+1)*16 bytes of ciphertext that decrypt to the file") {
+  fixture f;
+  const auto path = f.dir.path / "payload.bin";
+  proto::byte_buffer content(200'003);
+  for (std::size_t i = 0; i < content.size(); ++i) content[i] = static_cast<std::uint8_t>(i * 7);
+  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(content.data()), static_cast<std::streamsize>(content.size()));
+  canned_server server({response(proto::response_code::message_sent, proto::byte_buffer(20, 0))});
+  auto client = f.connect_to(server.port());
+  std::uint64_t last_done = 0, last_total = 0;
+  client->send_file("alice", path, [&](std::uint64_t done, std::uint64_t total) { last_done = done, last_total = total; });
+  CHECK(last_done == content.size());
+  CHECK(last_total == content.size());
+  const auto& r = server.requests().at(0);
+  CHECK(r.header.payload_size == 21 + aes_ciphertext_size(content.size()));
+  CHECK(r.payload[16] == 4);
+  CHECK(aes_decrypt(f.alice_key, std::span(r.payload).subspan(21)) == content);
+  CHECK_THROWS_WITH_AS(client->send_file("alice", f.dir.path / "missing.bin"), "file not found", client_error);
+}
+
+TEST_CASE("pull: good, bad and unknown messages are all consumed, in order") {
+  fixture f;
+  proto::byte_buffer payload;
+  append_message(payload, id_of(0xAA), 1, 3, aes_encrypt(f.alice_key, bytes_of(std::string("hello\0", 6))));
+  append_message(payload, id_of(0xAA), 2, 4, proto::byte_buffer(20, 1));  // not a multiple of 16
+  append_message(payload, id_of(0xAA), 3, 9, proto::byte_buffer(5, 2));   // unknown type
+  append_message(payload, id_of(0xBB), 4, 3, proto::byte_buffer(16, 3));  // no key for this sender
+  append_message(payload, id_of(0xBB), 5, 2, proto::byte_buffer(128, 4)); // garbage key
+  append_message(payload, id_of(0xBB), 6, 1, {});
+  append_message(payload, id_of(0xAA), 7, 4, aes_encrypt(f.alice_key, bytes_of("file body")));
+  const auto sealed = rsa_encrypt(f.my_key.public_key(), proto::byte_buffer(16, 0x5A));
+  append_message(payload, id_of(0xCC), 8, 2, sealed);
+  canned_server server({response(proto::response_code::messages, payload)});
+  auto client = f.connect_to(server.port());
+  std::vector<received_message> got;
+  CHECK(client->pull_messages([&](const received_message& m) { got.push_back(m); }) == 8);
+  using kind = received_message::kind;
+  REQUIRE(got.size() == 8);
+  CHECK(got[0].what == kind::text);
+  CHECK(got[0].text == "hello");
+  CHECK(got[0].sender == "alice");
+  CHECK(got[1].what == kind::undecryptable);
+  CHECK(got[2].what == kind::undecryptable);
+  CHECK(got[3].what == kind::undecryptable);
+  CHECK(got[3].sender == proto::to_hex(id_of(0xBB)));
+  CHECK(got[4].what == kind::undecryptable);
+  CHECK(got[5].what == kind::key_request);
+  REQUIRE(got[6].what == kind::file);
+  std::ifstream in(got[6].file_path);
+  std::string body((std::istreambuf_iterator<char>(in)), {});
+  CHECK(body == "file body");
+  CHECK(got[7].what == kind::key_received);
+  // The received key is in the keyring file at once.
+  const auto ring = keyring::load(f.dir.path);
+  REQUIRE(std::any_of(ring.peers().begin(), ring.peers().end(), [](const peer& p) { return p.id == id_of(0xCC); }));
+  int files = 0;  // the undecryptable file left nothing behind; the good one is there
+  for (const auto& entry : std::filesystem::directory_iterator(f.dir.path))
+    files += entry.path().filename().string().rfind("letterbox-", 0) == 0;
+  CHECK(files == 1);
+}
+
+TEST_CASE("pull: a content size overrunning the payload is a malformed response") {
+  fixture f;
+  proto::byte_buffer payload;
+  append_message(payload, id_of(0xAA), 1, 3, proto::byte_buffer(16, 0));
+  payload[21] = 200;  // content size 200, only 16 bytes follow
+  canned_server server({response(proto::response_code::messages, payload)});
+  auto client = f.connect_to(server.port());
+  try {
+    client->pull_messages({});
+    FAIL("no error");
+  } catch (const client_error& e) {
+    CHECK(e.error_kind() == client_error::kind::network);
+    CHECK(std::string(e.what()).find("overruns") != std::string::npos);
+  }
+}
+
+TEST_CASE("9000 becomes server_error; a silent server becomes a timeout") {
+  fixture f;
+  canned_server server({response(proto::response_code::error, {}), {}});
+  auto client = f.connect_to(server.port());
+  try {
+    client->request_symmetric_key("alice");
+    FAIL("no error");
+  } catch (const client_error& e) {
+    CHECK(e.error_kind() == client_error::kind::server_error);
+  }
+  const auto start = std::chrono::steady_clock::now();
+  try {
+    client->request_symmetric_key("alice");
+    FAIL("no error");
+  } catch (const client_error& e) {
+    CHECK(e.error_kind() == client_error::kind::network);
+    CHECK(std::string(e.what()).find("timed out") != std::string::npos);
+  }
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(5));
+}
