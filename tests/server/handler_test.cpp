@@ -116,7 +116,15 @@ TEST_CASE("handler: bad registration payloads are rejected and register nobody")
   long_by_one.push_back(0);
   const auto no_nul = register_payload_with_name_field('a');  // 255 name bytes, no terminator
   const auto empty_name = register_payload_with_name_field(0);
-  for (const byte_buffer* payload : std::vector<const byte_buffer*>{&empty, &short_by_one, &long_by_one, &no_nul, &empty_name}) {
+  auto bad_utf8 = register_payload_with_name_field(0);
+  bad_utf8[0] = 0xFF;  // not UTF-8
+  bad_utf8[1] = 0xFE;
+  auto control = register_payload_with_name_field(0);
+  control[0] = 'a';
+  control[1] = '\n';  // control character inside the name
+  control[2] = 'b';
+  for (const byte_buffer* payload : std::vector<const byte_buffer*>{&empty, &short_by_one, &long_by_one, &no_nul,
+                                                                   &empty_name, &bad_utf8, &control}) {
     CAPTURE(payload->size());
     CHECK_THROWS_AS(f.in_batch([&] { return f.handler.register_client(*payload); }), request_rejected);
   }

@@ -4,6 +4,7 @@
 // throwing job fails only itself, and stop() finishes what is queued.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <future>
@@ -12,6 +13,12 @@
 #include <string>
 #include <thread>
 
+#include <SQLiteCpp/Database.h>
+
+#include "handler.hpp"
+#include "server_test_support.hpp"
+#include "spool.hpp"
+#include "sqlite_store.hpp"
 #include "storage_worker.hpp"
 
 using namespace letterbox::server;
@@ -334,4 +341,67 @@ TEST_CASE("storage worker: stop() runs every queued job before it returns") {
     CHECK_FALSE(outs[i].failed);
     CHECK(outs[i].value == static_cast<int>(i) + 100);
   }
+}
+
+// --- With the real store and handler ------------------------------------------------------
+
+TEST_CASE("storage worker + handler + sqlite_store: a 1003 arrives only once its message is committed on disk") {
+  using namespace letterbox::protocol;
+  letterbox::server::test::temp_dir dir;
+  spool_directory spool(dir / "server.db.spool");
+  sqlite_store store(dir / "server.db", spool);
+  request_handler handler(store, server_limits{});
+  asio::io_context io;
+  auto guard = asio::make_work_guard(io);
+  storage_worker worker(store, 64);
+  // What another process (the sqlite3 shell) sees: only committed rows.
+  SQLite::Database peek((dir / "server.db").string(), SQLite::OPEN_READONLY);
+
+  client_id alice{}, bob{};
+  bool registered = false;
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        for (auto [name, id] : {std::pair{"alice", &alice}, std::pair{"bob", &bob}}) {
+          auto job = [&handler, name = std::string(name)](mailbox_store&) {
+            return handler.register_client(encode_register_request({name, letterbox::server::test::make_key(1)}));
+          };
+          const auto response = co_await worker.run<byte_buffer>(std::move(job));
+          *id = decode_registered_payload(bytes_view(response).subspan(response_header_size));
+        }
+        registered = true;
+      },
+      asio::detached);
+  REQUIRE(run_until(io, [&] { return registered; }));
+
+  constexpr int senders = 200;
+  int done = 0, visible = 0;
+  std::vector<std::uint32_t> ids;
+  for (int i = 0; i < senders; ++i) {
+    asio::co_spawn(
+        io,
+        [&, i]() -> asio::awaitable<void> {
+          auto job = [&handler, &alice, &bob, i](mailbox_store&) {
+            const auto content = letterbox::server::test::make_content(16, static_cast<std::uint8_t>(i));
+            return handler.store_message(alice, {bob, 3, 16}, content, {});
+          };
+          const auto response = co_await worker.run<byte_buffer>(std::move(job));
+          const auto sent = decode_message_sent_payload(bytes_view(response).subspan(response_header_size));
+          SQLite::Statement row(peek, "SELECT count(*) FROM messages WHERE ID = ?");
+          row.bind(1, static_cast<std::int64_t>(sent.message_id));
+          row.executeStep();
+          visible += row.getColumn(0).getInt();
+          ids.push_back(sent.message_id);
+          ++done;
+        },
+        asio::detached);
+  }
+  REQUIRE(run_until(io, [&] { return done == senders; }));
+  CHECK(visible == senders);  // every 1003 came after its row was committed
+  std::sort(ids.begin(), ids.end());
+  CHECK(std::adjacent_find(ids.begin(), ids.end()) == ids.end());  // all distinct
+  MESSAGE(senders << " sends + 2 registrations in " << worker.batches() << " batches");
+  CHECK(worker.batches() < senders + 2);
+  worker.stop();
+  CHECK(peek.execAndGet("SELECT count(*) FROM messages").getInt() == senders);
 }
