@@ -17,15 +17,22 @@ struct connection::impl {
   std::chrono::steady_clock::duration timeout;
   std::string peer;
 
-  // Runs the pending operation; returns false if it had to be cancelled by the timeout.
-  bool run_with_timeout() {
+  // Runs the pending operation; if it is not done within the timeout, cancels it (by default
+  // by closing the socket) and returns false once it has completed with an error.
+  template <typename Cancel>
+  bool run_with_timeout(Cancel cancel) {
     io.restart();
     io.run_for(timeout);
     if (io.stopped()) return true;
-    boost::system::error_code ignored;
-    socket.close(ignored);  // completes the operation with operation_aborted
+    cancel();
     io.run();
     return false;
+  }
+  bool run_with_timeout() {
+    return run_with_timeout([this] {
+      boost::system::error_code ignored;
+      socket.close(ignored);  // completes the operation with operation_aborted
+    });
   }
 
   // The socket stays open so that a caller may still read a response the server sent
@@ -50,10 +57,7 @@ connection::connection(const server_address& server, std::chrono::steady_clock::
                            ec = e;
                            endpoints = std::move(r);
                          });
-  if (!s.run_with_timeout()) {
-    resolver.cancel();
-    s.fail("resolving", ec, true);
-  }
+  if (!s.run_with_timeout([&] { resolver.cancel(); })) s.fail("resolving", ec, true);
   if (ec) s.fail("resolving", ec, false);
   asio::async_connect(s.socket, endpoints, [&](const boost::system::error_code& e, const tcp::endpoint&) { ec = e; });
   const bool in_time = s.run_with_timeout();
