@@ -81,12 +81,18 @@ std::string write_random_file(const std::filesystem::path& path, std::uint64_t s
   return hash.hex_digest();
 }
 
-// One throwaway client directory with a copy of the server address.
-std::unique_ptr<client_operations> make_client(const std::filesystem::path& root, const std::string& name,
-                                               const server_address& server) {
+// A throwaway client directory holding a copy of the server address.
+std::filesystem::path make_directory(const std::filesystem::path& root, const std::string& name,
+                                     const server_address& server) {
   const auto dir = root / name;
   std::filesystem::create_directories(dir);
   write_private_file(dir / server_info_file, server.host + ":" + std::to_string(server.port) + "\n", true);
+  return dir;
+}
+
+std::unique_ptr<client_operations> make_client(const std::filesystem::path& root, const std::string& name,
+                                               const server_address& server) {
+  const auto dir = make_directory(root, name, server);
   client_options options;
   options.directory = dir;
   options.download_directory = root / "downloads";
@@ -155,8 +161,7 @@ int run_self_test(const self_test_options& options, std::ostream& out) {
                    "registering twice should be refused");
   });
   check("unregistered client refused", [&] {
-    const auto dir = root.path / "stranger";
-    auto stranger_setup = make_client(root.path, "stranger", server);
+    const auto dir = make_directory(root.path, "stranger", server);
     proto::client_id fake{};
     random_fill(fake.data(), fake.size());
     write_me_info(dir, identity{tag + "-stranger", fake, private_key::generate()});
@@ -181,7 +186,7 @@ int run_self_test(const self_test_options& options, std::ostream& out) {
     const auto got = pull_all(*bob);
     expect(got.size() == 1, std::to_string(got.size()) + " messages instead of 1");
     expect(got[0].what == received_message::kind::key_request, "not a key request");
-    expect(got[0].sender == alice_name || got[0].sender.size() == 32, "unexpected sender " + got[0].sender);
+    expect(got[0].from == read_me_info(root.path / "alice").id, "the sender is not alice's ID");
   });
   check("symmetric key sent, received and stored", [&] {
     bob->send_symmetric_key(alice_name);
