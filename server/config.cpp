@@ -9,6 +9,9 @@
 #include <sstream>
 
 namespace letterbox::server {
+namespace {
+constexpr double max_timeout_seconds = 7 * 24 * 3600;  // a week: keeps the milliseconds finite
+}  // namespace
 
 std::optional<std::uint16_t> parse_port(const std::string& text) {
   auto begin = text.find_first_not_of(" \t\r\n");
@@ -38,7 +41,7 @@ parsed_config parse_command_line(int argc, char** argv) {
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
   app.add_option("--timeout", timeout_seconds, "seconds a read or write may make no progress before the connection closes")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(0.001, max_timeout_seconds));
   app.add_option("--max-message-size", config.limits.max_message_size, "largest message content in bytes")
       ->capture_default_str()
       ->check(CLI::Range(std::uint64_t{0}, default_max_message_size));

@@ -16,9 +16,10 @@ inline constexpr std::uint32_t default_inline_content_limit = 64 * 1024;
 // A bad request whose remaining payload is at most this big is read and discarded so the
 // connection can go on; a bigger one is answered with 9000 and the connection is closed.
 inline constexpr std::uint32_t max_discard_size = 64 * 1024;
-// Largest content a 103 may carry: everything the u32 payload size allows.
+// Largest content a 103 may carry: the most that still fits one 1004 response (a u32 payload
+// holding the 25-byte message header plus the content), so every accepted message can be pulled.
 inline constexpr std::uint64_t default_max_message_size =
-    protocol::max_payload_size - protocol::send_message_prefix_size;
+    protocol::max_payload_size - protocol::pulled_message_header_size;
 // Per pull (104): at most this many messages and this many bytes of inline content held in
 // memory; the u32 payload size bounds the rest. What does not fit waits for the next pull.
 inline constexpr std::size_t default_max_messages_per_pull = 100'000;

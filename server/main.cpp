@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
 
+#include <csignal>
 #include <cstdio>
 #include <fstream>
 
@@ -106,13 +107,14 @@ int run(const server_config& config) {
   io.run();  // returns once the acceptor and every session have finished
   storage.stop();
   file_pool.join();
-  spdlog::info("stopped after {} storage batches", storage.batches());
+  spdlog::info("stopped: {} storage jobs in {} batches", storage.jobs(), storage.batches());
   return 0;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::signal(SIGPIPE, SIG_IGN);  // sendfile(2) to a closed peer must fail with EPIPE, not kill us
   spdlog::set_default_logger(spdlog::stderr_color_mt("server"));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %^%l%$ %v", spdlog::pattern_time_type::utc);
   auto parsed = parse_command_line(argc, argv);

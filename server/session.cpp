@@ -4,10 +4,12 @@
 #include "session.hpp"
 
 #include <spdlog/spdlog.h>
+#include <sys/sendfile.h>
 #include <unistd.h>
 
 #include <array>
 #include <chrono>
+#include <cstring>
 
 namespace letterbox::server {
 namespace asio = boost::asio;
@@ -16,6 +18,42 @@ using clock_type = std::chrono::steady_clock;
 using namespace protocol;
 
 namespace {
+
+// Per-connection input buffer: holds a whole small request (a 64-byte text send is 107 bytes)
+// while staying cheap for 10,000 idle connections.
+constexpr std::size_t input_buffer_size = 512;
+
+// Largest sendfile(2) call for pulled spool files.
+constexpr std::size_t sendfile_chunk_size = 4 << 20;
+// Upload chunks kept for reuse (I/O thread only).
+constexpr std::size_t cached_chunks = 8;
+
+// A stream_chunk_size buffer for one upload step, taken from a small free list on the I/O
+// thread and given back at the end of the step, so memory follows data actually received.
+class chunk_lease {
+ public:
+  chunk_lease() {
+    if (free_list().empty()) {
+      buffer_.reset(new std::uint8_t[stream_chunk_size]);
+    } else {
+      buffer_ = std::move(free_list().back());
+      free_list().pop_back();
+    }
+  }
+  ~chunk_lease() {
+    if (free_list().size() < cached_chunks) free_list().push_back(std::move(buffer_));
+  }
+  chunk_lease(const chunk_lease&) = delete;
+  chunk_lease& operator=(const chunk_lease&) = delete;
+  std::uint8_t* data() const noexcept { return buffer_.get(); }
+
+ private:
+  static std::vector<std::unique_ptr<std::uint8_t[]>>& free_list() {
+    static thread_local std::vector<std::unique_ptr<std::uint8_t[]>> list;
+    return list;
+  }
+  std::unique_ptr<std::uint8_t[]> buffer_;
+};
 
 // Output of a pull is gathered into writes of about this size.
 constexpr std::size_t pull_write_chunk = 256 * 1024;
@@ -48,6 +86,7 @@ class session : public std::enable_shared_from_this<session> {
     auto endpoint = socket_.remote_endpoint(ec);
     peer_ = ec ? "?" : endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
     socket_.set_option(tcp::no_delay(true), ec);
+    socket_.non_blocking(true, ec);  // for read_available and sendfile; Asio's async ops are unaffected
     registry_.add(this);
   }
   ~session() { registry_.remove(this); }
@@ -58,10 +97,13 @@ class session : public std::enable_shared_from_this<session> {
     asio::co_spawn(socket_.get_executor(), [self]() { return self->watch(); }, asio::detached);
   }
 
+  // Ends the connection. While a file-pool thread uses the socket's descriptor it is only
+  // shut down; the session closes it when that call returns.
   void close() noexcept {
+    closing_ = true;
     boost::system::error_code ec;
     socket_.shutdown(tcp::socket::shutdown_both, ec);
-    socket_.close(ec);
+    if (!pool_operation_active_) socket_.close(ec);
     watchdog_.cancel();
   }
 
@@ -72,14 +114,8 @@ class session : public std::enable_shared_from_this<session> {
     try {
       for (;;) {
         request_header_bytes header_bytes;
-        deadline_ = clock_type::now() + context_.limits.io_timeout;
-        std::size_t got = co_await socket_.async_read_some(asio::buffer(header_bytes), asio::use_awaitable);
+        co_await read_exact(header_bytes.data(), header_bytes.size());
         const auto started = clock_type::now();
-        if (got < header_bytes.size()) {
-          deadline_ = clock_type::now() + context_.limits.io_timeout;
-          co_await asio::async_read(socket_, asio::buffer(header_bytes.data() + got, header_bytes.size() - got),
-                                    asio::use_awaitable);
-        }
         const auto header = decode_request_header(header_bytes);
         unread_payload_ = header.payload_size;
         outcome result = co_await handle(header);
@@ -99,7 +135,7 @@ class session : public std::enable_shared_from_this<session> {
   // Closes the socket when a read or write makes no progress before its deadline.
   asio::awaitable<void> watch() {
     boost::system::error_code ec;
-    while (socket_.is_open()) {
+    while (socket_.is_open() && !closing_) {
       if (deadline_ <= clock_type::now()) {
         spdlog::info("{}: timed out after {} ms without progress, closing", peer_, context_.limits.io_timeout.count());
         close();
@@ -110,13 +146,49 @@ class session : public std::enable_shared_from_this<session> {
     }
   }
 
-  // Reads exactly the buffer's size of the current request's payload.
-  template <typename Buffer>
-  asio::awaitable<void> read(const Buffer& buffer) {
+  // Reads exactly n bytes: first from what an earlier read brought in, then from the socket.
+  // Small reads fill the session's input buffer (one receive usually brings a whole small
+  // request, or several pipelined ones); large ones go straight to their destination.
+  asio::awaitable<void> read_exact(std::uint8_t* destination, std::size_t n) {
+    const std::size_t buffered = std::min(n, input_end_ - input_begin_);
+    std::memcpy(destination, input_.data() + input_begin_, buffered);
+    input_begin_ += buffered;
+    destination += buffered;
+    n -= buffered;
+    if (n == 0) co_return;
     deadline_ = clock_type::now() + context_.limits.io_timeout;
-    co_await asio::async_read(socket_, buffer, asio::use_awaitable);
+    if (n >= input_.size()) {
+      co_await asio::async_read(socket_, asio::buffer(destination, n), asio::use_awaitable);
+    } else {
+      input_begin_ = 0;
+      input_end_ = co_await asio::async_read(socket_, asio::buffer(input_), asio::transfer_at_least(n),
+                                             asio::use_awaitable);
+      std::memcpy(destination, input_.data(), n);
+      input_begin_ = n;
+    }
     deadline_ = clock_type::time_point::max();
-    unread_payload_ -= asio::buffer_size(buffer);
+  }
+
+  // Copies up to n bytes that are already here (input buffer, then socket) without waiting.
+  // Throws on end of stream or a socket error.
+  std::size_t read_available(std::uint8_t* destination, std::size_t n) {
+    std::size_t got = std::min(n, input_end_ - input_begin_);
+    std::memcpy(destination, input_.data() + input_begin_, got);
+    input_begin_ += got;
+    while (got < n) {
+      boost::system::error_code ec;
+      const std::size_t more = socket_.read_some(asio::buffer(destination + got, n - got), ec);
+      if (ec == asio::error::would_block || ec == asio::error::try_again) break;
+      if (ec) throw boost::system::system_error(ec);
+      got += more;
+    }
+    return got;
+  }
+
+  // Reads exactly the buffer's size of the current request's payload.
+  asio::awaitable<void> read(const asio::mutable_buffer& buffer) {
+    co_await read_exact(static_cast<std::uint8_t*>(buffer.data()), buffer.size());
+    unread_payload_ -= buffer.size();
   }
 
   template <typename Buffer>
@@ -225,18 +297,25 @@ class session : public std::enable_shared_from_this<session> {
     auto& spool = context_.spool;
     auto create = [&spool] { return std::make_unique<spool_directory::upload>(spool.create()); };
     auto upload = co_await run_blocking(context_.file_pool, std::move(create));
-    std::vector<std::uint8_t> chunk(std::min<std::size_t>(stream_chunk_size, prefix.content_size));
+    // No buffer is held while waiting for the peer: a stalled upload costs no memory.
     for (std::uint64_t left = prefix.content_size; left > 0;) {
-      const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(left, chunk.size()));
-      co_await read(asio::buffer(chunk.data(), n));
+      if (input_begin_ == input_end_) {
+        deadline_ = clock_type::now() + context_.limits.io_timeout;
+        co_await socket_.async_wait(tcp::socket::wait_read, asio::use_awaitable);
+        deadline_ = clock_type::time_point::max();
+      }
+      chunk_lease chunk;
+      const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(left, stream_chunk_size));
+      const std::size_t got = read_available(chunk.data(), want);
+      if (got == 0) continue;  // woken without data
+      unread_payload_ -= got;
+      left -= got;
       auto write_chunk = [&] {
-        upload->write(std::span<const std::uint8_t>(chunk.data(), n));
+        upload->write(std::span<const std::uint8_t>(chunk.data(), got));
         return true;
       };
       co_await run_blocking(context_.file_pool, std::move(write_chunk));
-      left -= n;
     }
-    chunk = {};
     auto finish = [&] {
       upload->finish();
       return true;
@@ -256,7 +335,8 @@ class session : public std::enable_shared_from_this<session> {
     auto& handler = context_.handler;
     const client_id requester = header.client;
     auto begin = [&handler, requester](mailbox_store&) { return handler.begin_pull(requester); };
-    pull_batch batch = co_await context_.storage.run<pull_batch>(std::move(begin));
+    auto undo = [&handler](mailbox_store&, pull_batch& batch) noexcept { handler.abort_pull(batch); };
+    pull_batch batch = co_await context_.storage.run<pull_batch>(std::move(begin), std::move(undo));
     bool written = false;
     std::exception_ptr failure;
     try {
@@ -311,6 +391,8 @@ class session : public std::enable_shared_from_this<session> {
     if (!out.empty()) co_await write(asio::buffer(out));
   }
 
+  // Sends a spool file with sendfile(2) on the file pool: no user-space buffer, and the I/O
+  // thread never waits for the disk.
   asio::awaitable<void> stream_file(const std::string& name, std::uint32_t size) {
     auto& spool = context_.spool;
     auto open = [&] { return spool.open_for_read(name); };
@@ -319,15 +401,24 @@ class session : public std::enable_shared_from_this<session> {
       int fd;
       ~closer() { ::close(fd); }
     } guard{fd};
-    std::vector<std::uint8_t> chunk(std::min<std::size_t>(stream_chunk_size, size));
-    std::uint64_t offset = 0;
-    while (offset < size) {
-      const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(size - offset, chunk.size()));
-      auto read_chunk = [&] { return ::pread(fd, chunk.data(), want, static_cast<off_t>(offset)); };
-      const ssize_t got = co_await run_blocking(context_.file_pool, std::move(read_chunk));
-      if (got <= 0) throw storage_error("spool file " + name + " is shorter than its message");
-      co_await write(asio::buffer(chunk.data(), static_cast<std::size_t>(got)));
-      offset += static_cast<std::uint64_t>(got);
+    off_t offset = 0;
+    const int socket_fd = socket_.native_handle();
+    while (static_cast<std::uint64_t>(offset) < size) {
+      deadline_ = clock_type::now() + context_.limits.io_timeout;
+      co_await socket_.async_wait(tcp::socket::wait_write, asio::use_awaitable);
+      deadline_ = clock_type::time_point::max();
+      const std::size_t want = size - static_cast<std::size_t>(offset);
+      auto send = [&]() -> std::pair<ssize_t, int> {
+        const ssize_t sent = ::sendfile(socket_fd, fd, &offset, std::min<std::size_t>(want, sendfile_chunk_size));
+        return {sent, sent < 0 ? errno : 0};
+      };
+      pool_operation_active_ = true;
+      const auto [sent, error] = co_await run_blocking(context_.file_pool, std::move(send));
+      pool_operation_active_ = false;
+      if (closing_) throw boost::system::system_error(asio::error::operation_aborted);
+      if (sent < 0 && error != EAGAIN && error != EINTR)
+        throw boost::system::system_error(error, boost::system::system_category());
+      if (sent == 0) throw storage_error("spool file " + name + " is shorter than its message");
     }
   }
 
@@ -348,6 +439,10 @@ class session : public std::enable_shared_from_this<session> {
   asio::steady_timer watchdog_;
   clock_type::time_point deadline_ = clock_type::time_point::max();
   std::uint64_t unread_payload_ = 0;  // of the request being handled
+  std::array<std::uint8_t, input_buffer_size> input_{};
+  std::size_t input_begin_ = 0, input_end_ = 0;  // unconsumed bytes in input_
+  bool pool_operation_active_ = false;  // a file-pool thread is using the socket's descriptor
+  bool closing_ = false;
   server_context& context_;
   session_registry& registry_;
   std::string peer_;

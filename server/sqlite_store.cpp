@@ -55,6 +55,11 @@ sqlite_store::sqlite_store(const std::filesystem::path& db_path, spool_directory
         return SQLite::Database(db_path.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE, busy_timeout_ms);
       })),
       spool_(spool) {
+  const int found_version = schema_version();
+  if (found_version > static_cast<int>(schema_migrations().size()))
+    throw storage_error("database schema version " + std::to_string(found_version) +
+                        " is newer than this server (" + std::to_string(schema_migrations().size()) +
+                        "); refusing to touch it");
   translate("configure database", [&] {
     db_.exec("PRAGMA journal_mode=WAL");
     db_.exec("PRAGMA synchronous=FULL");  // a 1003 answer means the message is on disk
@@ -123,17 +128,27 @@ void sqlite_store::begin() {
 }
 
 void sqlite_store::commit() {
+  const auto now = std::chrono::steady_clock::now();
+  const bool flush_touches =
+      !touched_.empty() && (batch_changed_ || now - last_touch_flush_ >= last_seen_flush_interval);
   translate("commit", [&] {
-    for (const auto& id : touched_) {
-      touch_client_->bind(1, batch_time_);
-      touch_client_->bind(2, id.data(), static_cast<int>(id.size()));
-      touch_client_->exec();
-      touch_client_->tryReset();
+    if (flush_touches) {
+      for (const auto& id : touched_) {
+        touch_client_->tryReset();  // also after an earlier failed exec
+        touch_client_->bind(1, batch_time_);
+        touch_client_->bind(2, id.data(), static_cast<int>(id.size()));
+        touch_client_->exec();
+        touch_client_->tryReset();
+      }
     }
-    db_.exec("COMMIT");
+    db_.exec("COMMIT");  // a batch that wrote nothing commits without an fsync
   });
   in_batch_ = false;
-  touched_.clear();
+  batch_changed_ = false;
+  if (flush_touches) {
+    touched_.clear();
+    last_touch_flush_ = now;
+  }
   added_in_batch_.clear();
   for (const auto& name : files_to_remove_) spool_.remove(name);
   files_to_remove_.clear();
@@ -142,9 +157,9 @@ void sqlite_store::commit() {
 void sqlite_store::rollback() noexcept {
   if (sqlite3_get_autocommit(db_.getHandle()) == 0) sqlite3_exec(db_.getHandle(), "ROLLBACK", nullptr, nullptr, nullptr);
   in_batch_ = false;
+  batch_changed_ = false;
   for (const auto& id : added_in_batch_) clients_.erase(id);
   added_in_batch_.clear();
-  touched_.clear();
   files_to_remove_.clear();
 }
 
@@ -166,6 +181,7 @@ bool sqlite_store::add_client(const client_id& id, const std::string& name, cons
       throw;
     }
     insert_client_->tryReset();
+    batch_changed_ = true;
     clients_.emplace(id, key);
     added_in_batch_.push_back(id);
     return true;
@@ -211,6 +227,7 @@ std::uint32_t sqlite_store::add_message(const new_message& message) {
     insert.bind(7, batch_time_.empty() ? utc_now() : batch_time_);
     insert.exec();
     insert.tryReset();
+    batch_changed_ = true;
     const auto id = db_.getLastInsertRowid();
     if (id <= 0 || id > std::numeric_limits<std::uint32_t>::max()) {
       SQLite::Statement undo(db_, "DELETE FROM messages WHERE ID = ?");
@@ -268,6 +285,7 @@ void sqlite_store::remove_messages(const client_id& to, const std::vector<std::u
       remove.tryReset();
       remove.bind(1, static_cast<std::int64_t>(id));
       remove.bind(2, to.data(), static_cast<int>(to.size()));
+      batch_changed_ = true;
       while (remove.executeStep())
         if (!remove.getColumn(0).isNull()) files_to_remove_.push_back(remove.getColumn(0).getString());
     }

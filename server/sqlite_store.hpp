@@ -41,6 +41,7 @@ class sqlite_store final : public mailbox_store {
   std::optional<public_key> public_key_of(const client_id& id) override;
   std::vector<protocol::client_entry> clients_except(const client_id& except) override;
   void touch(const client_id& id) override;
+  bool has_deferred_writes() const noexcept override { return !touched_.empty(); }
 
   std::uint32_t add_message(const new_message& message) override;
   std::vector<stored_message> pending_messages(const client_id& to, std::uint32_t after_id, std::size_t max_count,
@@ -63,10 +64,12 @@ class sqlite_store final : public mailbox_store {
       delete_message_, select_clients_;
   std::unordered_map<client_id, public_key, client_id_hash> clients_;  // cache of the clients table
   std::vector<client_id> added_in_batch_;
-  std::unordered_set<client_id, client_id_hash> touched_;
+  std::unordered_set<client_id, client_id_hash> touched_;  // last-seen updates not yet written
   std::vector<std::string> files_to_remove_;  // after the commit that deleted their rows
   std::string batch_time_;                      // UTC time of the current batch
   bool in_batch_ = false;
+  bool batch_changed_ = false;  // the current batch wrote something besides last-seen times
+  std::chrono::steady_clock::time_point last_touch_flush_ = std::chrono::steady_clock::now();
   std::size_t swept_files_ = 0;
 };
 

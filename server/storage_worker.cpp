@@ -4,6 +4,15 @@
 #include <algorithm>
 
 namespace letterbox::server {
+namespace {
+
+// Batch filling (see storage_worker.hpp): wait while the queue grows, checking every
+// batch_fill_quiet, for at most last commit / batch_fill_share and never over max_batch_fill_wait.
+constexpr auto batch_fill_quiet = std::chrono::microseconds(50);
+constexpr int batch_fill_share = 2;
+constexpr auto max_batch_fill_wait = std::chrono::milliseconds(2);
+
+}  // namespace
 
 storage_worker::storage_worker(mailbox_store& store, std::size_t max_batch)
     : store_(store), max_batch_(max_batch == 0 ? 1 : max_batch), thread_([this] { loop(); }) {}
@@ -38,15 +47,57 @@ void storage_worker::enqueue(std::unique_ptr<job> new_job) {
   if (wake) wake_.notify_one();  // only when the worker sleeps: no futex call per job under load
 }
 
+void storage_worker::gather() {
+  using namespace std::chrono;
+  const auto limit = std::min<steady_clock::duration>(last_commit_ / batch_fill_share, max_batch_fill_wait);
+  const auto started = steady_clock::now();
+  std::size_t seen = 0;
+  for (;;) {
+    {
+      std::lock_guard lock(mutex_);
+      const std::size_t queued = queue_.size();
+      if (stopping_ || queued >= max_batch_ || (seen != 0 && queued == seen)) return;  // full, or arrivals stopped
+      seen = queued;
+    }
+    if (steady_clock::now() - started >= limit) return;
+    std::this_thread::sleep_for(batch_fill_quiet);
+  }
+}
+
+void storage_worker::flush_deferred() noexcept {
+  if (!store_.has_deferred_writes()) return;
+  try {
+    store_.begin();
+    store_.commit();
+  } catch (...) {
+    store_.rollback();
+  }
+}
+
 void storage_worker::loop() {
   std::vector<std::unique_ptr<job>> batch;
   for (;;) {
     {
       std::unique_lock lock(mutex_);
       idle_ = true;
-      wake_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      const auto ready = [&] { return stopping_ || !queue_.empty(); };
+      const bool deferred = store_.has_deferred_writes();
+      if (deferred)
+        wake_.wait_for(lock, last_seen_flush_interval, ready);
+      else
+        wake_.wait(lock, ready);
       idle_ = false;
-      if (queue_.empty()) return;  // stopping, and everything queued was done
+      if (queue_.empty() && (stopping_ || deferred)) {
+        lock.unlock();
+        flush_deferred();  // quiet for a while, or stopping: write what waited
+        if (stopping_) return;  // everything queued was done
+        continue;
+      }
+    }
+    gather();
+    const auto started = std::chrono::steady_clock::now();
+    {
+      std::lock_guard lock(mutex_);
       while (!queue_.empty() && batch.size() < max_batch_) {
         batch.push_back(std::move(queue_.front()));
         queue_.pop_front();
@@ -60,8 +111,11 @@ void storage_worker::loop() {
     } catch (...) {
       batch_error = std::current_exception();
       store_.rollback();
+      for (auto& j : batch) j->undo(store_);
     }
-    ++batches_;
+    batches_.fetch_add(1, std::memory_order_relaxed);
+    jobs_.fetch_add(batch.size(), std::memory_order_relaxed);
+    last_commit_ = std::chrono::steady_clock::now() - started;
     // Hand the results back: one post per executor rather than one per job.
     std::vector<std::pair<boost::asio::any_io_executor, std::vector<std::unique_ptr<job>>>> groups;
     for (auto& j : batch) {

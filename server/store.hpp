@@ -3,6 +3,7 @@
 // A store is used from one thread only (the storage worker's).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <stdexcept>
@@ -45,6 +46,9 @@ struct stored_message {
   std::string content_file;    // spool file name, or empty
 };
 
+// Longest time a last-seen update waits for a batch with other changes.
+inline constexpr std::chrono::seconds last_seen_flush_interval{1};
+
 class mailbox_store {
  public:
   virtual ~mailbox_store() = default;
@@ -61,8 +65,12 @@ class mailbox_store {
   virtual std::optional<public_key> public_key_of(const client_id& id) = 0;
   // Every registered client except `except`, in registration order.
   virtual std::vector<protocol::client_entry> clients_except(const client_id& except) = 0;
-  // Records that the client made a request now (written with the current batch).
+  // Records that the client made a request now. Last-seen times are written with the next
+  // batch that changes anything else, or within last_seen_flush_interval otherwise, so
+  // read-only requests never wait for an fsync.
   virtual void touch(const client_id& id) = 0;
+  // True while some change (such as a last-seen time) waits to be written.
+  virtual bool has_deferred_writes() const noexcept = 0;
 
   // Stores a message and returns its ID (send order: IDs increase). Throws storage_error.
   virtual std::uint32_t add_message(const new_message& message) = 0;

@@ -74,6 +74,7 @@ class recording_store final : public mailbox_store {
   std::optional<public_key> public_key_of(const client_id&) override { return std::nullopt; }
   std::vector<letterbox::protocol::client_entry> clients_except(const client_id&) override { return {}; }
   void touch(const client_id&) override {}
+  bool has_deferred_writes() const noexcept override { return false; }
   std::uint32_t add_message(const new_message&) override { return 0; }
   std::vector<stored_message> pending_messages(const client_id&, std::uint32_t, std::size_t, std::uint64_t,
                                                std::uint64_t) override {
@@ -293,6 +294,54 @@ TEST_CASE("storage worker: a failing commit fails every job of its batch with th
   CHECK_FALSE(after.failed);
   CHECK(after.value == 42);
   CHECK(after.batch == 3);
+}
+
+TEST_CASE("storage worker: when a commit fails, the undo of every job that succeeded runs; otherwise none") {
+  recording_store store;
+  asio::io_context io;
+  auto guard = asio::make_work_guard(io);
+  storage_worker worker(store, 100);
+  std::vector<int> undone;  // written on the worker thread, read after the results came back
+  auto submit_with_undo = [&](outcome& out, int value) {
+    asio::co_spawn(
+        io,
+        [&, value]() -> asio::awaitable<void> {
+          auto job = [&store, value](mailbox_store&) {
+            store.run_job();
+            if (value < 0) throw std::runtime_error("job failed");
+            return value;
+          };
+          auto undo = [&undone](mailbox_store&, int& result) noexcept { undone.push_back(result); };
+          try {
+            out.value = co_await worker.run<int>(std::move(job), std::move(undo));
+          } catch (const std::exception& e) {
+            out.failed = true;
+            out.error = e.what();
+          }
+          out.done = true;
+        },
+        asio::detached);
+  };
+  blocker block(io, worker, store);  // batch 1
+  store.fail_commit_of_batch = 2;
+  std::vector<outcome> outs(3);
+  submit_with_undo(outs[0], 7);
+  submit_with_undo(outs[1], -1);  // fails by itself: nothing to undo
+  submit_with_undo(outs[2], 9);
+  io.poll();
+  block.release();
+  REQUIRE(run_until(io, [&] { return all_done(outs) && block.done; }));
+  for (const auto& out : outs) CHECK(out.failed);
+  std::sort(undone.begin(), undone.end());
+  CHECK(undone == std::vector<int>{7, 9});
+
+  undone.clear();
+  outcome ok;
+  submit_with_undo(ok, 5);
+  REQUIRE(run_until(io, [&] { return ok.done; }));
+  CHECK_FALSE(ok.failed);
+  CHECK(ok.value == 5);
+  CHECK(undone.empty());
 }
 
 TEST_CASE("storage worker: a throwing job fails only itself; its batch still commits") {
