@@ -6,6 +6,7 @@
 #include <SQLiteCpp/Exception.h>
 #include <SQLiteCpp/Transaction.h>
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 #include <limits>
@@ -50,11 +51,13 @@ auto translate(const char* what, F&& fn) {
 
 }  // namespace
 
-sqlite_store::sqlite_store(const std::filesystem::path& db_path, spool_directory& spool)
+sqlite_store::sqlite_store(const std::filesystem::path& db_path, spool_directory& spool,
+                           std::chrono::milliseconds last_seen_flush)
     : db_(translate("open database", [&] {
         return SQLite::Database(db_path.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE, busy_timeout_ms);
       })),
-      spool_(spool) {
+      spool_(spool),
+      last_seen_flush_(last_seen_flush) {
   const int found_version = schema_version();
   if (found_version > static_cast<int>(schema_migrations().size()))
     throw storage_error("database schema version " + std::to_string(found_version) +
@@ -75,15 +78,14 @@ sqlite_store::sqlite_store(const std::filesystem::path& db_path, spool_directory
         "INSERT INTO messages (ToClient, FromClient, Type, Content, ContentSize, ContentFile, SentAt) "
         "VALUES (?, ?, ?, ?, ?, ?, ?)");
     touch_client_ = std::make_unique<SQLite::Statement>(db_, "UPDATE clients SET LastSeen = ? WHERE ID = ?");
-    select_pending_ = std::make_unique<SQLite::Statement>(
-        db_,
-        "SELECT ID, FromClient, Type, ContentSize, Content, ContentFile FROM messages "
-        "WHERE ToClient = ? AND ID > ? ORDER BY ID LIMIT ?");
+    select_message_ = std::make_unique<SQLite::Statement>(
+        db_, "SELECT FromClient, Type, ContentSize, Content, ContentFile FROM messages WHERE ID = ?");
     delete_message_ = std::make_unique<SQLite::Statement>(
         db_, "DELETE FROM messages WHERE ID = ? AND ToClient = ? RETURNING ContentFile");
     select_clients_ = std::make_unique<SQLite::Statement>(db_, "SELECT ID, Name FROM clients ORDER BY rowid");
   });
   load_clients();
+  load_mailboxes();
   auto files = referenced_content_files();
   swept_files_ = spool_.sweep(std::unordered_set<std::string>(files.begin(), files.end()));
 }
@@ -121,6 +123,33 @@ void sqlite_store::load_clients() {
   });
 }
 
+void sqlite_store::load_mailboxes() {
+  translate("load mailboxes", [&] {
+    SQLite::Statement query(db_, "SELECT ID, ToClient FROM messages ORDER BY ID");
+    while (query.executeStep())
+      mailboxes_[blob_to_array<client_id>(query.getColumn(1))].push_back(
+          static_cast<std::uint32_t>(query.getColumn(0).getInt64()));
+  });
+}
+
+void sqlite_store::apply_batch_to_mailboxes() {
+  // New IDs are larger than every ID in the table, so appending keeps each mailbox sorted.
+  for (const auto& [to, id] : messages_added_in_batch_) mailboxes_[to].push_back(id);
+  messages_added_in_batch_.clear();
+  for (const auto& [to, id] : messages_removed_in_batch_) {
+    auto it = mailboxes_.find(to);
+    if (it == mailboxes_.end()) continue;
+    auto& ids = it->second;
+    if (!ids.empty() && ids.front() == id) {
+      ids.pop_front();  // the usual case: delivered in send order
+    } else if (auto pos = std::lower_bound(ids.begin(), ids.end(), id); pos != ids.end() && *pos == id) {
+      ids.erase(pos);
+    }
+    if (ids.empty()) mailboxes_.erase(it);
+  }
+  messages_removed_in_batch_.clear();
+}
+
 void sqlite_store::begin() {
   translate("begin", [&] { db_.exec("BEGIN IMMEDIATE"); });
   in_batch_ = true;
@@ -129,8 +158,7 @@ void sqlite_store::begin() {
 
 void sqlite_store::commit() {
   const auto now = std::chrono::steady_clock::now();
-  const bool flush_touches =
-      !touched_.empty() && (batch_changed_ || now - last_touch_flush_ >= last_seen_flush_interval);
+  const bool flush_touches = !touched_.empty() && now - last_touch_flush_ >= last_seen_flush_;
   translate("commit", [&] {
     if (flush_touches) {
       for (const auto& id : touched_) {
@@ -144,7 +172,7 @@ void sqlite_store::commit() {
     db_.exec("COMMIT");  // a batch that wrote nothing commits without an fsync
   });
   in_batch_ = false;
-  batch_changed_ = false;
+  apply_batch_to_mailboxes();
   if (flush_touches) {
     touched_.clear();
     last_touch_flush_ = now;
@@ -157,7 +185,8 @@ void sqlite_store::commit() {
 void sqlite_store::rollback() noexcept {
   if (sqlite3_get_autocommit(db_.getHandle()) == 0) sqlite3_exec(db_.getHandle(), "ROLLBACK", nullptr, nullptr, nullptr);
   in_batch_ = false;
-  batch_changed_ = false;
+  messages_added_in_batch_.clear();
+  messages_removed_in_batch_.clear();
   for (const auto& id : added_in_batch_) clients_.erase(id);
   added_in_batch_.clear();
   files_to_remove_.clear();
@@ -181,7 +210,6 @@ bool sqlite_store::add_client(const client_id& id, const std::string& name, cons
       throw;
     }
     insert_client_->tryReset();
-    batch_changed_ = true;
     clients_.emplace(id, key);
     added_in_batch_.push_back(id);
     return true;
@@ -227,7 +255,6 @@ std::uint32_t sqlite_store::add_message(const new_message& message) {
     insert.bind(7, batch_time_.empty() ? utc_now() : batch_time_);
     insert.exec();
     insert.tryReset();
-    batch_changed_ = true;
     const auto id = db_.getLastInsertRowid();
     if (id <= 0 || id > std::numeric_limits<std::uint32_t>::max()) {
       SQLite::Statement undo(db_, "DELETE FROM messages WHERE ID = ?");
@@ -235,6 +262,7 @@ std::uint32_t sqlite_store::add_message(const new_message& message) {
       undo.exec();
       throw storage_error("message IDs exhausted: the next ID does not fit 4 bytes");
     }
+    messages_added_in_batch_.emplace_back(message.to, static_cast<std::uint32_t>(id));
     return static_cast<std::uint32_t>(id);
   });
 }
@@ -242,28 +270,31 @@ std::uint32_t sqlite_store::add_message(const new_message& message) {
 std::vector<stored_message> sqlite_store::pending_messages(const client_id& to, std::uint32_t after_id,
                                                            std::size_t max_count, std::uint64_t max_inline_bytes,
                                                            std::uint64_t max_payload_bytes) {
+  std::vector<stored_message> result;
+  auto mailbox = mailboxes_.find(to);
+  if (mailbox == mailboxes_.end()) return result;
+  const auto& ids = mailbox->second;
   return translate("read messages", [&] {
-    std::vector<stored_message> result;
     std::uint64_t payload = 0, inline_bytes = 0;
-    auto& query = *select_pending_;
-    query.tryReset();
-    query.bind(1, to.data(), static_cast<int>(to.size()));
-    query.bind(2, static_cast<std::int64_t>(after_id));
-    query.bind(3, static_cast<std::int64_t>(max_count));
-    while (query.executeStep()) {
+    auto& query = *select_message_;
+    for (auto it = std::upper_bound(ids.begin(), ids.end(), after_id); it != ids.end() && result.size() < max_count;
+         ++it) {
+      query.tryReset();
+      query.bind(1, static_cast<std::int64_t>(*it));
+      if (!query.executeStep()) continue;  // removed earlier in this batch
       stored_message message;
-      message.id = static_cast<std::uint32_t>(query.getColumn(0).getInt64());
-      message.from = blob_to_array<client_id>(query.getColumn(1));
-      message.type = static_cast<std::uint8_t>(query.getColumn(2).getInt());
-      message.content_size = static_cast<std::uint32_t>(query.getColumn(3).getInt64());
-      const bool in_file = !query.getColumn(5).isNull();
+      message.id = *it;
+      message.from = blob_to_array<client_id>(query.getColumn(0));
+      message.type = static_cast<std::uint8_t>(query.getColumn(1).getInt());
+      message.content_size = static_cast<std::uint32_t>(query.getColumn(2).getInt64());
+      const bool in_file = !query.getColumn(4).isNull();
       const std::uint64_t size = protocol::pulled_message_header_size + message.content_size;
       if (payload + size > max_payload_bytes) break;
       if (!in_file && !result.empty() && inline_bytes + message.content_size > max_inline_bytes) break;
       if (in_file) {
-        message.content_file = query.getColumn(5).getString();
+        message.content_file = query.getColumn(4).getString();
       } else {
-        const auto& content = query.getColumn(4);
+        const auto& content = query.getColumn(3);
         if (static_cast<std::uint64_t>(content.getBytes()) != message.content_size)
           throw storage_error("corrupt message " + std::to_string(message.id) + ": content size mismatch");
         const auto* data = static_cast<const std::uint8_t*>(content.getBlob());
@@ -285,9 +316,10 @@ void sqlite_store::remove_messages(const client_id& to, const std::vector<std::u
       remove.tryReset();
       remove.bind(1, static_cast<std::int64_t>(id));
       remove.bind(2, to.data(), static_cast<int>(to.size()));
-      batch_changed_ = true;
-      while (remove.executeStep())
+      while (remove.executeStep()) {
+        messages_removed_in_batch_.emplace_back(to, id);
         if (!remove.getColumn(0).isNull()) files_to_remove_.push_back(remove.getColumn(0).getString());
+      }
     }
     remove.tryReset();
   });

@@ -5,6 +5,7 @@
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Statement.h>
 
+#include <deque>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -29,7 +30,9 @@ class sqlite_store final : public mailbox_store {
  public:
   // Opens (creating or migrating) the database at db_path and sweeps `spool` of files no
   // message references. Throws storage_error, also for a database newer than this server.
-  sqlite_store(const std::filesystem::path& db_path, spool_directory& spool);
+  // last_seen_flush: how long last-seen updates may wait (see mailbox_store::touch).
+  sqlite_store(const std::filesystem::path& db_path, spool_directory& spool,
+               std::chrono::milliseconds last_seen_flush = last_seen_flush_interval);
   ~sqlite_store() override;
 
   void begin() override;
@@ -57,18 +60,24 @@ class sqlite_store final : public mailbox_store {
  private:
   void migrate();
   void load_clients();
+  void load_mailboxes();
+  void apply_batch_to_mailboxes();
 
   SQLite::Database db_;
   spool_directory& spool_;
-  std::unique_ptr<SQLite::Statement> insert_client_, insert_message_, touch_client_, select_pending_,
+  std::unique_ptr<SQLite::Statement> insert_client_, insert_message_, touch_client_, select_message_,
       delete_message_, select_clients_;
   std::unordered_map<client_id, public_key, client_id_hash> clients_;  // cache of the clients table
   std::vector<client_id> added_in_batch_;
+  // Each recipient's pending message IDs in send order: the mailbox index (schema v2 has no
+  // SQL index on ToClient). Reflects committed state; the batch's changes apply at commit.
+  std::unordered_map<client_id, std::deque<std::uint32_t>, client_id_hash> mailboxes_;
+  std::vector<std::pair<client_id, std::uint32_t>> messages_added_in_batch_, messages_removed_in_batch_;
   std::unordered_set<client_id, client_id_hash> touched_;  // last-seen updates not yet written
   std::vector<std::string> files_to_remove_;  // after the commit that deleted their rows
   std::string batch_time_;                      // UTC time of the current batch
   bool in_batch_ = false;
-  bool batch_changed_ = false;  // the current batch wrote something besides last-seen times
+  std::chrono::milliseconds last_seen_flush_;
   std::chrono::steady_clock::time_point last_touch_flush_ = std::chrono::steady_clock::now();
   std::size_t swept_files_ = 0;
 };

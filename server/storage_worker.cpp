@@ -6,10 +6,10 @@
 namespace letterbox::server {
 namespace {
 
-// Batch filling (see storage_worker.hpp): wait while the queue grows, checking every
-// batch_fill_quiet, for at most last commit / batch_fill_share and never over max_batch_fill_wait.
-constexpr auto batch_fill_quiet = std::chrono::microseconds(50);
-constexpr int batch_fill_share = 2;
+// Batch filling (see storage_worker.hpp): wait until as many jobs are queued as the last batch
+// held, checking every batch_fill_step, for at most the last commit's duration and never over
+// max_batch_fill_wait.
+constexpr auto batch_fill_step = std::chrono::microseconds(50);
 constexpr auto max_batch_fill_wait = std::chrono::milliseconds(2);
 
 }  // namespace
@@ -49,18 +49,16 @@ void storage_worker::enqueue(std::unique_ptr<job> new_job) {
 
 void storage_worker::gather() {
   using namespace std::chrono;
-  const auto limit = std::min<steady_clock::duration>(last_commit_ / batch_fill_share, max_batch_fill_wait);
+  const auto limit = std::min<steady_clock::duration>(last_commit_, max_batch_fill_wait);
+  const std::size_t target = std::min(last_batch_size_, max_batch_);
   const auto started = steady_clock::now();
-  std::size_t seen = 0;
   for (;;) {
     {
       std::lock_guard lock(mutex_);
-      const std::size_t queued = queue_.size();
-      if (stopping_ || queued >= max_batch_ || (seen != 0 && queued == seen)) return;  // full, or arrivals stopped
-      seen = queued;
+      if (stopping_ || queue_.size() >= target) return;
     }
     if (steady_clock::now() - started >= limit) return;
-    std::this_thread::sleep_for(batch_fill_quiet);
+    std::this_thread::sleep_for(batch_fill_step);
   }
 }
 
@@ -94,6 +92,7 @@ void storage_worker::loop() {
         continue;
       }
     }
+    const auto woke = std::chrono::steady_clock::now();
     gather();
     const auto started = std::chrono::steady_clock::now();
     {
@@ -107,6 +106,8 @@ void storage_worker::loop() {
     try {
       store_.begin();
       for (auto& j : batch) j->execute(store_);
+      const auto executed = std::chrono::steady_clock::now();
+      execute_ns_ += std::chrono::duration_cast<std::chrono::nanoseconds>(executed - started).count();
       store_.commit();
     } catch (...) {
       batch_error = std::current_exception();
@@ -115,7 +116,10 @@ void storage_worker::loop() {
     }
     batches_.fetch_add(1, std::memory_order_relaxed);
     jobs_.fetch_add(batch.size(), std::memory_order_relaxed);
+    last_batch_size_ = batch.size();
     last_commit_ = std::chrono::steady_clock::now() - started;
+    gather_ns_ += std::chrono::duration_cast<std::chrono::nanoseconds>(started - woke).count();
+    batch_ns_ += std::chrono::duration_cast<std::chrono::nanoseconds>(last_commit_).count();
     // Hand the results back: one post per executor rather than one per job.
     std::vector<std::pair<boost::asio::any_io_executor, std::vector<std::unique_ptr<job>>>> groups;
     for (auto& j : batch) {

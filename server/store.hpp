@@ -46,7 +46,7 @@ struct stored_message {
   std::string content_file;    // spool file name, or empty
 };
 
-// Longest time a last-seen update waits for a batch with other changes.
+// Longest time a last-seen update waits before it is written.
 inline constexpr std::chrono::seconds last_seen_flush_interval{1};
 
 class mailbox_store {
@@ -65,9 +65,9 @@ class mailbox_store {
   virtual std::optional<public_key> public_key_of(const client_id& id) = 0;
   // Every registered client except `except`, in registration order.
   virtual std::vector<protocol::client_entry> clients_except(const client_id& except) = 0;
-  // Records that the client made a request now. Last-seen times are written with the next
-  // batch that changes anything else, or within last_seen_flush_interval otherwise, so
-  // read-only requests never wait for an fsync.
+  // Records that the client made a request now. Last-seen times are written at most once per
+  // last_seen_flush_interval (with whatever batch commits then), so read-only requests rarely
+  // cause an fsync and busy senders do not rewrite their clients row in every batch.
   virtual void touch(const client_id& id) = 0;
   // True while some change (such as a last-seen time) waits to be written.
   virtual bool has_deferred_writes() const noexcept = 0;
