@@ -1,9 +1,11 @@
 // bench/limits: the ceilings of this machine that bound the server's figures, measured the
 // same way in the same run as the load generator. Each limit prints a table and one
 // BENCH_RESULT line (see bench_common.hpp):
-//   limit-fsync     4 KiB overwrite + fsync() rate of the directory's filesystem
+//   limit-fsync     4 KiB overwrite + fdatasync() rate of the directory's filesystem (WAL reuse)
+//   limit-fsync-append  4 KiB append + fdatasync() rate (file grows: journal commit each time)
 //   limit-sqlite    SQLite inserts/s with the server's pragmas (WAL, synchronous=FULL) at
-//                   1, 100 and 1000 rows per transaction (a messages table like schema/)
+//                   1, 100 and 1000 rows per transaction (a messages table like schema/),
+//                   after an untimed warm-up that makes the WAL wrap like a running server's
 //   limit-seqwrite  sequential write of a new file, 1 MiB writes, fsync at the end
 //   limit-tcp       loopback TCP throughput, one connection, 1 MiB writes
 //   limit-tcp-rr    loopback request/response round trips (107-byte request, 27-byte answer,
@@ -38,6 +40,9 @@ constexpr std::size_t fsync_file_blocks = 256;  // overwrite a 1 MiB file in a r
 constexpr std::uint64_t fsync_max_count = 1'000'000;
 constexpr std::uint64_t sqlite_max_rows = 5'000'000;
 constexpr std::size_t sqlite_content_size = 64;  // the loadgen's default message
+constexpr int sqlite_warmup_max_commits = 3000;
+constexpr int sqlite_warmup_max_seconds = 15;
+constexpr std::size_t sqlite_warmup_row_size = 4000;
 constexpr std::size_t seq_chunk_size = 1 << 20;
 constexpr std::size_t tcp_chunk_size = 1 << 20;
 constexpr std::size_t rr_request_size = 22 + 21 + 64;  // header + 103 prefix + 64 B content
@@ -93,14 +98,21 @@ void read_all(int fd, std::uint8_t* data, std::size_t size) {
   }
 }
 
-void measure_fsync(const fs::path& dir, double seconds) {
-  const fs::path path = dir / "limits-fsync.tmp";
+// Overwrite mode: 4 KiB pwrite into a preallocated 1 MiB file (ring), then fdatasync(): what
+// SQLite's WAL does in steady state (the WAL file is reused from its start after each
+// checkpoint, so its size does not change). Append mode: 4 KiB appended to a new file, then
+// fdatasync(): the file size changes every time, so each sync also commits the filesystem
+// journal (what a growing WAL or a new spool file costs).
+void measure_sync(const fs::path& dir, double seconds, bool append) {
+  const fs::path path = dir / (append ? "limits-sync-append.tmp" : "limits-sync-overwrite.tmp");
   unique_fd fd(::open(path.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0600));
   if (fd.get() < 0) throw_errno("open " + path.string());
   std::vector<std::uint8_t> block(fsync_block_size);
   fill_pattern(1, 0, block);
-  for (std::size_t i = 0; i < fsync_file_blocks; ++i) write_all(fd.get(), block.data(), block.size());
-  if (::fsync(fd.get()) != 0) throw_errno("fsync");
+  if (!append) {
+    for (std::size_t i = 0; i < fsync_file_blocks; ++i) write_all(fd.get(), block.data(), block.size());
+    if (::fsync(fd.get()) != 0) throw_errno("fsync");
+  }
 
   latency_histogram latency;
   const auto start = bench_clock::now();
@@ -108,11 +120,12 @@ void measure_fsync(const fs::path& dir, double seconds) {
   std::uint64_t count = 0;
   auto now = start;
   while (now < deadline && count < fsync_max_count) {
-    const off_t offset = static_cast<off_t>((count % fsync_file_blocks) * fsync_block_size);
+    const std::uint64_t block_index = append ? count : count % fsync_file_blocks;
+    const off_t offset = static_cast<off_t>(block_index * fsync_block_size);
     block[0] = static_cast<std::uint8_t>(count);
     if (::pwrite(fd.get(), block.data(), block.size(), offset) != static_cast<ssize_t>(block.size()))
       throw_errno("pwrite");
-    if (::fsync(fd.get()) != 0) throw_errno("fsync");
+    if (::fdatasync(fd.get()) != 0) throw_errno("fdatasync");
     const auto after = bench_clock::now();
     latency.record(after - now);
     now = after;
@@ -120,9 +133,10 @@ void measure_fsync(const fs::path& dir, double seconds) {
   }
   const double elapsed = seconds_between(start, now);
   fs::remove(path);
-  result_line("limit-fsync")
+  result_line(append ? "limit-fsync-append" : "limit-fsync")
+      .add("mode", append ? "append 4 KiB + fdatasync" : "overwrite 4 KiB + fdatasync")
       .add("dir", dir.string())
-      .add("fsyncs", count)
+      .add("syncs", count)
       .add("seconds", elapsed)
       .add("fsyncs_per_s", count / elapsed)
       .add("p50_us", latency.quantile_us(0.50))
@@ -130,28 +144,61 @@ void measure_fsync(const fs::path& dir, double seconds) {
       .print();
 }
 
-void measure_sqlite(const fs::path& dir, double seconds, int rows_per_transaction) {
+// One database for all batch sizes: the first call (warm_up) creates it and brings its WAL to
+// a steady state; the last one (remove) deletes it.
+void measure_sqlite(const fs::path& dir, double seconds, int rows_per_transaction, bool warm_up, bool remove) {
   const fs::path path = dir / "limits-sqlite.db";
-  for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(path.string() + suffix);
+  if (warm_up)
+    for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(path.string() + suffix);
   std::uint64_t rows = 0;
   double elapsed = 0;
+  int warmup_commits = 0;
+  std::uintmax_t wal_bytes = 0;
   {
     SQLite::Database db(path.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
     db.exec("PRAGMA journal_mode=WAL");
     db.exec("PRAGMA synchronous=FULL");
     db.exec("PRAGMA cache_size=-8192");
     // The server's messages table (schema/001_initial.sql) without the foreign keys.
-    db.exec(
+    if (warm_up) {
+      db.exec(
         "CREATE TABLE messages (ID INTEGER PRIMARY KEY, ToClient BLOB(16) NOT NULL, "
         "FromClient BLOB(16) NOT NULL, Type INTEGER NOT NULL, Content BLOB, "
         "ContentSize INTEGER NOT NULL, ContentFile TEXT, SentAt TEXT NOT NULL)");
-    db.exec("CREATE INDEX messages_by_recipient ON messages (ToClient, ID)");
+      db.exec("CREATE INDEX messages_by_recipient ON messages (ToClient, ID)");
+    }
     SQLite::Statement insert(db,
                              "INSERT INTO messages (ToClient, FromClient, Type, Content, ContentSize, "
                              "ContentFile, SentAt) VALUES (?, ?, 3, ?, ?, NULL, '2026-01-01 00:00:00')");
     std::vector<std::uint8_t> content(sqlite_content_size);
     fill_pattern(2, 0, content);
     std::array<std::uint8_t, 16> to{}, from{};
+    if (warm_up) {
+      // Untimed: commit small transactions until SQLite's auto-checkpoint has restarted the
+      // WAL, so the timed commits reuse the WAL file as a long-running server's do (a
+      // growing WAL costs a journal commit per sync). Bounded by count and time.
+      std::vector<std::uint8_t> filler(sqlite_warmup_row_size);
+      fill_pattern(5, 0, filler);
+      const auto wal = path.string() + "-wal";
+      const auto warm_deadline = bench_clock::now() + std::chrono::seconds(sqlite_warmup_max_seconds);
+      std::uintmax_t wal_size = 0;
+      int after_wrap = 0;
+      for (; warmup_commits < sqlite_warmup_max_commits && bench_clock::now() < warm_deadline && after_wrap < 20;
+           ++warmup_commits) {
+        SQLite::Transaction transaction(db);
+        insert.bind(1, to.data(), static_cast<int>(to.size()));
+        insert.bind(2, from.data(), static_cast<int>(from.size()));
+        insert.bind(3, filler.data(), static_cast<int>(filler.size()));
+        insert.bind(4, static_cast<int>(filler.size()));
+        insert.exec();
+        insert.reset();
+        transaction.commit();
+        std::error_code ec;
+        const auto size = fs::file_size(wal, ec);
+        if (!ec && size == wal_size && size > 0) ++after_wrap;  // the WAL stopped growing
+        if (!ec) wal_size = size;
+      }
+    }
     const auto start = bench_clock::now();
     const auto deadline = start + std::chrono::duration<double>(seconds);
     auto now = start;
@@ -171,10 +218,15 @@ void measure_sqlite(const fs::path& dir, double seconds, int rows_per_transactio
       now = bench_clock::now();
     }
     elapsed = seconds_between(start, now);
+    std::error_code ec;
+    wal_bytes = fs::file_size(path.string() + "-wal", ec);
   }
-  for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(path.string() + suffix);
+  if (remove)
+    for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(path.string() + suffix);
   result_line("limit-sqlite")
       .add("rows_per_transaction", rows_per_transaction)
+      .add("warmup_commits", warmup_commits)
+      .add("wal_bytes", wal_bytes)
       .add("rows", rows)
       .add("seconds", elapsed)
       .add("inserts_per_s", rows / elapsed)
@@ -325,9 +377,16 @@ int main(int argc, char** argv) {
   const std::set<std::string> selected(only.begin(), only.end());
   auto wanted = [&](const std::string& name) { return selected.empty() || selected.count(name) > 0; };
   try {
-    if (wanted("fsync")) measure_fsync(dir, seconds);
+    if (wanted("fsync")) {
+      measure_sync(dir, seconds, false);
+      measure_sync(dir, seconds, true);
+    }
     if (wanted("sqlite"))
-      for (int rows : {1, 100, 1000}) measure_sqlite(dir, seconds, rows);
+    {
+      measure_sqlite(dir, seconds, 1, true, false);
+      measure_sqlite(dir, seconds, 100, false, false);
+      measure_sqlite(dir, seconds, 1000, false, true);
+    }
     if (wanted("seqwrite")) measure_seqwrite(dir, seq_bytes, 60.0);
     if (wanted("tcp")) measure_tcp_throughput(seconds);
     if (wanted("tcp-rr")) measure_tcp_round_trips(seconds);
