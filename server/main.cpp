@@ -49,7 +49,8 @@ void write_ready_file(const std::filesystem::path& path, std::uint16_t port) {
 asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, server_context& context, session_registry& sessions) {
   for (;;) {
     boost::system::error_code ec;
-    tcp::socket socket = co_await acceptor.async_accept(asio::redirect_error(asio::use_awaitable, ec));
+    tcp::endpoint peer;
+    tcp::socket socket = co_await acceptor.async_accept(peer, asio::redirect_error(asio::use_awaitable, ec));
     if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
     if (ec) {
       // Out of file descriptors and the like: back off briefly instead of spinning.
@@ -62,7 +63,7 @@ asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, server_context& conte
       spdlog::warn("refusing connection: {} connections open (--max-connections)", sessions.size());
       continue;  // the socket closes as it goes out of scope
     }
-    start_session(std::move(socket), context, sessions);
+    start_session(std::move(socket), peer, context, sessions);
   }
 }
 

@@ -80,13 +80,14 @@ struct outcome {
 
 class session : public std::enable_shared_from_this<session> {
  public:
-  session(tcp::socket socket, server_context& context, session_registry& registry)
-      : socket_(std::move(socket)), watchdog_(socket_.get_executor()), context_(context), registry_(registry) {
+  session(tcp::socket socket, const tcp::endpoint& peer, server_context& context, session_registry& registry)
+      : socket_(std::move(socket)),
+        watchdog_(socket_.get_executor()),
+        context_(context),
+        registry_(registry),
+        peer_(peer.address().to_string() + ":" + std::to_string(peer.port())) {
     boost::system::error_code ec;
-    auto endpoint = socket_.remote_endpoint(ec);
-    peer_ = ec ? "?" : endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
     socket_.set_option(tcp::no_delay(true), ec);
-    socket_.non_blocking(true, ec);  // for read_available and sendfile; Asio's async ops are unaffected
     registry_.add(this);
   }
   ~session() { registry_.remove(this); }
@@ -102,8 +103,10 @@ class session : public std::enable_shared_from_this<session> {
   void close() noexcept {
     closing_ = true;
     boost::system::error_code ec;
-    socket_.shutdown(tcp::socket::shutdown_both, ec);
-    if (!pool_operation_active_) socket_.close(ec);
+    if (pool_operation_active_)
+      socket_.shutdown(tcp::socket::shutdown_both, ec);
+    else
+      socket_.close(ec);
     watchdog_.cancel();
   }
 
@@ -113,6 +116,7 @@ class session : public std::enable_shared_from_this<session> {
   asio::awaitable<void> run() {
     try {
       for (;;) {
+        if (input_begin_ == input_end_ && !co_await fill_input()) break;  // the peer closed between requests
         request_header_bytes header_bytes;
         co_await read_exact(header_bytes.data(), header_bytes.size());
         const auto started = clock_type::now();
@@ -141,9 +145,28 @@ class session : public std::enable_shared_from_this<session> {
         close();
         break;
       }
-      watchdog_.expires_at(deadline_);
+      // No deadline (waiting for storage): look again one timeout later. Never wait for
+      // time_point::max(), or a deadline set meanwhile would go unnoticed.
+      watchdog_.expires_at(deadline_ == clock_type::time_point::max()
+                               ? clock_type::now() + context_.limits.io_timeout
+                               : deadline_);
       co_await watchdog_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
     }
+  }
+
+  // Waits for the next bytes into the empty input buffer. Returns false at a clean end of
+  // stream (no exception: legacy clients end every connection this way).
+  asio::awaitable<bool> fill_input() {
+    boost::system::error_code ec;
+    deadline_ = clock_type::now() + context_.limits.io_timeout;
+    const std::size_t got =
+        co_await socket_.async_read_some(asio::buffer(input_), asio::redirect_error(asio::use_awaitable, ec));
+    deadline_ = clock_type::time_point::max();
+    if (ec == asio::error::eof) co_return false;
+    if (ec) throw boost::system::system_error(ec);
+    input_begin_ = 0;
+    input_end_ = got;
+    co_return true;
   }
 
   // Reads exactly n bytes: first from what an earlier read brought in, then from the socket.
@@ -172,6 +195,7 @@ class session : public std::enable_shared_from_this<session> {
   // Copies up to n bytes that are already here (input buffer, then socket) without waiting.
   // Throws on end of stream or a socket error.
   std::size_t read_available(std::uint8_t* destination, std::size_t n) {
+    make_non_blocking();
     std::size_t got = std::min(n, input_end_ - input_begin_);
     std::memcpy(destination, input_.data() + input_begin_, got);
     input_begin_ += got;
@@ -183,6 +207,12 @@ class session : public std::enable_shared_from_this<session> {
       got += more;
     }
     return got;
+  }
+
+  // read_some and sendfile must not block the thread. Asio's own async operations do not care;
+  // set only when needed, so small requests cost no extra system call.
+  void make_non_blocking() {
+    if (!socket_.non_blocking()) socket_.non_blocking(true);
   }
 
   // Reads exactly the buffer's size of the current request's payload.
@@ -402,6 +432,7 @@ class session : public std::enable_shared_from_this<session> {
       ~closer() { ::close(fd); }
     } guard{fd};
     off_t offset = 0;
+    make_non_blocking();
     const int socket_fd = socket_.native_handle();
     while (static_cast<std::uint64_t>(offset) < size) {
       deadline_ = clock_type::now() + context_.limits.io_timeout;
@@ -467,8 +498,9 @@ void session_registry::close_all() {
   for (auto* s : std::vector<session*>(sessions_)) s->close();
 }
 
-void start_session(tcp::socket socket, server_context& context, session_registry& registry) {
-  std::make_shared<session>(std::move(socket), context, registry)->start();
+void start_session(tcp::socket socket, const tcp::endpoint& peer, server_context& context,
+                   session_registry& registry) {
+  std::make_shared<session>(std::move(socket), peer, context, registry)->start();
 }
 
 }  // namespace letterbox::server

@@ -39,7 +39,8 @@ class session_registry {
   std::size_t live_ = 0;
 };
 
-// Starts a session for an accepted socket; it runs on the socket's executor.
-void start_session(boost::asio::ip::tcp::socket socket, server_context& context, session_registry& registry);
+// Starts a session for an accepted socket from `peer`; it runs on the socket's executor.
+void start_session(boost::asio::ip::tcp::socket socket, const boost::asio::ip::tcp::endpoint& peer,
+                   server_context& context, session_registry& registry);
 
 }  // namespace letterbox::server
