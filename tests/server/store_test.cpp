@@ -544,3 +544,100 @@ TEST_CASE("store: the start-up sweep removes unreferenced spool files and keeps 
   REQUIRE(pending.size() == 1);
   CHECK(pending[0].id == id);
 }
+
+// --- Schema v2: the mailbox index lives in memory --------------------------------------------
+
+TEST_CASE("store: a version 1 database is migrated to the current schema, keeping its messages in order") {
+  temp_dir dir;
+  const auto db_path = dir / "server.db";
+  const auto alice = make_id(1), bob = make_id(2);
+  {
+    // What a server of schema version 1 left behind: the v1 tables, its index, two messages.
+    SQLite::Database db(db_path.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    db.exec(std::string(schema_migrations().at(0).sql));
+    db.exec("PRAGMA user_version = 1");
+    SQLite::Statement add_client(db, "INSERT INTO clients (ID, Name, PublicKey) VALUES (?, ?, ?)");
+    for (auto [id, name] : {std::pair{alice, "alice"}, std::pair{bob, "bob"}}) {
+      const auto key = make_key(id[0]);
+      add_client.bind(1, id.data(), static_cast<int>(id.size()));
+      add_client.bind(2, name);
+      add_client.bind(3, key.data(), static_cast<int>(key.size()));
+      add_client.exec();
+      add_client.reset();
+    }
+    SQLite::Statement add_message(db,
+        "INSERT INTO messages (ID, ToClient, FromClient, Type, Content, ContentSize, SentAt) "
+        "VALUES (?, ?, ?, 3, x'0102', 2, '2026-01-01 00:00:00')");
+    for (int id : {7, 9}) {
+      add_message.bind(1, id);
+      add_message.bind(2, bob.data(), static_cast<int>(bob.size()));
+      add_message.bind(3, alice.data(), static_cast<int>(alice.size()));
+      add_message.exec();
+      add_message.reset();
+    }
+  }
+  spool_directory spool(dir / "server.db.spool");
+  sqlite_store store(db_path, spool);
+  CHECK(store.schema_version() == static_cast<int>(schema_migrations().size()));
+  SQLite::Database peek(db_path.string(), SQLite::OPEN_READONLY);
+  CHECK(peek.execAndGet("SELECT count(*) FROM sqlite_master WHERE name = 'messages_by_recipient'").getInt() == 0);
+  const auto pending = store.pending_messages(bob, 0, 100, 1 << 20, 1 << 20);
+  CHECK(ids_of(pending) == std::vector<std::uint32_t>{7, 9});
+  CHECK(store.pending_messages(alice, 0, 100, 1 << 20, 1 << 20).empty());
+}
+
+TEST_CASE("store: a message added in a rolled-back batch is never pulled; the next one is") {
+  store_fixture f;
+  REQUIRE(f.add_client(1, "alice"));
+  REQUIRE(f.add_client(2, "bob"));
+  new_message message{make_id(2), make_id(1), 3, 2, {1, 2}, {}};
+  f.store->begin();
+  f.store->add_message(message);
+  f.store->rollback();
+  CHECK(f.pending(2).empty());
+  const auto kept = f.add_inline(2, 1, 3, {3, 4});
+  CHECK(ids_of(f.pending(2)) == std::vector<std::uint32_t>{kept});
+}
+
+TEST_CASE("store: a message is not pulled in the batch that added it, but in the next one") {
+  store_fixture f;
+  REQUIRE(f.add_client(1, "alice"));
+  REQUIRE(f.add_client(2, "bob"));
+  new_message message{make_id(2), make_id(1), 3, 2, {1, 2}, {}};
+  f.store->begin();
+  const auto id = f.store->add_message(message);
+  CHECK(f.pending(2).empty());  // the mailbox index follows committed state
+  f.store->commit();
+  CHECK(ids_of(f.pending(2)) == std::vector<std::uint32_t>{id});
+}
+
+TEST_CASE("store: a message removed earlier in a batch is not handed out again in that batch") {
+  store_fixture f;
+  REQUIRE(f.add_client(1, "alice"));
+  REQUIRE(f.add_client(2, "bob"));
+  const auto first = f.add_inline(2, 1, 3, {1});
+  const auto second = f.add_inline(2, 1, 3, {2});
+  f.store->begin();
+  f.store->remove_messages(make_id(2), {first});
+  CHECK(ids_of(f.pending(2)) == std::vector<std::uint32_t>{second});
+  f.store->commit();
+  CHECK(ids_of(f.pending(2)) == std::vector<std::uint32_t>{second});
+  f.store->begin();
+  f.store->remove_messages(make_id(2), {second});
+  f.store->rollback();  // a failed removal keeps the message
+  CHECK(ids_of(f.pending(2)) == std::vector<std::uint32_t>{second});
+}
+
+TEST_CASE("store: removing a message out of order keeps the rest of the mailbox in order") {
+  store_fixture f;
+  REQUIRE(f.add_client(1, "alice"));
+  REQUIRE(f.add_client(2, "bob"));
+  std::vector<std::uint32_t> ids;
+  for (std::uint8_t i = 0; i < 5; ++i) ids.push_back(f.add_inline(2, 1, 3, {i}));
+  f.store->begin();
+  f.store->remove_messages(make_id(2), {ids[2]});
+  f.store->commit();
+  CHECK(ids_of(f.pending(2)) == std::vector<std::uint32_t>{ids[0], ids[1], ids[3], ids[4]});
+  f.reopen();
+  CHECK(ids_of(f.pending(2)) == std::vector<std::uint32_t>{ids[0], ids[1], ids[3], ids[4]});
+}
