@@ -49,6 +49,15 @@ constexpr std::size_t rr_request_size = 22 + 21 + 64;  // header + 103 prefix + 
 constexpr std::size_t rr_response_size = 7 + 20;       // header + 1003 payload
 constexpr double bytes_per_mb = 1e6;
 
+std::string run_label;  // --label: tells the measurements of one run apart (before/after)
+
+// A result line for one limit, labelled when --label was given.
+result_line limit_line(const char* name) {
+  result_line line(name);
+  if (!run_label.empty()) line.add("label", run_label);
+  return line;
+}
+
 [[noreturn]] void throw_errno(const std::string& what) {
   throw std::system_error(errno, std::generic_category(), what);
 }
@@ -133,7 +142,7 @@ void measure_sync(const fs::path& dir, double seconds, bool append) {
   }
   const double elapsed = seconds_between(start, now);
   fs::remove(path);
-  result_line(append ? "limit-fsync-append" : "limit-fsync")
+  limit_line(append ? "limit-fsync-append" : "limit-fsync")
       .add("mode", append ? "append 4 KiB + fdatasync" : "overwrite 4 KiB + fdatasync")
       .add("dir", dir.string())
       .add("syncs", count)
@@ -154,6 +163,7 @@ void measure_sqlite(const fs::path& dir, double seconds, int rows_per_transactio
   double elapsed = 0;
   int warmup_commits = 0;
   std::uintmax_t wal_bytes = 0;
+  latency_histogram commit_latency;  // a whole transaction: inserts + commit (with its sync)
   {
     SQLite::Database db(path.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
     db.exec("PRAGMA journal_mode=WAL");
@@ -203,6 +213,7 @@ void measure_sqlite(const fs::path& dir, double seconds, int rows_per_transactio
     const auto deadline = start + std::chrono::duration<double>(seconds);
     auto now = start;
     while (now < deadline && rows < sqlite_max_rows) {
+      const auto transaction_start = now;
       SQLite::Transaction transaction(db);
       for (int i = 0; i < rows_per_transaction; ++i, ++rows) {
         to[0] = static_cast<std::uint8_t>(rows % 64);  // 64 recipients, like the loadgen
@@ -216,6 +227,7 @@ void measure_sqlite(const fs::path& dir, double seconds, int rows_per_transactio
       }
       transaction.commit();
       now = bench_clock::now();
+      commit_latency.record(now - transaction_start);
     }
     elapsed = seconds_between(start, now);
     std::error_code ec;
@@ -223,7 +235,7 @@ void measure_sqlite(const fs::path& dir, double seconds, int rows_per_transactio
   }
   if (remove)
     for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(path.string() + suffix);
-  result_line("limit-sqlite")
+  limit_line("limit-sqlite")
       .add("rows_per_transaction", rows_per_transaction)
       .add("warmup_commits", warmup_commits)
       .add("wal_bytes", wal_bytes)
@@ -231,6 +243,8 @@ void measure_sqlite(const fs::path& dir, double seconds, int rows_per_transactio
       .add("seconds", elapsed)
       .add("inserts_per_s", rows / elapsed)
       .add("transactions_per_s", rows / static_cast<double>(rows_per_transaction) / elapsed)
+      .add("transaction_p50_us", commit_latency.quantile_us(0.50))
+      .add("transaction_p99_us", commit_latency.quantile_us(0.99))
       .print();
 }
 
@@ -255,7 +269,7 @@ void measure_seqwrite(const fs::path& dir, std::uint64_t total_bytes, double max
   fd.reset();
   fs::remove(path);
   const double elapsed = seconds_between(start, end);
-  result_line("limit-seqwrite")
+  limit_line("limit-seqwrite")
       .add("bytes", written)
       .add("seconds", elapsed)
       .add("fsync_seconds", seconds_between(before_fsync, end))
@@ -309,7 +323,7 @@ void measure_tcp_throughput(double seconds) {
   ::shutdown(client.get(), SHUT_WR);
   reader.join();
   const double elapsed = seconds_between(start, reader_end);
-  result_line("limit-tcp")
+  limit_line("limit-tcp")
       .add("bytes", received.load())
       .add("seconds", elapsed)
       .add("mb_per_s", received.load() / bytes_per_mb / elapsed)
@@ -348,7 +362,7 @@ void measure_tcp_round_trips(double seconds) {
   ::shutdown(client.get(), SHUT_RDWR);
   echo.join();
   const double elapsed = seconds_between(start, now);
-  result_line("limit-tcp-rr")
+  limit_line("limit-tcp-rr")
       .add("round_trips", count)
       .add("seconds", elapsed)
       .add("round_trips_per_s", count / elapsed)
@@ -370,6 +384,7 @@ int main(int argc, char** argv) {
   app.add_option("--seconds", seconds, "duration of each timed measurement")->check(CLI::Range(0.05, 60.0));
   app.add_option("--seq-bytes", seq_bytes, "bytes written by the sequential-write test")
       ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{16} << 30));
+  app.add_option("--label", run_label, "added to every result line as \"label\"");
   app.add_option("--only", only, "run only these: fsync sqlite seqwrite tcp tcp-rr")
       ->check(CLI::IsMember({"fsync", "sqlite", "seqwrite", "tcp", "tcp-rr"}));
   CLI11_PARSE(app, argc, argv);
