@@ -23,6 +23,8 @@ namespace {
 // while staying cheap for 10,000 idle connections.
 constexpr std::size_t input_buffer_size = 512;
 
+// First allocation step of an inline content; it then grows with the bytes received.
+constexpr std::size_t inline_growth_step = 4096;
 // Largest sendfile(2) call for pulled spool files.
 constexpr std::size_t sendfile_chunk_size = 4 << 20;
 // Upload chunks kept for reuse (I/O thread only).
@@ -192,6 +194,14 @@ class session : public std::enable_shared_from_this<session> {
     deadline_ = clock_type::time_point::max();
   }
 
+  // Returns once input is buffered or the socket is readable, holding no buffer meanwhile.
+  asio::awaitable<void> wait_readable() {
+    if (input_begin_ != input_end_) co_return;
+    deadline_ = clock_type::now() + context_.limits.io_timeout;
+    co_await socket_.async_wait(tcp::socket::wait_read, asio::use_awaitable);
+    deadline_ = clock_type::time_point::max();
+  }
+
   // Copies up to n bytes that are already here (input buffer, then socket) without waiting.
   // Throws on end of stream or a socket error.
   std::size_t read_available(std::uint8_t* destination, std::size_t n) {
@@ -310,8 +320,18 @@ class session : public std::enable_shared_from_this<session> {
     auto& handler = context_.handler;
     const client_id sender = header.client;
     if (prefix.content_size <= context_.limits.inline_content_limit) {
-      byte_buffer content(prefix.content_size);
-      if (!content.empty()) co_await read(asio::buffer(content));
+      // Grown as bytes arrive (at most doubling), so a peer that announces content and
+      // stalls holds no more memory than it actually sent.
+      byte_buffer content;
+      while (content.size() < prefix.content_size) {
+        co_await wait_readable();
+        const std::size_t have = content.size();
+        const std::size_t step = std::min<std::size_t>(prefix.content_size - have, std::max(have, inline_growth_step));
+        content.resize(have + step);
+        const std::size_t got = read_available(content.data() + have, step);
+        content.resize(have + got);
+        unread_payload_ -= got;
+      }
       auto job = [&handler, sender, prefix, content = std::move(content)](mailbox_store&) mutable {
         return handler.store_message(sender, prefix, std::move(content), {});
       };
@@ -329,11 +349,7 @@ class session : public std::enable_shared_from_this<session> {
     auto upload = co_await run_blocking(context_.file_pool, std::move(create));
     // No buffer is held while waiting for the peer: a stalled upload costs no memory.
     for (std::uint64_t left = prefix.content_size; left > 0;) {
-      if (input_begin_ == input_end_) {
-        deadline_ = clock_type::now() + context_.limits.io_timeout;
-        co_await socket_.async_wait(tcp::socket::wait_read, asio::use_awaitable);
-        deadline_ = clock_type::time_point::max();
-      }
+      co_await wait_readable();
       chunk_lease chunk;
       const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(left, stream_chunk_size));
       const std::size_t got = read_available(chunk.data(), want);
