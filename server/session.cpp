@@ -397,7 +397,12 @@ class session : public std::enable_shared_from_this<session> {
         return true;
       };
       co_await context_.storage.run<bool>(std::move(abort));
-      std::rethrow_exception(failure);
+      try {
+        std::rethrow_exception(failure);
+      } catch (const storage_error& e) {
+        // Part of the 1004 may be on the wire: no 9000 can follow, the connection must end.
+        throw std::runtime_error(std::string("pull aborted mid-response: ") + e.what());
+      }
     }
     auto finish = [&handler, &batch](mailbox_store&) {
       handler.finish_pull(batch);

@@ -301,3 +301,30 @@ TEST_CASE("SIGTERM during a large pull: exit 0 promptly, the undelivered message
 
 }  // TEST_SUITE
 
+
+TEST_CASE("a spool file deleted behind the server's back ends that pull without a stray 9000; the server keeps serving") {
+  server_with_clients fixture;
+  LETTERBOX_ATTACH_SERVER_LOG(fixture.server);
+  constexpr std::uint32_t big_size = 1024 * 1024;  // above --inline-limit: kept in a spool file
+  {
+    auto connection = fixture.connect();
+    send_pattern_message(connection, fixture.alice, fixture.bob, 4, big_size, 5);
+  }
+  std::size_t removed = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(fixture.server.spool_directory()))
+    removed += std::filesystem::remove(entry.path()) ? 1 : 0;
+  REQUIRE(removed == 1);
+
+  auto connection = fixture.connect();
+  connection.send_request(fixture.bob, pull_code, {});
+  const auto header = connection.read_response_header();
+  REQUIRE(header.code == code_of(protocol::response_code::messages));
+  CHECK(header.payload_size == protocol::pulled_message_header_size + big_size);
+  connection.read_exact(protocol::pulled_message_header_size);
+  // The content cannot come: the server must end the connection, not append a 9000 header
+  // that a client would read as content.
+  CHECK(connection.wait_for_close(5s) == close_outcome::closed);
+
+  auto again = fixture.connect();
+  CHECK(list_clients(again, fixture.alice).size() == 1);
+}
