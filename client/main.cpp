@@ -27,19 +27,19 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
-  if (*test) {
-    lb::self_test_options options;
-    options.config_directory = directory;
-    options.file_size = file_mib << 20;
-    return lb::run_self_test(options, std::cout);
-  }
   try {
+    if (*test) {
+      lb::self_test_options options;
+      options.config_directory = directory;
+      options.file_size = file_mib << 20;
+      return lb::run_self_test(options, std::cout);
+    }
     lb::client_options options;
     options.directory = directory;
     options.io_timeout = std::chrono::seconds(timeout_seconds);
     lb::client_operations client(options);
     return lb::run_menu(client, std::cin, std::cout);
-  } catch (const lb::client_error& e) {
+  } catch (const std::exception& e) {  // client_error from start-up, or anything unforeseen
     std::cerr << "client: " << e.what() << "\n";
     return 1;
   }

@@ -364,7 +364,9 @@ received_message client_operations::receive_one(connection& link, const proto::p
 
     case proto::message_type::file: {
       if (!shared_key) break;
-      const auto path = create_download_file(options_.download_directory, result.sender, header.message_id);
+      const auto directory = options_.download_directory.empty() ? std::filesystem::temp_directory_path()
+                                                                 : options_.download_directory;
+      const auto path = create_download_file(directory, result.sender, header.message_id);
       std::ofstream out(path, std::ios::binary | std::ios::trunc);
       aes_stream_decryptor decryptor(*shared_key);
       proto::byte_buffer chunk(file_chunk_size), plain;

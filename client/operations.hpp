@@ -41,7 +41,9 @@ class client_error : public std::runtime_error {
 
 struct client_options {
   std::filesystem::path directory = ".";  // server.info, me.info, keyring.info
-  std::filesystem::path download_directory = std::filesystem::temp_directory_path();
+  // Where received files go; empty: the system temp directory ($TMPDIR, else /tmp), looked up
+  // when a file arrives, so that a bad $TMPDIR only fails the file, not the client's start.
+  std::filesystem::path download_directory;
   std::chrono::steady_clock::duration io_timeout = default_io_timeout;
 };
 

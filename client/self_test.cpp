@@ -115,7 +115,8 @@ int run_self_test(const self_test_options& options, std::ostream& out) {
   temp_directory root;
   try {
     server = read_server_info(options.config_directory);
-    std::string pattern = (options.temp_parent / "letterbox-selftest-XXXXXX").string();
+    const auto parent = options.temp_parent.empty() ? std::filesystem::temp_directory_path() : options.temp_parent;
+    std::string pattern = (parent / "letterbox-selftest-XXXXXX").string();
     if (!::mkdtemp(pattern.data())) throw config_error(pattern + ": cannot create a temporary directory");
     root.path = pattern;
     std::filesystem::create_directories(root.path / "downloads");

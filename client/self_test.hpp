@@ -11,7 +11,7 @@ namespace letterbox::client {
 struct self_test_options {
   std::filesystem::path config_directory = ".";  // where server.info is read from
   std::uint64_t file_size = 64ull << 20;          // size of the file transfer check
-  std::filesystem::path temp_parent = std::filesystem::temp_directory_path();
+  std::filesystem::path temp_parent;  // empty: the system temp directory
 };
 
 // Prints one line per check and a final "N passed, N failed" line to out. Returns 0 if every
