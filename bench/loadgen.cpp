@@ -14,6 +14,7 @@
 #include <boost/asio.hpp>
 
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <cryptopp/osrng.h>
@@ -25,6 +26,7 @@
 #include <iostream>
 #include <memory>
 #include <mutex>
+#include <sstream>
 #include <thread>
 
 #include "bench_common.hpp"
@@ -148,11 +150,41 @@ std::vector<std::unique_ptr<thread_stats>> make_stats(std::size_t n) {
   return out;
 }
 
-// Samples the server's memory every few milliseconds on its own thread.
-class memory_sampler {
+// CPU seconds (user + system) this process has used so far.
+double own_cpu_seconds() {
+  rusage usage{};
+  ::getrusage(RUSAGE_SELF, &usage);
+  auto seconds = [](const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
+}
+
+// CPU seconds (user + system) another process has used so far, from /proc/PID/stat.
+std::optional<double> process_cpu_seconds(long pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto close_paren = text.rfind(')');  // the command name may contain spaces
+  if (close_paren == std::string::npos) return std::nullopt;
+  std::istringstream fields(text.substr(close_paren + 2));
+  std::string field;
+  unsigned long long utime = 0, stime = 0;
+  for (int i = 3; fields >> field; ++i) {  // field 3 is the state; utime is 14, stime 15
+    if (i == 14) utime = std::stoull(field);
+    if (i == 15) {
+      stime = std::stoull(field);
+      return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+    }
+  }
+  return std::nullopt;
+}
+
+// Watches the resources of one timed phase: the server's memory (sampled every few
+// milliseconds on its own thread, plus VmHWM, reset at the start) and the CPU time of the
+// load generator and of the server.
+class resource_probe {
  public:
-  explicit memory_sampler(long pid) : pid_(pid) {
+  explicit resource_probe(long pid) : pid_(pid), own_cpu_start_(own_cpu_seconds()) {
     if (pid_ <= 0) return;
+    server_cpu_start_ = process_cpu_seconds(pid_);
     peak_reset_ = reset_peak_memory(pid_);
     thread_ = std::thread([this] {
       while (!stop_.load()) {
@@ -161,15 +193,24 @@ class memory_sampler {
       }
     });
   }
-  ~memory_sampler() { stop(); }
-  void stop() {
-    stop_ = true;
-    if (thread_.joinable()) thread_.join();
-  }
-  // Adds server_rss_now_mib, server_max_sampled_rss_mib, server_peak_rss_mib (VmHWM).
-  void report(result_line& line) {
-    if (pid_ <= 0) return;
+  ~resource_probe() { stop(); }
+  resource_probe(const resource_probe&) = delete;
+  resource_probe& operator=(const resource_probe&) = delete;
+
+  // Adds loadgen_cpu_s, server_cpu_s and, with requests > 0, cpu_us_per_request (both
+  // processes together), then the server's memory: server_rss_now_mib,
+  // server_max_sampled_rss_mib, server_peak_rss_mib (VmHWM since the start).
+  void report(result_line& line, std::uint64_t requests = 0) {
     stop();
+    const double own = own_cpu_seconds() - own_cpu_start_;
+    line.add("loadgen_cpu_s", own);
+    if (pid_ <= 0) return;
+    const auto server_now = process_cpu_seconds(pid_);
+    if (server_cpu_start_ && server_now) {
+      const double server = *server_now - *server_cpu_start_;
+      line.add("server_cpu_s", server);
+      if (requests > 0) line.add("cpu_us_per_request", (own + server) * 1e6 / static_cast<double>(requests));
+    }
     auto m = read_process_memory(pid_);
     if (!m) return;
     line.add("server_rss_now_mib", m->rss_bytes / 1048576.0)
@@ -179,7 +220,13 @@ class memory_sampler {
   }
 
  private:
+  void stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
   long pid_;
+  double own_cpu_start_;
+  std::optional<double> server_cpu_start_;
   bool peak_reset_ = false;
   std::atomic<bool> stop_{false};
   std::atomic<std::uint64_t> max_rss_{0};
@@ -351,7 +398,7 @@ int run_send(const options& opt, const tcp::endpoint& server) {
   for (auto& c : connections) c->request = encode_send_request(c->id, c->id, proto::message_type::text, content);
 
   auto stats = make_stats(pool.size());
-  memory_sampler memory(opt.server_pid);
+  resource_probe resources(opt.server_pid);
   const std::uint64_t quota = std::max<std::uint64_t>(1, opt.max_requests / static_cast<std::uint64_t>(n));
   const auto start = bench_clock::now();
   const auto deadline = start + std::chrono::duration<double>(opt.duration);
@@ -390,7 +437,7 @@ int run_send(const options& opt, const tcp::endpoint& server) {
       .add("seconds", elapsed)
       .add("sends_per_s", total.completed / elapsed);
   add_latency(line, total.latency);
-  memory.report(line);
+  resources.report(line, total.completed);
   return finish(line, failures);
 }
 
@@ -415,7 +462,7 @@ int run_send_legacy(const options& opt, const tcp::endpoint& server) {
 
   auto stats = make_stats(pool.size());
   std::atomic<std::uint64_t> address_retries{0};
-  memory_sampler memory(opt.server_pid);
+  resource_probe resources(opt.server_pid);
   const std::uint64_t quota = std::max<std::uint64_t>(1, opt.max_requests / static_cast<std::uint64_t>(n));
   const auto start = bench_clock::now();
   const auto deadline = start + std::chrono::duration<double>(opt.duration);
@@ -458,7 +505,7 @@ int run_send_legacy(const options& opt, const tcp::endpoint& server) {
       .add("seconds", elapsed)
       .add("sends_per_s", total.completed / elapsed);
   add_latency(line, total.latency);
-  memory.report(line);
+  resources.report(line, total.completed);
   return finish(line, failures);
 }
 
@@ -590,7 +637,7 @@ int run_pull(const options& opt, const tcp::endpoint& server) {
         },
         asio::detached);
   }
-  memory_sampler memory(opt.server_pid);
+  resource_probe resources(opt.server_pid);
   pool.run_phase();
   const double pull_seconds = seconds_between(pull_start, bench_clock::now());
   std::uint64_t pulled = 0, content_bytes = 0, mismatches = 0;
@@ -616,7 +663,7 @@ int run_pull(const options& opt, const tcp::endpoint& server) {
       .add("messages_per_s", pulled / pull_seconds)
       .add("payload_mb_per_s", payload_bytes.load() / bytes_per_mb / pull_seconds)
       .add("content_mb_per_s", content_bytes / bytes_per_mb / pull_seconds);
-  memory.report(line);
+  resources.report(line, pulled);
   return finish(line, failures);
 }
 
@@ -655,7 +702,7 @@ int run_file(const options& opt, const tcp::endpoint& server) {
   if (opt.file_size > proto::max_payload_size - proto::send_message_prefix_size)
     throw std::runtime_error("--file-size too large for a u32 payload");
 
-  memory_sampler memory(opt.server_pid);
+  resource_probe resources(opt.server_pid);
   double send_seconds = 0, pull_seconds = 0;
   file_checker checker;
   checker.expected_size = opt.file_size;
@@ -705,7 +752,7 @@ int run_file(const options& opt, const tcp::endpoint& server) {
       .add("pull_seconds", pull_seconds)
       .add("pull_mb_per_s", pull_seconds > 0 ? opt.file_size / bytes_per_mb / pull_seconds : 0.0)
       .add("content_ok", failures.count() == 0 && checker.ok);
-  memory.report(line);
+  resources.report(line);
   return finish(line, failures);
 }
 
@@ -904,6 +951,7 @@ int run_latency(const options& opt, const tcp::endpoint& server) {
         },
         asio::detached);
   }
+  resource_probe resources(opt.server_pid);
   pool.run_phase();
   const auto total = merge(stats);
   const double elapsed = seconds_between(start, std::max(total.last_end, start + std::chrono::microseconds(1)));
@@ -915,6 +963,7 @@ int run_latency(const options& opt, const tcp::endpoint& server) {
       .add("seconds", elapsed)
       .add("achieved_rate", total.completed / elapsed);
   add_latency(line, total.latency);
+  resources.report(line, total.completed);
   return finish(line, failures);
 }
 
