@@ -364,9 +364,17 @@ received_message client_operations::receive_one(connection& link, const proto::p
 
     case proto::message_type::file: {
       if (!shared_key) break;
-      const auto directory = options_.download_directory.empty() ? std::filesystem::temp_directory_path()
-                                                                 : options_.download_directory;
-      const auto path = create_download_file(directory, result.sender, header.message_id);
+      std::filesystem::path path;
+      try {
+        const auto directory = options_.download_directory.empty() ? std::filesystem::temp_directory_path()
+                                                                   : options_.download_directory;
+        path = create_download_file(directory, result.sender, header.message_id);
+      } catch (const std::exception& e) {  // config_error, filesystem_error: skip this file, keep pulling
+        discard(link, size);
+        result.what = received_message::kind::save_failed;
+        result.text = std::string("cannot save the received file: ") + e.what();
+        return result;
+      }
       std::ofstream out(path, std::ios::binary | std::ios::trunc);
       aes_stream_decryptor decryptor(*shared_key);
       proto::byte_buffer chunk(file_chunk_size), plain;

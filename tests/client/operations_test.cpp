@@ -103,7 +103,8 @@ struct fixture {
   private_key my_key = private_key::generate();
   proto::client_id my_id = id_of(0x11);
 
-  std::unique_ptr<client_operations> connect_to(std::uint16_t port) {
+  // download_directory: where received files go (default: the test directory).
+  std::unique_ptr<client_operations> connect_to(std::uint16_t port, const std::filesystem::path& downloads = {}) {
     std::ofstream(dir.path / "server.info") << "127.0.0.1:" << port << "\n";
     if (!std::filesystem::exists(dir.path / "me.info"))
       write_me_info(dir.path, identity{"me", my_id, private_key::from_pkcs8(my_key.to_pkcs8())});
@@ -113,7 +114,7 @@ struct fixture {
     ring.save();
     client_options options;
     options.directory = dir.path;
-    options.download_directory = dir.path;
+    options.download_directory = downloads.empty() ? dir.path : downloads;
     options.io_timeout = std::chrono::seconds(1);
     return std::make_unique<client_operations>(options);
   }
@@ -237,4 +238,20 @@ TEST_CASE("9000 becomes server_error; a silent server becomes a timeout") {
     CHECK(std::string(e.what()).find("timed out") != std::string::npos);
   }
   CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(5));
+}
+
+TEST_CASE("pull: a download directory that cannot be written skips that file, not the rest of the pull") {
+  fixture f;
+  proto::byte_buffer payload;
+  append_message(payload, id_of(0xAA), 1, 4, aes_encrypt(f.alice_key, bytes_of("file body")));
+  append_message(payload, id_of(0xAA), 2, 3, aes_encrypt(f.alice_key, bytes_of("after the file")));
+  canned_server server({response(proto::response_code::messages, payload)});
+  auto client = f.connect_to(server.port(), f.dir.path / "no-such-directory");
+  std::vector<received_message> got;
+  CHECK(client->pull_messages([&](const received_message& m) { got.push_back(m); }) == 2);
+  REQUIRE(got.size() == 2);
+  CHECK(got[0].what == received_message::kind::save_failed);
+  CHECK(got[0].text.find("no-such-directory") != std::string::npos);
+  CHECK(got[1].what == received_message::kind::text);
+  CHECK(got[1].text == "after the file");
 }
