@@ -5,12 +5,14 @@
 
 #include <doctest/doctest.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <boost/asio.hpp>
 #include <chrono>
 #include <fstream>
 #include <thread>
 
+#include "allocation_probe.hpp"
 #include "operations.hpp"
 #include "test_directory.hpp"
 
@@ -79,6 +81,23 @@ proto::byte_buffer response(proto::response_code code, const proto::byte_buffer&
   std::copy(head.begin(), head.end(), out.begin());
   std::copy(payload.begin(), payload.end(), out.begin() + static_cast<std::ptrdiff_t>(head.size()));
   return out;
+}
+
+// A response whose header claims claimed_size payload bytes but carries only body (the
+// server then closes the connection): what a hostile or broken server can send.
+proto::byte_buffer lying_response(proto::response_code code, std::uint32_t claimed_size, const proto::byte_buffer& body) {
+  const auto head = proto::encode_response_header({2, static_cast<std::uint16_t>(code), claimed_size});
+  proto::byte_buffer out(head.size() + body.size());
+  std::copy(head.begin(), head.end(), out.begin());
+  std::copy(body.begin(), body.end(), out.begin() + static_cast<std::ptrdiff_t>(head.size()));
+  return out;
+}
+
+int files_named_letterbox(const std::filesystem::path& dir) {
+  int files = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir))
+    files += entry.path().filename().string().rfind("letterbox-", 0) == 0;
+  return files;
 }
 
 void append_message(proto::byte_buffer& payload, const proto::client_id& from, std::uint32_t id, std::uint8_t type,
@@ -254,4 +273,100 @@ TEST_CASE("pull: a download directory that cannot be written skips that file, no
   CHECK(got[0].text.find("no-such-directory") != std::string::npos);
   CHECK(got[1].what == received_message::kind::text);
   CHECK(got[1].text == "after the file");
+}
+
+// No allocation may follow a size field from the server beyond these bounds; the largest
+// legitimate one is a whole text message (max_text_in_memory), the streaming buffers are 64 KiB.
+constexpr std::size_t streaming_allocation_bound = 1u << 20;
+
+TEST_CASE("hostile sizes: a 4 GiB size field from the server drives no large allocation") {
+  fixture f;
+  constexpr std::uint32_t four_gib = 0xFFFF'FFFF;
+  const auto message_header = [](const proto::client_id& from, std::uint8_t type, std::uint32_t size) {
+    const auto head = proto::encode_pulled_message_header({from, 1, type, size});
+    return proto::byte_buffer(head.begin(), head.end());
+  };
+  auto file_part = message_header(id_of(0xAA), 4, four_gib - 25);
+  const auto some_ciphertext = aes_encrypt(f.alice_key, proto::byte_buffer(100'000, 7));
+  file_part.insert(file_part.end(), some_ciphertext.begin(), some_ciphertext.end());
+  canned_server server({
+      lying_response(proto::response_code::client_list, four_gib, {}),
+      lying_response(proto::response_code::public_key, four_gib, {}),
+      lying_response(proto::response_code::messages, four_gib, message_header(id_of(0xAA), 3, four_gib - 25)),
+      lying_response(proto::response_code::messages, four_gib, message_header(id_of(0xAA), 2, four_gib - 25)),
+      lying_response(proto::response_code::messages, four_gib, file_part),
+  });
+  auto client = f.connect_to(server.port());
+  const auto expect_network_error = [](const auto& body) {
+    allocation_probe probe;
+    try {
+      body();
+      FAIL("no error");
+    } catch (const client_error& e) {
+      CHECK(e.error_kind() == client_error::kind::network);
+    }
+    CHECK(probe.largest() < streaming_allocation_bound);
+  };
+  expect_network_error([&] { client->list_clients(); });                 // 1001 claiming 4 GiB
+  expect_network_error([&] { client->request_public_key("alice"); });    // 1002 claiming 4 GiB
+  expect_network_error([&] { client->pull_messages({}); });              // a 4 GiB text
+  expect_network_error([&] { client->pull_messages({}); });              // a 4 GiB "symmetric key"
+  expect_network_error([&] { client->pull_messages({}); });              // a 4 GiB file, cut short
+  CHECK(files_named_letterbox(f.dir.path) == 0);  // the partial file was removed
+}
+
+TEST_CASE("files stream in bounded memory both ways (no buffer grows with the file)") {
+  fixture f;
+  const auto path = f.dir.path / "big.bin";
+  proto::byte_buffer content(16u << 20);
+  for (std::size_t i = 0; i < content.size(); ++i) content[i] = static_cast<std::uint8_t>(i * 31 + (i >> 12));
+  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(content.data()), static_cast<std::streamsize>(content.size()));
+  proto::byte_buffer pulled;
+  append_message(pulled, id_of(0xAA), 1, 4, aes_encrypt(f.alice_key, content));
+  canned_server server({response(proto::response_code::message_sent, proto::byte_buffer(20, 0)),
+                        response(proto::response_code::messages, pulled)});
+  auto client = f.connect_to(server.port());
+  {
+    allocation_probe probe;
+    client->send_file("alice", path);
+    CHECK(probe.largest() < streaming_allocation_bound);
+  }
+  std::vector<received_message> got;
+  {
+    allocation_probe probe;
+    client->pull_messages([&](const received_message& m) { got.push_back(m); });
+    CHECK(probe.largest() < streaming_allocation_bound);
+  }
+  CHECK(aes_decrypt(f.alice_key, std::span(server.requests().at(0).payload).subspan(21)) == content);
+  REQUIRE(got.size() == 1);
+  REQUIRE(got[0].what == received_message::kind::file);
+  CHECK(std::filesystem::file_size(got[0].file_path) == content.size());
+}
+
+TEST_CASE("a received file stays inside the download directory whatever the sender's name") {
+  fixture f;
+  const auto sender = id_of(0xDD);
+  const auto key = generate_symmetric_key();
+  {
+    auto ring = keyring::load(f.dir.path);
+    ring.set_name(sender, "../../x/../..");
+    ring.upsert(sender).shared_key = key;
+    ring.save();
+  }
+  proto::byte_buffer payload;
+  append_message(payload, sender, 9, 4, aes_encrypt(key, bytes_of("body")));
+  canned_server server({response(proto::response_code::messages, payload)});
+  const auto downloads = f.dir.path / "downloads";
+  std::filesystem::create_directory(downloads);
+  auto client = f.connect_to(server.port(), downloads);
+  std::vector<received_message> got;
+  client->pull_messages([&](const received_message& m) { got.push_back(m); });
+  REQUIRE(got.size() == 1);
+  REQUIRE(got[0].what == received_message::kind::file);
+  CHECK(got[0].sender == "../../x/../..");
+  CHECK(got[0].file_path.parent_path() == std::filesystem::absolute(downloads));
+  CHECK(got[0].file_path.filename().string().rfind("letterbox-", 0) == 0);
+  struct stat info {};
+  REQUIRE(::stat(got[0].file_path.c_str(), &info) == 0);
+  CHECK((info.st_mode & 0777) == 0600);
 }
