@@ -45,6 +45,17 @@ std::optional<std::string> ask(std::istream& in, std::ostream& out, std::string_
   return line;
 }
 
+// Received text as sent, except control characters other than newline and tab (a sender
+// could use escape sequences or carriage returns to rewrite the terminal): each becomes '?'.
+std::string printable(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) {
+    const auto byte = static_cast<unsigned char>(c);
+    if ((byte < 0x20 && c != '\n' && c != '\t') || byte == 0x7F) c = '?';
+  }
+  return out;
+}
+
 void print_error(std::ostream& out, const client_error& e) {
   switch (e.error_kind()) {
     case client_error::kind::server_error: out << "server responded with an error\n"; break;
@@ -149,7 +160,7 @@ void print_message(std::ostream& out, const received_message& message) {
   switch (message.what) {
     case received_message::kind::key_request: out << "Request for symmetric key"; break;
     case received_message::kind::key_received: out << "symmetric key received"; break;
-    case received_message::kind::text: out << message.text; break;
+    case received_message::kind::text: out << printable(message.text); break;
     case received_message::kind::file: out << message.file_path.string(); break;
     case received_message::kind::undecryptable: out << "can't decrypt message"; break;
     case received_message::kind::too_large:
@@ -175,6 +186,8 @@ int run_menu(client_operations& client, std::istream& in, std::ostream& out) {
       if (!run_option(*choice, client, in, out)) return 0;
     } catch (const client_error& e) {
       print_error(out, e);
+    } catch (const std::exception& e) {  // not expected from the operations, but never fatal
+      out << "error: " << e.what() << "\n";
     }
   }
 }

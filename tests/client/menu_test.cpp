@@ -39,6 +39,16 @@ TEST_CASE("received messages print in the legacy layout") {
         "From: alice\nContent:\ncan't decrypt message\n-----<EOM>-----\n\n");
 }
 
+TEST_CASE("a received text cannot send escape sequences or carriage returns to the terminal") {
+  std::ostringstream out;
+  received_message message;
+  message.sender = "mallory";
+  message.what = received_message::kind::text;
+  message.text = "a\x1b[2Jb\rc\nd\te\x7f\x07 Grüße";
+  print_message(out, message);
+  CHECK(out.str() == "From: mallory\nContent:\na?[2Jb?c\nd\te?? Grüße\n-----<EOM>-----\n\n");
+}
+
 TEST_CASE("menu survives unknown options and ends cleanly at end of input") {
   test_directory dir;
   client_options options;
