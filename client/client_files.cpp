@@ -11,15 +11,10 @@
 #include <sstream>
 #include <vector>
 
+#include "text.hpp"
+
 namespace letterbox::client {
 namespace {
-
-std::string trim(std::string_view text) {
-  const auto first = text.find_first_not_of(" \t\r\n");
-  if (first == std::string_view::npos) return {};
-  const auto last = text.find_last_not_of(" \t\r\n");
-  return std::string(text.substr(first, last - first + 1));
-}
 
 std::vector<std::string> read_lines(const std::filesystem::path& path) {
   std::ifstream in(path);
@@ -42,7 +37,7 @@ std::vector<std::string> read_lines(const std::filesystem::path& path) {
 }  // namespace
 
 server_address parse_server_address(std::string_view text) {
-  const auto line = trim(text);
+  const auto line = std::string(trim_blanks(text));
   const auto colon = line.rfind(':');
   if (colon == std::string::npos || colon == 0)
     throw config_error("expected host:port, got \"" + line + "\"");
@@ -60,7 +55,7 @@ server_address parse_server_address(std::string_view text) {
 server_address read_server_info(const std::filesystem::path& dir) {
   const auto path = dir / server_info_file;
   const auto lines = read_lines(path);
-  if (lines.empty() || trim(lines[0]).empty()) throw config_error(path.string() + ": file is empty, expected host:port");
+  if (lines.empty() || trim_blanks(lines[0]).empty()) throw config_error(path.string() + ": file is empty, expected host:port");
   try {
     return parse_server_address(lines[0]);
   } catch (const config_error& e) {
@@ -80,7 +75,7 @@ identity read_me_info(const std::filesystem::path& dir) {
   } catch (const protocol::protocol_error& e) {
     throw bad(std::string("line 1 is not a valid user name: ") + e.what());
   }
-  const auto id = protocol::client_id_from_hex(trim(lines[1]));
+  const auto id = protocol::client_id_from_hex(trim_blanks(lines[1]));
   if (!id) throw bad("line 2 is not a client ID of 32 hex characters");
   std::string key_text;
   for (std::size_t i = 2; i < lines.size(); ++i) key_text += lines[i];

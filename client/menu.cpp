@@ -8,6 +8,7 @@
 #include <string>
 
 #include "progress.hpp"
+#include "text.hpp"
 
 namespace letterbox::client {
 namespace {
@@ -29,12 +30,6 @@ constexpr std::string_view menu_text =
 // Pulls are repeated while they return messages (the server may split a large mailbox),
 // at most this many times per menu choice.
 constexpr int max_pulls_per_choice = 64;
-
-std::string_view trim(std::string_view text) {
-  const auto first = text.find_first_not_of(" \t\r");
-  if (first == std::string_view::npos) return {};
-  return text.substr(first, text.find_last_not_of(" \t\r") - first + 1);
-}
 
 // Prompts and reads one line; nullopt at end of input.
 std::optional<std::string> ask(std::istream& in, std::ostream& out, std::string_view prompt) {
@@ -68,7 +63,7 @@ void print_error(std::ostream& out, const client_error& e) {
 bool run_option(menu_option option, client_operations& client, std::istream& in, std::ostream& out) {
   const auto ask_user = [&] {
     auto name = ask(in, out, "Enter user name: ");
-    if (name) *name = std::string(trim(*name));
+    if (name) *name = std::string(trim_blanks(*name));
     return name;
   };
   switch (option) {
@@ -76,7 +71,7 @@ bool run_option(menu_option option, client_operations& client, std::istream& in,
     case menu_option::register_user: {
       const auto name = ask(in, out, "Enter your name: ");
       if (!name) return false;
-      client.register_user(std::string(trim(*name)));
+      client.register_user(std::string(trim_blanks(*name)));
       out << "Registered as " << client.my_name() << ".\n";
       return true;
     }
@@ -118,7 +113,7 @@ bool run_option(menu_option option, client_operations& client, std::istream& in,
       if (!name) return false;
       const auto path = ask(in, out, "Enter file path: ");
       if (!path) return false;
-      client.send_file(*name, std::string(trim(*path)), make_terminal_progress("sending file"));
+      client.send_file(*name, std::string(trim_blanks(*path)), make_terminal_progress("sending file"));
       out << "File sent.\n";
       return true;
     }
@@ -143,7 +138,7 @@ bool run_option(menu_option option, client_operations& client, std::istream& in,
 }  // namespace
 
 std::optional<menu_option> parse_menu_choice(std::string_view line) {
-  const auto text = trim(line);
+  const auto text = trim_blanks(line);
   int number = -1;
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), number);
   if (text.empty() || ec != std::errc{} || end != text.data() + text.size()) return std::nullopt;
@@ -178,7 +173,7 @@ int run_menu(client_operations& client, std::istream& in, std::ostream& out) {
     if (!std::getline(in, line)) return 0;  // end of input: exit cleanly
     const auto choice = parse_menu_choice(line);
     if (!choice) {
-      out << "Unknown option \"" << trim(line) << "\": choose one of the numbers above.\n";
+      out << "Unknown option \"" << trim_blanks(line) << "\": choose one of the numbers above.\n";
       continue;
     }
     if (*choice == menu_option::exit_client) return 0;

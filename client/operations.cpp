@@ -60,6 +60,14 @@ std::filesystem::path create_download_file(const std::filesystem::path& dir, con
   return pattern;
 }
 
+// The symmetric key shared with target (known by name); throws client_error(missing_key).
+const symmetric_key& require_shared_key(const peer& target, const std::string& name) {
+  if (!target.shared_key)
+    throw client_error(kind::missing_key, "no symmetric key for " + name +
+                                              " yet: send yours (52) or request theirs (51) first");
+  return *target.shared_key;
+}
+
 constexpr auto error_code = static_cast<std::uint16_t>(proto::response_code::error);
 
 // Reads the response header and checks its code: 9000 → server_error, anything other than
@@ -209,12 +217,10 @@ std::uint32_t client_operations::send_symmetric_key(const std::string& name) {
 std::uint32_t client_operations::send_text(const std::string& name, std::string_view text) {
   return translated([&] {
     const auto& target = resolve(name);
-    if (!target.shared_key)
-      throw client_error(kind::missing_key, "no symmetric key for " + name +
-                                                " yet: send yours (52) or request theirs (51) first");
+    const auto& key = require_shared_key(target, name);
     proto::byte_buffer plaintext(text.begin(), text.end());
     plaintext.push_back(0);  // legacy clients expect a trailing NUL
-    return send_message(target, proto::message_type::text, aes_encrypt(*target.shared_key, plaintext));
+    return send_message(target, proto::message_type::text, aes_encrypt(key, plaintext));
   });
 }
 
@@ -226,9 +232,7 @@ std::uint32_t client_operations::send_file(const std::string& name, const std::f
     std::ifstream in(file, std::ios::binary);
     if (!in) throw client_error(kind::file_not_found, "file not found");
     const auto& target = resolve(name);
-    if (!target.shared_key)
-      throw client_error(kind::missing_key, "no symmetric key for " + name +
-                                                " yet: send yours (52) or request theirs (51) first");
+    const auto& key = require_shared_key(target, name);
     const std::uint64_t size = std::filesystem::file_size(file);
     const auto ciphertext_size = aes_ciphertext_size(size);
     if (ciphertext_size > max_file_ciphertext)
@@ -240,7 +244,7 @@ std::uint32_t client_operations::send_file(const std::string& name, const std::f
     auto link = connect();
     link->send_request(header, prefix);
 
-    aes_stream_encryptor encryptor(*target.shared_key);
+    aes_stream_encryptor encryptor(key);
     proto::byte_buffer chunk(file_chunk_size), out;
     out.reserve(file_chunk_size + proto::aes_block_size);
     std::uint64_t done = 0;
