@@ -280,6 +280,23 @@ def main():
                "machine to itself. A target above these is out of physical reach here; the ratio to the lowest "
                "is the figure to judge.\n")
 
+    out.append("## What each scenario does\n")
+    out.append(f"- **send**: {fmt(get('send', 'connections'))} keep-alive connections, each a registered client sending "
+               f"{fmt(get('send', 'content_bytes'))} B text messages (type 3) to itself back to back; a send counts when "
+               "its 1003 arrived; latency from write to 1003. A fresh server, warmed up by 2 s of the same load.")
+    out.append(f"- **send-legacy**: {fmt(get('send-legacy', 'clients'))} clients, each request on a new TCP connection "
+               "(connect, 103, read 1003, close); latency includes the connect.")
+    out.append(f"- **pull**: {fmt(get('pull', 'preloaded'))} messages preloaded into {fmt(get('pull', 'mailboxes'))} "
+               "mailboxes by 64 keep-alive senders, then every mailbox pulls (104) until it has all of its messages; "
+               "content and send order are checked.")
+    out.append(f"- **file**: one {fmt(get('file', 'file_bytes'))} B file message (type 4) sent, then pulled back and "
+               "compared byte for byte with the sent pattern; the server's VmHWM is reset before and read after.")
+    out.append(f"- **idle**: {fmt(get('idle', 'idle_connections'))} connections that send nothing; once the server holds "
+               "them all, 20 fresh clients (connect + 104 + answer) are timed one by one and the server's RSS is read; "
+               "finally every idle connection must still answer a request.")
+    out.append(f"- **latency**: open loop at {fmt(get('latency', 'target_rate'), '/s')} (half of send's rate) over "
+               f"{fmt(get('latency', 'connections'))} connections; latency counted from each request's scheduled time.")
+    out.append("")
     out.append("## Every figure\n")
     for (scenario, label, n), record in sorted(r.items(), key=lambda kv: (kv[0][0].startswith("limit") is False, kv[0])):
         title = scenario + (f" ({label})" if label else "") + (f", {n} rows/tx" if n != "" else "")
