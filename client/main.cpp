@@ -32,6 +32,7 @@ int main(int argc, char** argv) {
       lb::self_test_options options;
       options.config_directory = directory;
       options.file_size = file_mib << 20;
+      options.io_timeout = std::chrono::seconds(timeout_seconds);
       return lb::run_self_test(options, std::cout);
     }
     lb::client_options options;

@@ -91,11 +91,12 @@ std::filesystem::path make_directory(const std::filesystem::path& root, const st
 }
 
 std::unique_ptr<client_operations> make_client(const std::filesystem::path& root, const std::string& name,
-                                               const server_address& server) {
+                                               const server_address& server, const self_test_options& test) {
   const auto dir = make_directory(root, name, server);
   client_options options;
   options.directory = dir;
   options.download_directory = root / "downloads";
+  options.io_timeout = test.io_timeout;
   return std::make_unique<client_operations>(options);
 }
 
@@ -143,8 +144,8 @@ int run_self_test(const self_test_options& options, std::ostream& out) {
   const std::string alice_name = tag + "-alice", bob_name = tag + "-bob";
   std::unique_ptr<client_operations> alice, bob;
   try {
-    alice = make_client(root.path, "alice", server);
-    bob = make_client(root.path, "bob", server);
+    alice = make_client(root.path, "alice", server, options);
+    bob = make_client(root.path, "bob", server, options);
   } catch (const std::exception& e) {
     out << "cannot start the self-test: " << e.what() << "\n";
     return 2;
@@ -153,7 +154,7 @@ int run_self_test(const self_test_options& options, std::ostream& out) {
   check("register " + alice_name, [&] { alice->register_user(alice_name); });
   check("register " + bob_name, [&] { bob->register_user(bob_name); });
   check("duplicate name refused by the server", [&] {
-    auto copycat = make_client(root.path, "copycat", server);
+    auto copycat = make_client(root.path, "copycat", server, options);
     expect_refused([&] { copycat->register_user(alice_name); }, client_error::kind::server_error,
                    "registering an existing name should get 9000");
   });
@@ -166,7 +167,7 @@ int run_self_test(const self_test_options& options, std::ostream& out) {
     proto::client_id fake{};
     random_fill(fake.data(), fake.size());
     write_me_info(dir, identity{tag + "-stranger", fake, private_key::generate()});
-    auto stranger = make_client(root.path, "stranger", server);
+    auto stranger = make_client(root.path, "stranger", server, options);
     expect_refused([&] { stranger->list_clients(); }, client_error::kind::server_error,
                    "a list request from an unknown ID should get 9000");
   });
@@ -211,6 +212,17 @@ int run_self_test(const self_test_options& options, std::ostream& out) {
     std::mt19937 generator(std::random_device{}());
     for (auto& c : text) c = static_cast<char>('a' + generator() % 26);
     text_round_trip(text);
+  });
+  check("text without a key: can't decrypt message", [&] {
+    auto* at_bob = bob->keys().find_by_name(alice_name);
+    expect(at_bob && at_bob->shared_key, "bob has no key for alice");
+    const auto saved = *at_bob->shared_key;
+    at_bob->shared_key.reset();  // as if bob had lost his keyring
+    alice->send_text(bob_name, "unreadable");
+    const auto got = pull_all(*bob);
+    bob->keys().find_by_name(alice_name)->shared_key = saved;
+    expect(got.size() == 1, std::to_string(got.size()) + " messages instead of 1");
+    expect(got[0].what == received_message::kind::undecryptable, "the text was not reported as undecryptable");
   });
   const auto mib = options.file_size >> 20;
   check(std::to_string(mib) + " MiB file, content check", [&] {

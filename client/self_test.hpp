@@ -2,9 +2,12 @@
 // identities in a temporary directory; never touches the user's me.info or keyring.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <iosfwd>
+
+#include "connection.hpp"
 
 namespace letterbox::client {
 
@@ -12,6 +15,7 @@ struct self_test_options {
   std::filesystem::path config_directory = ".";  // where server.info is read from
   std::uint64_t file_size = 64ull << 20;          // size of the file transfer check
   std::filesystem::path temp_parent;  // empty: the system temp directory
+  std::chrono::steady_clock::duration io_timeout = default_io_timeout;  // per network step
 };
 
 // Prints one line per check and a final "N passed, N failed" line to out. Returns 0 if every

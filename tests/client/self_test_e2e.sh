@@ -26,7 +26,7 @@ fi
 printf '%s\n' "$out"
 expect_contains "$out" " passed, 0 failed" "self-test summary"
 passed=$(printf '%s\n' "$out" | grep -c '^ok ')
-((passed >= 15)) || fail "only $passed checks passed"
+((passed >= 17)) || fail "only $passed checks passed"
 
 after=$(cd "$work/resident" && sha256sum me.info keyring.info)
 [[ $before == "$after" ]] || fail "client test modified the user's me.info or keyring.info"
