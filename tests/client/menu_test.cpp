@@ -58,8 +58,19 @@ TEST_CASE("menu survives unknown options and ends cleanly at end of input") {
   std::ostringstream out;
   CHECK(run_menu(client, in, out) == 0);
   const auto text = out.str();
-  CHECK(text.find("MessageU client at your service.") != std::string::npos);
-  CHECK(text.find("52) Send your symmetric key\n0) Exit client\n?\n") != std::string::npos);
+  CHECK(text.rfind(
+            "\nMessageU client at your service.\n\n"
+            "1) Register\n"
+            "2) Request for clients list\n"
+            "3) Request for public key\n"
+            "4) Request for waiting messages\n"
+            "5) Send a text message\n"
+            "50) Send a file\n"
+            "51) Send a request for symmetric key\n"
+            "52) Send your symmetric key\n"
+            "0) Exit client\n"
+            "?\n",
+            0) == 0);  // the whole menu, exactly, first thing on the screen
   CHECK(text.find("Unknown option \"hello\"") != std::string::npos);
   CHECK(text.find("Unknown option \"7\"") != std::string::npos);
   CHECK(text.find("not registered yet") != std::string::npos);  // option 2 without me.info
@@ -71,9 +82,10 @@ TEST_CASE("registering without server.info names the missing file; 50 with a mis
   client_options options;
   options.directory = dir.path;
   client_operations client(options);
-  std::istringstream in("1\nalice\n0\n");
+  std::istringstream in("1\nalice\n50\nbob\n" + (dir.path / "missing.bin").string() + "\n0\n");
   std::ostringstream out;
   CHECK(run_menu(client, in, out) == 0);
   CHECK(out.str().find("server.info: file not found") != std::string::npos);
   CHECK(!std::filesystem::exists(dir.path / "me.info"));
+  CHECK(out.str().find("Enter file path: file not found\n") != std::string::npos);
 }
