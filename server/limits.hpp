@@ -26,7 +26,8 @@ inline constexpr std::size_t default_max_messages_per_pull = 100'000;
 inline constexpr std::uint64_t default_max_pull_inline_bytes = 16ull << 20;
 // Chunk size for streaming large contents between socket and spool file.
 inline constexpr std::size_t stream_chunk_size = 1 << 20;
-// A read or write that makes no progress for this long closes the connection.
+// A read or write step (the next request's first byte, a header, a small payload, a 1 MiB piece
+// of a large content, a response write) that takes longer than this closes the connection.
 inline constexpr std::chrono::seconds default_io_timeout{30};
 inline constexpr std::size_t default_max_connections = 16'384;
 // Jobs the storage worker runs in one transaction (one fsync) at most.

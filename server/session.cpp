@@ -138,12 +138,12 @@ class session : public std::enable_shared_from_this<session> {
     close();
   }
 
-  // Closes the socket when a read or write makes no progress before its deadline.
+  // Closes the socket when a read or write step has not completed by its deadline.
   asio::awaitable<void> watch() {
     boost::system::error_code ec;
     while (socket_.is_open() && !closing_) {
       if (deadline_ <= clock_type::now()) {
-        spdlog::info("{}: timed out after {} ms without progress, closing", peer_, context_.limits.io_timeout.count());
+        spdlog::info("{}: a read or write step took longer than {} ms, closing", peer_, context_.limits.io_timeout.count());
         close();
         break;
       }
