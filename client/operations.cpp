@@ -115,6 +115,9 @@ proto::request_header client_operations::header_for(proto::request_code code, st
   proto::request_header header;
   if (code != proto::request_code::register_client) header.client = me().id;  // 100: zeros
   header.code = static_cast<std::uint8_t>(code);
+  if (payload_size > proto::max_payload_size)
+    throw client_error(kind::invalid_input, "request of " + std::to_string(payload_size) +
+                                                " bytes is too large for the protocol's u32 size field");
   header.payload_size = static_cast<std::uint32_t>(payload_size);
   return header;
 }
@@ -218,6 +221,9 @@ std::uint32_t client_operations::send_text(const std::string& name, std::string_
   return translated([&] {
     const auto& target = resolve(name);
     const auto& key = require_shared_key(target, name);
+    if (aes_ciphertext_size(text.size() + 1) > max_text_in_memory)
+      throw client_error(kind::invalid_input, "text is too long (receivers show at most " +
+                                                  std::to_string(max_text_in_memory >> 20) + " MiB): send it as a file (50)");
     proto::byte_buffer plaintext(text.begin(), text.end());
     plaintext.push_back(0);  // legacy clients expect a trailing NUL
     return send_message(target, proto::message_type::text, aes_encrypt(key, plaintext));

@@ -91,7 +91,8 @@ class client_operations {
   // 103 type 2: sends our symmetric key for name (creating one if we have none), encrypted with
   // name's public key (fetched first if unknown). Returns the message ID.
   std::uint32_t send_symmetric_key(const std::string& name);
-  // 103 type 3: text + one NUL, AES-CBC with the shared key.
+  // 103 type 3: text + one NUL, AES-CBC with the shared key. A text whose ciphertext would
+  // exceed max_text_in_memory (what receivers show) is refused with invalid_input.
   std::uint32_t send_text(const std::string& name, std::string_view text);
   // 103 type 4: the file encrypted streaming from disk to socket in constant memory.
   std::uint32_t send_file(const std::string& name, const std::filesystem::path& file,

@@ -162,6 +162,18 @@ TEST_CASE("send_text writes the exact 103 request: header, prefix, AES(text + NU
   CHECK(aes_decrypt(f.alice_key, std::span(r.payload).subspan(21)) == proto::byte_buffer{'h', 'i', 0});
 }
 
+TEST_CASE("send_text refuses a text receivers would not show, before connecting") {
+  fixture f;
+  auto client = f.connect_to(1);  // nothing listens on port 1: connecting would fail differently
+  const std::string too_long(max_text_in_memory, 'x');
+  try {
+    client->send_text("alice", too_long);
+    FAIL("no error");
+  } catch (const client_error& e) {
+    CHECK(e.error_kind() == client_error::kind::invalid_input);
+  }
+}
+
 TEST_CASE("send_file streams (n/16+1)*16 bytes of ciphertext that decrypt to the file") {
   fixture f;
   const auto path = f.dir.path / "payload.bin";
