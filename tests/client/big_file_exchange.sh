@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Manual measurement (not run by CTest): two clients, driven only through the menu, exchange
 # keys, a text and a large file (default 1024 MiB) through a throwaway server; prints both
-# SHA-256 sums and each client's peak RSS (/usr/bin/time -v). Needs ~3x the file size on disk
+# SHA-256 sums and each client's peak RSS (/usr/bin/time -v), and fails if either peak RSS is
+# 64 MiB or more. Needs ~3x the file size on disk
 # under $TMPDIR; everything is deleted at the end.
 # Usage: big_file_exchange.sh <server binary> <client binary> [MiB]
 source "$(dirname "$0")/e2e_lib.sh"
@@ -39,4 +40,8 @@ echo "received sha256:  $received"
 echo "sender   (50):    peak RSS $(rss "$work/send.time") KiB, wall $(wall "$work/send.time")"
 echo "receiver (4):     peak RSS $(rss "$work/pull.time") KiB, wall $(wall "$work/pull.time")"
 [[ $sent == "$received" ]] || fail "checksums differ"
+# The issue's bound: a 1 GiB transfer in under 64 MiB of RSS on either side.
+for side in send pull; do
+  (($(rss "$work/$side.time") < 64 * 1024)) || fail "$side: peak RSS $(rss "$work/$side.time") KiB is not under 64 MiB"
+done
 echo "big_file_exchange: identical"
