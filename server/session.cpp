@@ -23,6 +23,10 @@ namespace {
 // while staying cheap for 10,000 idle connections.
 constexpr std::size_t input_buffer_size = 512;
 
+// How long and how much a connection closed after a 9000 keeps reading (see linger_before_close).
+constexpr auto close_linger_time = std::chrono::seconds(2);
+constexpr std::size_t close_linger_bytes = 16 << 20;
+
 // First allocation step of an inline content; it then grows with the bytes received.
 constexpr std::size_t inline_growth_step = 4096;
 // Largest sendfile(2) call for pulled spool files.
@@ -126,7 +130,10 @@ class session : public std::enable_shared_from_this<session> {
         unread_payload_ = header.payload_size;
         outcome result = co_await handle(header);
         log_request(header, result, started);
-        if (result.close) break;
+        if (result.close) {
+          co_await linger_before_close();
+          break;
+        }
       }
     } catch (const boost::system::system_error& e) {
       if (e.code() != asio::error::eof && e.code() != asio::error::operation_aborted &&
@@ -136,6 +143,19 @@ class session : public std::enable_shared_from_this<session> {
       spdlog::error("{}: session failed: {}", peer_, e.what());
     }
     close();
+  }
+
+  // After a 9000 that ends the connection the peer may still be sending what was refused.
+  // Closing with unread data makes the kernel answer with a reset, which can destroy the 9000
+  // before the peer reads it; so stop sending, then read and drop for a little while.
+  asio::awaitable<void> linger_before_close() {
+    boost::system::error_code ec;
+    socket_.shutdown(tcp::socket::shutdown_send, ec);
+    deadline_ = clock_type::now() + std::min<clock_type::duration>(context_.limits.io_timeout, close_linger_time);
+    for (std::size_t drained = 0; drained < close_linger_bytes;) {
+      drained += co_await socket_.async_read_some(asio::buffer(input_), asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) break;  // the peer closed, or the watchdog did at the deadline
+    }
   }
 
   // Closes the socket when a read or write step has not completed by its deadline.
@@ -268,9 +288,10 @@ class session : public std::enable_shared_from_this<session> {
     outcome result;
     result.reason = std::move(reason);
     result.close = unread_payload_ > max_discard_size;
-    if (!result.close && unread_payload_ > 0) {
-      std::vector<std::uint8_t> scratch(unread_payload_);
-      co_await read(asio::buffer(scratch));
+    if (!result.close) {
+      std::array<std::uint8_t, input_buffer_size> scratch;  // sized by what arrives, not by the size field
+      while (unread_payload_ > 0)
+        co_await read(asio::buffer(scratch.data(), std::min<std::uint64_t>(unread_payload_, scratch.size())));
     }
     static const byte_buffer error = encode_error_response();
     co_await write(asio::buffer(error));

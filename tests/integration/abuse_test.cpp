@@ -121,6 +121,21 @@ TEST_CASE("103 claiming 4 GiB that breaks a rule -> 9000, close, nothing stored,
   CHECK(peak < small_rss_limit);
 }
 
+TEST_CASE("a refused upload still in flight: the sender can read its 9000 (no reset destroys it)") {
+  server_with_clients fixture;
+  LETTERBOX_ATTACH_SERVER_LOG(fixture.server);
+  constexpr auto send_code = code_of(protocol::request_code::send_message);
+  constexpr std::uint32_t content = 64 * mib;
+  auto connection = fixture.connect();
+  connection.send_header(fixture.alice, send_code, protocol::send_message_prefix_size + content);
+  connection.send_bytes(protocol::encode_send_message_prefix({unknown_id(), 4, content}));
+  // A legacy client writes its whole request before it reads: here 1 MiB more of the content
+  // arrives after the server has decided to refuse it.
+  connection.send_bytes(protocol::byte_buffer(mib, 0x5A));
+  std::this_thread::sleep_for(200ms);  // the server has answered and is closing meanwhile
+  check_error_then_close(connection);
+}
+
 TEST_CASE("random bytes: only 9000 answers or a close, never a hang, and the server keeps serving") {
   server_with_clients fixture;
   LETTERBOX_ATTACH_SERVER_LOG(fixture.server);
