@@ -38,6 +38,7 @@ class connection {
   // Writes a request header followed by payload_prefix (which may be the whole payload or
   // its first part, the rest following through write()).
   void send_request(const protocol::request_header& header, protocol::bytes_view payload_prefix);
+  // Reads and decodes the 7-byte response header; throws connection_error.
   protocol::response_header read_response_header();
   // Reads a payload of a known size into memory; throws connection_error if size > limit,
   // before allocating anything.

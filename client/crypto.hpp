@@ -36,6 +36,7 @@ class private_key {
   private_key& operator=(private_key&&) noexcept;
   ~private_key();
 
+  // The private key as PKCS#8 DER. A secret: only ever written to me.info, never shown.
   byte_buffer to_pkcs8() const;
   // The X.509 SubjectPublicKeyInfo DER; throws crypto_error if it is not 160 bytes.
   protocol::public_key public_key() const;
@@ -52,8 +53,10 @@ class private_key {
 // does not parse or the plaintext is too long for one block.
 byte_buffer rsa_encrypt(const protocol::public_key& key, bytes_view plaintext);
 
+// A fresh random AES-128 key.
 symmetric_key generate_symmetric_key();
-std::uint64_t aes_ciphertext_size(std::uint64_t plaintext_size);  // (n/16+1)*16
+// The AES-CBC/PKCS#7 ciphertext size of plaintext_size bytes: (n/16+1)*16.
+std::uint64_t aes_ciphertext_size(std::uint64_t plaintext_size);
 
 // One-shot AES-128-CBC, zero IV, PKCS#7. aes_decrypt throws crypto_error on a length that is
 // not a positive multiple of 16 or on bad padding.

@@ -34,6 +34,9 @@ class keyring {
   // Writes the file owner-only and atomically (temp + fsync + rename). Throws config_error.
   void save() const;
 
+  // The entry for id or with that (non-empty) name, or nullptr. Entries live in a vector:
+  // a pointer or reference returned here or by upsert() is invalidated by the next upsert()
+  // or set_name() that adds an entry, so do not keep one across those calls.
   peer* find(const protocol::client_id& id);
   peer* find_by_name(std::string_view name);
   // The entry for id, created empty if absent.

@@ -100,6 +100,7 @@ class client_operations {
 
   // The display name of a client: its name if known, else its ID in hex.
   std::string display_name(const protocol::client_id& id);
+  // The keyring in memory; changes made through it are saved by the next operation that saves.
   keyring& keys() { return keys_; }
 
  private:
