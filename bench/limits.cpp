@@ -4,7 +4,7 @@
 //   limit-fsync     4 KiB overwrite + fdatasync() rate of the directory's filesystem (WAL reuse)
 //   limit-fsync-append  4 KiB append + fdatasync() rate (file grows: journal commit each time)
 //   limit-sqlite    SQLite inserts/s with the server's pragmas (WAL, synchronous=FULL) at
-//                   1, 16, 64, 100 and 1000 rows per transaction (a messages table like schema/),
+//                   1, 16, 64, 100 and 1000 rows per transaction (the server's schema/*.sql),
 //                   after an untimed warm-up that makes the WAL wrap like a running server's
 //   limit-seqwrite  sequential write of a new file, 1 MiB writes, fsync at the end
 //   limit-tcp       loopback TCP throughput, one connection, 1 MiB writes
@@ -20,8 +20,10 @@
 #include <CLI/CLI.hpp>
 #include <SQLiteCpp/SQLiteCpp.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <set>
 #include <stdexcept>
@@ -40,6 +42,7 @@ constexpr std::size_t fsync_file_blocks = 256;  // overwrite a 1 MiB file in a r
 constexpr std::uint64_t fsync_max_count = 1'000'000;
 constexpr std::uint64_t sqlite_max_rows = 5'000'000;
 constexpr std::size_t sqlite_content_size = 64;  // the loadgen's default message
+constexpr std::size_t sqlite_clients = 64;  // recipients, like the loadgen's 64 connections
 constexpr int sqlite_warmup_max_commits = 3000;
 constexpr int sqlite_warmup_max_seconds = 15;
 constexpr std::size_t sqlite_warmup_row_size = 4000;
@@ -155,7 +158,12 @@ void measure_sync(const fs::path& dir, double seconds, bool append) {
 
 // One database for all batch sizes: the first call (warm_up) creates it and brings its WAL to
 // a steady state; the last one (remove) deletes it.
-void measure_sqlite(const fs::path& dir, double seconds, int rows_per_transaction, bool warm_up, bool remove) {
+// schema_scripts: the server's migrations (schema/*.sql in order), so the table, its indexes
+// and its foreign keys are the server's own; 64 clients are registered for the foreign keys.
+void measure_sqlite(const fs::path& dir, double seconds, int rows_per_transaction, bool warm_up, bool remove,
+                    const std::vector<std::string>& schema_scripts) {
+  std::vector<std::array<std::uint8_t, 16>> client_ids(sqlite_clients);
+  for (std::size_t k = 0; k < client_ids.size(); ++k) fill_pattern(100 + k, 0, client_ids[k]);
   const fs::path path = dir / "limits-sqlite.db";
   if (warm_up)
     for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(path.string() + suffix);
@@ -169,20 +177,28 @@ void measure_sqlite(const fs::path& dir, double seconds, int rows_per_transactio
     db.exec("PRAGMA journal_mode=WAL");
     db.exec("PRAGMA synchronous=FULL");
     db.exec("PRAGMA cache_size=-8192");
-    // The server's messages table (schema/001_initial.sql) without the foreign keys.
+    db.exec("PRAGMA foreign_keys=ON");
     if (warm_up) {
-      db.exec(
-        "CREATE TABLE messages (ID INTEGER PRIMARY KEY, ToClient BLOB(16) NOT NULL, "
-        "FromClient BLOB(16) NOT NULL, Type INTEGER NOT NULL, Content BLOB, "
-        "ContentSize INTEGER NOT NULL, ContentFile TEXT, SentAt TEXT NOT NULL)");
-      db.exec("CREATE INDEX messages_by_recipient ON messages (ToClient, ID)");
+      for (const auto& sql : schema_scripts) db.exec(sql);
+      SQLite::Statement add_client(db, "INSERT INTO clients (ID, Name, PublicKey, LastSeen) VALUES (?, ?, ?, NULL)");
+      const std::vector<std::uint8_t> key(160, 0x30);
+      for (std::size_t k = 0; k < client_ids.size(); ++k) {
+        const std::string name = "limits-" + std::to_string(k);
+        add_client.bind(1, client_ids[k].data(), static_cast<int>(client_ids[k].size()));
+        add_client.bind(2, name);
+        add_client.bind(3, key.data(), static_cast<int>(key.size()));
+        add_client.exec();
+        add_client.reset();
+      }
     }
+    // The server's own insert (server/sqlite_store.cpp).
     SQLite::Statement insert(db,
                              "INSERT INTO messages (ToClient, FromClient, Type, Content, ContentSize, "
                              "ContentFile, SentAt) VALUES (?, ?, 3, ?, ?, NULL, '2026-01-01 00:00:00')");
     std::vector<std::uint8_t> content(sqlite_content_size);
     fill_pattern(2, 0, content);
-    std::array<std::uint8_t, 16> to{}, from{};
+    const auto* to = &client_ids[0];
+    const auto* from = &client_ids[1];
     if (warm_up) {
       // Untimed: commit small transactions until SQLite's auto-checkpoint has restarted the
       // WAL, so the timed commits reuse the WAL file as a long-running server's do (a
@@ -196,8 +212,8 @@ void measure_sqlite(const fs::path& dir, double seconds, int rows_per_transactio
       for (; warmup_commits < sqlite_warmup_max_commits && bench_clock::now() < warm_deadline && after_wrap < 20;
            ++warmup_commits) {
         SQLite::Transaction transaction(db);
-        insert.bind(1, to.data(), static_cast<int>(to.size()));
-        insert.bind(2, from.data(), static_cast<int>(from.size()));
+        insert.bind(1, to->data(), static_cast<int>(to->size()));
+        insert.bind(2, from->data(), static_cast<int>(from->size()));
         insert.bind(3, filler.data(), static_cast<int>(filler.size()));
         insert.bind(4, static_cast<int>(filler.size()));
         insert.exec();
@@ -216,10 +232,10 @@ void measure_sqlite(const fs::path& dir, double seconds, int rows_per_transactio
       const auto transaction_start = now;
       SQLite::Transaction transaction(db);
       for (int i = 0; i < rows_per_transaction; ++i, ++rows) {
-        to[0] = static_cast<std::uint8_t>(rows % 64);  // 64 recipients, like the loadgen
-        from[1] = static_cast<std::uint8_t>(rows % 64);
-        insert.bind(1, to.data(), static_cast<int>(to.size()));
-        insert.bind(2, from.data(), static_cast<int>(from.size()));
+        to = &client_ids[rows % client_ids.size()];  // 64 recipients, like the loadgen
+        from = &client_ids[(rows + 1) % client_ids.size()];
+        insert.bind(1, to->data(), static_cast<int>(to->size()));
+        insert.bind(2, from->data(), static_cast<int>(from->size()));
         insert.bind(3, content.data(), static_cast<int>(content.size()));
         insert.bind(4, static_cast<int>(content.size()));
         insert.exec();
@@ -371,6 +387,21 @@ void measure_tcp_round_trips(double seconds) {
       .print();
 }
 
+// The SQL of every file in dir ending in .sql, in file-name order (the migration order).
+std::vector<std::string> read_schema(const fs::path& dir) {
+  std::vector<fs::path> files;
+  for (const auto& entry : fs::directory_iterator(dir))
+    if (entry.path().extension() == ".sql") files.push_back(entry.path());
+  std::sort(files.begin(), files.end());
+  if (files.empty()) throw std::runtime_error("no *.sql in " + dir.string());
+  std::vector<std::string> scripts;
+  for (const auto& file : files) {
+    std::ifstream in(file);
+    scripts.emplace_back(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  return scripts;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -384,6 +415,8 @@ int main(int argc, char** argv) {
   app.add_option("--seconds", seconds, "duration of each timed measurement")->check(CLI::Range(0.05, 60.0));
   app.add_option("--seq-bytes", seq_bytes, "bytes written by the sequential-write test")
       ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{16} << 30));
+  std::string schema_dir = LETTERBOX_SCHEMA_DIR;
+  app.add_option("--schema-dir", schema_dir, "the server's schema/ (its *.sql migrations make the SQLite table)");
   app.add_option("--label", run_label, "added to every result line as \"label\"");
   app.add_option("--only", only, "run only these: fsync sqlite seqwrite tcp tcp-rr")
       ->check(CLI::IsMember({"fsync", "sqlite", "seqwrite", "tcp", "tcp-rr"}));
@@ -400,9 +433,10 @@ int main(int argc, char** argv) {
     {
       // 16 and 64: the largest group commits of send-legacy (16 clients) and send (64
       // connections), one request in flight each.
-      measure_sqlite(dir, seconds, 1, true, false);
-      for (int rows : {16, 64, 100}) measure_sqlite(dir, seconds, rows, false, false);
-      measure_sqlite(dir, seconds, 1000, false, true);
+      const auto schema = read_schema(schema_dir);
+      measure_sqlite(dir, seconds, 1, true, false, schema);
+      for (int rows : {16, 64, 100}) measure_sqlite(dir, seconds, rows, false, false, schema);
+      measure_sqlite(dir, seconds, 1000, false, true, schema);
     }
     if (wanted("seqwrite")) measure_seqwrite(dir, seq_bytes, 60.0);
     if (wanted("tcp")) measure_tcp_throughput(seconds);
