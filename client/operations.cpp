@@ -386,6 +386,11 @@ received_message client_operations::receive_one(connection& link, const proto::p
         return result;
       }
       std::ofstream out(path, std::ios::binary | std::ios::trunc);
+      const auto drop_file = [&] {  // never throws: it runs while another error is handled
+        out.close();
+        std::error_code ignored;
+        std::filesystem::remove(path, ignored);
+      };
       aes_stream_decryptor decryptor(*shared_key);
       proto::byte_buffer chunk(file_chunk_size), plain;
       plain.reserve(file_chunk_size + proto::aes_block_size);
@@ -407,18 +412,16 @@ received_message client_operations::receive_one(connection& link, const proto::p
         out.write(reinterpret_cast<const char*>(plain.data()), static_cast<std::streamsize>(plain.size()));
         out.close();
         if (!written || !out) {  // e.g. disk full: the message is consumed, keep pulling the rest
-          std::filesystem::remove(path);
+          drop_file();
           result.what = received_message::kind::save_failed;
           result.text = path.string() + ": writing the received file failed";
           return result;
         }
       } catch (const crypto_error&) {
-        out.close();
-        std::filesystem::remove(path);
-        return result;  // can't decrypt; the content was consumed in full
+        drop_file();
+        return result;  // can't decrypt; the content was consumed in full (update() never throws)
       } catch (...) {
-        out.close();
-        std::filesystem::remove(path);
+        drop_file();
         throw;
       }
       result.what = received_message::kind::file;
