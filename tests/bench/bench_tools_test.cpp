@@ -130,3 +130,13 @@ TEST_CASE("fill_pattern: chunks at any offset agree with one whole fill; a chang
   fill_pattern(43, 0, other);
   CHECK_FALSE(std::equal(other.begin(), other.end(), whole.begin()));
 }
+
+TEST_CASE("result_line: one JSON object, fields in order, numbers and escaped strings") {
+  result_line line("send");
+  line.add("connections", 64).add("sends_per_s", 1234.5).add("ok", true).add("note", "a \"quoted\" \\ path\n");
+  CHECK(line.json() ==
+        R"({"scenario":"send","connections":64,"sends_per_s":1234.5,"ok":"true","note":"a \"quoted\" \\ path"})");
+  result_line empty("x");
+  empty.add("nan", std::nan(""));
+  CHECK(empty.json() == R"({"scenario":"x","nan":null})");
+}
