@@ -31,6 +31,7 @@
 #include <thread>
 
 #include "bench_common.hpp"
+#include "protocol_constants.hpp"
 
 namespace fs = std::filesystem;
 using namespace letterbox::bench;
@@ -48,8 +49,12 @@ constexpr int sqlite_warmup_max_seconds = 15;
 constexpr std::size_t sqlite_warmup_row_size = 4000;
 constexpr std::size_t seq_chunk_size = 1 << 20;
 constexpr std::size_t tcp_chunk_size = 1 << 20;
-constexpr std::size_t rr_request_size = 22 + 21 + 64;  // header + 103 prefix + 64 B content
-constexpr std::size_t rr_response_size = 7 + 20;       // header + 1003 payload
+constexpr int sqlite_cache_kib = 8192;  // the server's PRAGMA cache_size (server/sqlite_store.cpp)
+// A 103 with 64 B of content and its 1003 answer.
+constexpr std::size_t rr_request_size = letterbox::protocol::request_header_size +
+                                        letterbox::protocol::send_message_prefix_size + sqlite_content_size;
+constexpr std::size_t rr_response_size =
+    letterbox::protocol::response_header_size + letterbox::protocol::message_sent_response_size;
 constexpr double bytes_per_mb = 1e6;
 
 std::string run_label;  // --label: tells the measurements of one run apart (before/after)
@@ -176,7 +181,7 @@ void measure_sqlite(const fs::path& dir, double seconds, int rows_per_transactio
     SQLite::Database db(path.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
     db.exec("PRAGMA journal_mode=WAL");
     db.exec("PRAGMA synchronous=FULL");
-    db.exec("PRAGMA cache_size=-8192");
+    db.exec("PRAGMA cache_size=-" + std::to_string(sqlite_cache_kib));
     db.exec("PRAGMA foreign_keys=ON");
     if (warm_up) {
       for (const auto& sql : schema_scripts) db.exec(sql);
