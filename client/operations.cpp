@@ -300,6 +300,7 @@ std::size_t client_operations::pull_messages(const message_callback& on_message,
 
     std::uint64_t remaining = response.payload_size;
     std::size_t count = 0;
+    bool listed = false;  // at most one 101 per pull to learn unknown senders' names
     while (remaining > 0) {
       if (remaining < proto::pulled_message_header_size)
         throw client_error(kind::network, "malformed response from the server: truncated message header");
@@ -310,6 +311,14 @@ std::size_t client_operations::pull_messages(const message_callback& on_message,
       if (message.content_size > remaining)
         throw client_error(kind::network, "malformed response from the server: content overruns the payload");
       remaining -= message.content_size;
+      if (const auto* known = keys_.find(message.from); !listed && (!known || known->name.empty())) {
+        listed = true;
+        try {
+          list_clients();  // on its own connection; the pull's connection waits meanwhile
+        } catch (const client_error&) {
+          // the sender is shown by its ID in hex
+        }
+      }
       auto received = receive_one(*link, message, progress);
       ++count;
       if (on_message) on_message(received);

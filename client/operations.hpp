@@ -84,7 +84,9 @@ class client_operations {
   // 102: fetches and stores name's public key.
   protocol::public_key request_public_key(const std::string& name);
   // 104: one pull; calls on_message for each message in send order, returns how many there were.
-  // Files are decrypted streaming into download_directory.
+  // Files are decrypted streaming into download_directory. The first sender not known by name
+  // makes one 101 request (a second connection) to learn the names; if that fails, unknown
+  // senders are shown by their ID in hex.
   std::size_t pull_messages(const message_callback& on_message, const progress_callback& progress = {});
   // 103 type 1.
   std::uint32_t request_symmetric_key(const std::string& name);

@@ -205,7 +205,9 @@ TEST_CASE("pull: good, bad and unknown messages are all consumed, in order") {
   append_message(payload, id_of(0xAA), 7, 4, aes_encrypt(f.alice_key, bytes_of("file body")));
   const auto sealed = rsa_encrypt(f.my_key.public_key(), proto::byte_buffer(16, 0x5A));
   append_message(payload, id_of(0xCC), 8, 2, sealed);
-  canned_server server({response(proto::response_code::messages, payload)});
+  // The first unknown sender (0xBB) makes the client ask for the list once; 0xCC is not on it.
+  const auto bob_entry = proto::encode_client_list_response({{id_of(0xBB), "bob"}});
+  canned_server server({response(proto::response_code::messages, payload), bob_entry});
   auto client = f.connect_to(server.port());
   std::vector<received_message> got;
   CHECK(client->pull_messages([&](const received_message& m) { got.push_back(m); }) == 8);
@@ -217,7 +219,7 @@ TEST_CASE("pull: good, bad and unknown messages are all consumed, in order") {
   CHECK(got[1].what == kind::undecryptable);
   CHECK(got[2].what == kind::undecryptable);
   CHECK(got[3].what == kind::undecryptable);
-  CHECK(got[3].sender == proto::to_hex(id_of(0xBB)));
+  CHECK(got[3].sender == "bob");
   CHECK(got[4].what == kind::undecryptable);
   CHECK(got[5].what == kind::key_request);
   REQUIRE(got[6].what == kind::file);
@@ -225,6 +227,9 @@ TEST_CASE("pull: good, bad and unknown messages are all consumed, in order") {
   std::string body((std::istreambuf_iterator<char>(in)), {});
   CHECK(body == "file body");
   CHECK(got[7].what == kind::key_received);
+  CHECK(got[7].sender == proto::to_hex(id_of(0xCC)));
+  REQUIRE(server.requests().size() == 2);
+  CHECK(server.requests()[1].header.code == 101);  // one list request, not one per unknown sender
   // The received key is in the keyring file at once.
   const auto ring = keyring::load(f.dir.path);
   REQUIRE(std::any_of(ring.peers().begin(), ring.peers().end(), [](const peer& p) { return p.id == id_of(0xCC); }));
