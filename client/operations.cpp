@@ -47,6 +47,30 @@ void discard(connection& link, std::uint64_t n) {
   }
 }
 
+// Reads size bytes of AES-CBC ciphertext from link in chunks and passes each piece of
+// plaintext to sink, so memory stays at one chunk whatever the size. All size bytes are
+// consumed before it throws crypto_error (bad length or padding: wrong key); connection_error
+// may come at any point.
+template <typename Sink>
+void decrypt_from(connection& link, std::uint64_t size, const symmetric_key& key, Sink&& sink,
+                  const progress_callback& progress) {
+  aes_stream_decryptor decryptor(key);
+  proto::byte_buffer chunk(std::min<std::uint64_t>(size, file_chunk_size)), plain;
+  plain.reserve(chunk.size() + proto::aes_block_size);
+  for (std::uint64_t done = 0; done < size;) {
+    const auto take = static_cast<std::size_t>(std::min<std::uint64_t>(chunk.size(), size - done));
+    link.read(std::span(chunk.data(), take));
+    done += take;
+    plain.clear();
+    decryptor.update(std::span(chunk.data(), take), plain);
+    sink(proto::bytes_view(plain));
+    if (progress) progress(done, size);
+  }
+  plain.clear();
+  decryptor.finish(plain);
+  sink(proto::bytes_view(plain));
+}
+
 // A fresh owner-only file in dir named after the sender and message.
 std::filesystem::path create_download_file(const std::filesystem::path& dir, const std::string& sender,
                                            std::uint32_t message_id) {
@@ -368,16 +392,16 @@ received_message client_operations::receive_one(connection& link, const proto::p
         result.what = received_message::kind::too_large;
         return result;
       }
-      proto::byte_buffer ciphertext(size);
-      link.read(ciphertext);
-      if (!shared_key) return result;
+      if (!shared_key) break;
+      std::string text;  // grows with the data that arrived, not with the size announced
       try {
-        auto plain = aes_decrypt(*shared_key, ciphertext);
-        if (!plain.empty() && plain.back() == 0) plain.pop_back();
-        result.text.assign(plain.begin(), plain.end());
-        result.what = received_message::kind::text;
+        decrypt_from(link, size, *shared_key, [&](proto::bytes_view piece) { text.append(piece.begin(), piece.end()); }, {});
       } catch (const crypto_error&) {
+        return result;
       }
+      if (!text.empty() && text.back() == '\0') text.pop_back();
+      result.text = std::move(text);
+      result.what = received_message::kind::text;
       return result;
     }
 
@@ -400,25 +424,14 @@ received_message client_operations::receive_one(connection& link, const proto::p
         std::error_code ignored;
         std::filesystem::remove(path, ignored);
       };
-      aes_stream_decryptor decryptor(*shared_key);
-      proto::byte_buffer chunk(file_chunk_size), plain;
-      plain.reserve(file_chunk_size + proto::aes_block_size);
-      std::uint64_t done = 0;
       bool written = static_cast<bool>(out);
       try {
-        while (done < size) {
-          const auto take = static_cast<std::size_t>(std::min<std::uint64_t>(chunk.size(), size - done));
-          link.read(std::span(chunk.data(), take));
-          done += take;
-          plain.clear();
-          decryptor.update(std::span(chunk.data(), take), plain);
-          if (written) written = static_cast<bool>(out.write(reinterpret_cast<const char*>(plain.data()),
-                                                             static_cast<std::streamsize>(plain.size())));
-          if (progress) progress(done, size);
-        }
-        plain.clear();
-        decryptor.finish(plain);
-        out.write(reinterpret_cast<const char*>(plain.data()), static_cast<std::streamsize>(plain.size()));
+        const auto write = [&](proto::bytes_view piece) {  // after a failed write, keep consuming
+          if (written)
+            written = static_cast<bool>(
+                out.write(reinterpret_cast<const char*>(piece.data()), static_cast<std::streamsize>(piece.size())));
+        };
+        decrypt_from(link, size, *shared_key, write, progress);
         out.close();
         if (!written || !out) {  // e.g. disk full: the message is consumed, keep pulling the rest
           drop_file();

@@ -292,8 +292,8 @@ TEST_CASE("pull: a download directory that cannot be written skips that file, no
   CHECK(got[1].text == "after the file");
 }
 
-// No allocation may follow a size field from the server beyond these bounds; the largest
-// legitimate one is a whole text message (max_text_in_memory), the streaming buffers are 64 KiB.
+// No allocation may follow a size field from the server: buffers are 64 KiB chunks, and even
+// a text (up to max_text_in_memory) grows only with the bytes that actually arrived.
 constexpr std::size_t streaming_allocation_bound = 1u << 20;
 
 TEST_CASE("hostile sizes: a 4 GiB size field from the server drives no large allocation") {
@@ -310,6 +310,7 @@ TEST_CASE("hostile sizes: a 4 GiB size field from the server drives no large all
       lying_response(proto::response_code::client_list, four_gib, {}),
       lying_response(proto::response_code::public_key, four_gib, {}),
       lying_response(proto::response_code::messages, four_gib, message_header(id_of(0xAA), 3, four_gib - 25)),
+      lying_response(proto::response_code::messages, four_gib, message_header(id_of(0xAA), 3, max_text_in_memory)),
       lying_response(proto::response_code::messages, four_gib, message_header(id_of(0xAA), 2, four_gib - 25)),
       lying_response(proto::response_code::messages, four_gib, file_part),
   });
@@ -327,6 +328,7 @@ TEST_CASE("hostile sizes: a 4 GiB size field from the server drives no large all
   expect_network_error([&] { client->list_clients(); });                 // 1001 claiming 4 GiB
   expect_network_error([&] { client->request_public_key("alice"); });    // 1002 claiming 4 GiB
   expect_network_error([&] { client->pull_messages({}); });              // a 4 GiB text
+  expect_network_error([&] { client->pull_messages({}); });              // a 32 MiB text that never comes
   expect_network_error([&] { client->pull_messages({}); });              // a 4 GiB "symmetric key"
   expect_network_error([&] { client->pull_messages({}); });              // a 4 GiB file, cut short
   CHECK(files_named_letterbox(f.dir.path) == 0);  // the partial file was removed
