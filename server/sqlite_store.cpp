@@ -18,6 +18,8 @@ namespace {
 
 constexpr int busy_timeout_ms = 5000;
 constexpr int page_cache_kib = 8192;  // PRAGMA cache_size: bounded, the RSS budget is small
+constexpr auto wal_checkpoint_interval = std::chrono::milliseconds(100);
+constexpr std::int64_t wal_size_limit = 64ll << 20;  // PRAGMA journal_size_limit: WAL file kept below
 
 std::string utc_now() {
   const std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
@@ -68,6 +70,8 @@ sqlite_store::sqlite_store(const std::filesystem::path& db_path, spool_directory
     db_.exec("PRAGMA synchronous=FULL");  // a 1003 answer means the message is on disk
     db_.exec("PRAGMA foreign_keys=ON");
     db_.exec("PRAGMA cache_size=-" + std::to_string(page_cache_kib));
+    db_.exec("PRAGMA wal_autocheckpoint=0");  // wal_checkpointer does it, off the commit path
+    db_.exec("PRAGMA journal_size_limit=" + std::to_string(wal_size_limit));
   });
   migrate();
   translate("prepare statements", [&] {
@@ -86,8 +90,36 @@ sqlite_store::sqlite_store(const std::filesystem::path& db_path, spool_directory
   });
   load_clients();
   load_mailboxes();
+  checkpointer_ = std::make_unique<wal_checkpointer>(db_path);
   auto files = referenced_content_files();
   swept_files_ = spool_.sweep(std::unordered_set<std::string>(files.begin(), files.end()));
+}
+
+wal_checkpointer::wal_checkpointer(const std::filesystem::path& db_path)
+    : db_(translate("open checkpoint connection",
+                    [&] { return SQLite::Database(db_path.string(), SQLite::OPEN_READWRITE, busy_timeout_ms); })),
+      thread_([this] { loop(); }) {}
+
+wal_checkpointer::~wal_checkpointer() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_one();
+  thread_.join();
+}
+
+void wal_checkpointer::loop() {
+  std::unique_lock lock(mutex_);
+  while (!wake_.wait_for(lock, wal_checkpoint_interval, [&] { return stopping_; })) {
+    lock.unlock();
+    try {
+      db_.exec("PRAGMA wal_checkpoint(PASSIVE)");
+    } catch (const SQLite::Exception&) {
+      // Busy or failing now: the WAL only grows a little; the next round tries again.
+    }
+    lock.lock();
+  }
 }
 
 sqlite_store::~sqlite_store() {

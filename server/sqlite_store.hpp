@@ -5,7 +5,10 @@
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Statement.h>
 
+#include <condition_variable>
 #include <deque>
+#include <mutex>
+#include <thread>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -24,6 +27,25 @@ struct client_id_hash {
     for (int i = 0; i < 8; ++i) h = (h << 8) | id[static_cast<std::size_t>(i)];
     return h;  // IDs are random: their first bytes hash well
   }
+};
+
+// Copies committed WAL frames into the database file from its own connection and thread,
+// every wal_checkpoint_interval, with PRAGMA wal_checkpoint(PASSIVE): the writer never stalls
+// for a checkpoint (SQLite's automatic one would run inside a commit, for tens of ms).
+class wal_checkpointer {
+ public:
+  explicit wal_checkpointer(const std::filesystem::path& db_path);
+  ~wal_checkpointer();  // stops the thread
+  wal_checkpointer(const wal_checkpointer&) = delete;
+  wal_checkpointer& operator=(const wal_checkpointer&) = delete;
+
+ private:
+  void loop();
+  SQLite::Database db_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stopping_ = false;
+  std::thread thread_;
 };
 
 class sqlite_store final : public mailbox_store {
@@ -80,6 +102,7 @@ class sqlite_store final : public mailbox_store {
   std::chrono::milliseconds last_seen_flush_;
   std::chrono::steady_clock::time_point last_touch_flush_ = std::chrono::steady_clock::now();
   std::size_t swept_files_ = 0;
+  std::unique_ptr<wal_checkpointer> checkpointer_;  // declared last: stops before db_ closes
 };
 
 }  // namespace letterbox::server

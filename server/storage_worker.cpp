@@ -7,9 +7,7 @@ namespace letterbox::server {
 namespace {
 
 // Batch filling (see storage_worker.hpp): wait until as many jobs are queued as the last batch
-// held, checking every batch_fill_step, for at most the last commit's duration and never over
-// max_batch_fill_wait.
-constexpr auto batch_fill_step = std::chrono::microseconds(50);
+// held, for at most the last commit's duration and never over max_batch_fill_wait.
 constexpr auto max_batch_fill_wait = std::chrono::milliseconds(2);
 
 }  // namespace
@@ -42,24 +40,19 @@ void storage_worker::enqueue(std::unique_ptr<job> new_job) {
       return;
     }
     queue_.push_back(std::move(new_job));
-    wake = idle_;
+    // Only when the worker sleeps, or the batch it is filling just became full: no futex
+    // call per job under load.
+    wake = idle_ || queue_.size() == fill_target_;
   }
-  if (wake) wake_.notify_one();  // only when the worker sleeps: no futex call per job under load
+  if (wake) wake_.notify_one();
 }
 
 void storage_worker::gather() {
-  using namespace std::chrono;
-  const auto limit = std::min<steady_clock::duration>(last_commit_, max_batch_fill_wait);
-  const std::size_t target = std::min(last_batch_size_, max_batch_);
-  const auto started = steady_clock::now();
-  for (;;) {
-    {
-      std::lock_guard lock(mutex_);
-      if (stopping_ || queue_.size() >= target) return;
-    }
-    if (steady_clock::now() - started >= limit) return;
-    std::this_thread::sleep_for(batch_fill_step);
-  }
+  const auto limit = std::min<std::chrono::steady_clock::duration>(last_commit_, max_batch_fill_wait);
+  std::unique_lock lock(mutex_);
+  fill_target_ = std::min(last_batch_size_, max_batch_);
+  wake_.wait_for(lock, limit, [&] { return stopping_ || queue_.size() >= fill_target_; });
+  fill_target_ = 0;
 }
 
 void storage_worker::flush_deferred() noexcept {

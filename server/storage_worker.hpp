@@ -119,6 +119,7 @@ class storage_worker {
   std::deque<std::unique_ptr<job>> queue_;
   bool stopping_ = false;
   bool idle_ = false;
+  std::size_t fill_target_ = 0;  // while filling a batch: queue size that completes it (0: not filling)
   std::atomic<std::uint64_t> batches_{0};
   std::atomic<std::uint64_t> jobs_{0};
   std::chrono::steady_clock::duration last_commit_{};  // how long the last batch took

@@ -641,3 +641,20 @@ TEST_CASE("store: removing a message out of order keeps the rest of the mailbox 
   f.reopen();
   CHECK(ids_of(f.pending(2)) == std::vector<std::uint32_t>{ids[0], ids[1], ids[3], ids[4]});
 }
+
+TEST_CASE("store: committed pages reach the database file in the background (no checkpoint inside a commit)") {
+  store_fixture f;
+  REQUIRE(f.add_client(1, "alice"));
+  REQUIRE(f.add_client(2, "bob"));
+  const auto initial = std::filesystem::file_size(f.db_path);
+  const byte_buffer content(8 * 1024, 0x42);
+  for (int i = 0; i < 128; ++i) f.add_inline(2, 1, 3, content);  // 1 MiB in 128 commits
+  // The writer never checkpoints itself (wal_autocheckpoint=0); the checkpointer copies the
+  // WAL into server.db every 100 ms from its own connection.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (std::filesystem::file_size(f.db_path) < initial + 1024 * 1024 &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  CHECK(std::filesystem::file_size(f.db_path) >= initial + 1024 * 1024);
+  CHECK(f.pending(2).size() == 128);
+}
