@@ -46,6 +46,7 @@ constexpr std::size_t sqlite_content_size = 64;  // the loadgen's default messag
 constexpr std::size_t sqlite_clients = 64;  // recipients, like the loadgen's 64 connections
 constexpr int sqlite_warmup_max_commits = 3000;
 constexpr int sqlite_warmup_max_seconds = 15;
+constexpr int sqlite_warmup_steady_commits = 20;  // WAL size unchanged this often: it wraps
 constexpr std::size_t sqlite_warmup_row_size = 4000;
 constexpr std::size_t seq_chunk_size = 1 << 20;
 constexpr std::size_t tcp_chunk_size = 1 << 20;
@@ -161,112 +162,105 @@ void measure_sync(const fs::path& dir, double seconds, bool append) {
       .print();
 }
 
-// One database for all batch sizes: the first call (warm_up) creates it and brings its WAL to
-// a steady state; the last one (remove) deletes it.
-// schema_scripts: the server's migrations (schema/*.sql in order), so the table, its indexes
-// and its foreign keys are the server's own; 64 clients are registered for the foreign keys.
-void measure_sqlite(const fs::path& dir, double seconds, int rows_per_transaction, bool warm_up, bool remove,
+// SQLite inserts with the server's schema (schema_scripts: schema/*.sql in order, so the table,
+// its indexes and its foreign keys are the server's own), pragmas and INSERT, one result per
+// batch size. One connection and one database for all sizes: an untimed warm-up first commits
+// small transactions until SQLite's auto-checkpoint has restarted the WAL, so the timed
+// commits reuse the WAL file as a long-running server's do (a growing WAL costs a filesystem
+// journal commit per sync). Checkpoints stay SQLite's default (inline, every 1000 pages).
+void measure_sqlite(const fs::path& dir, double seconds, const std::vector<int>& batch_sizes,
                     const std::vector<std::string>& schema_scripts) {
   std::vector<std::array<std::uint8_t, 16>> client_ids(sqlite_clients);
   for (std::size_t k = 0; k < client_ids.size(); ++k) fill_pattern(100 + k, 0, client_ids[k]);
   const fs::path path = dir / "limits-sqlite.db";
-  if (warm_up)
+  const std::string wal = path.string() + "-wal";
+  auto remove_database = [&] {
     for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(path.string() + suffix);
-  std::uint64_t rows = 0;
-  double elapsed = 0;
-  int warmup_commits = 0;
-  std::uintmax_t wal_bytes = 0;
-  latency_histogram commit_latency;  // a whole transaction: inserts + commit (with its sync)
+  };
+  remove_database();
   {
     SQLite::Database db(path.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
     db.exec("PRAGMA journal_mode=WAL");
     db.exec("PRAGMA synchronous=FULL");
     db.exec("PRAGMA cache_size=-" + std::to_string(sqlite_cache_kib));
     db.exec("PRAGMA foreign_keys=ON");
-    if (warm_up) {
-      for (const auto& sql : schema_scripts) db.exec(sql);
-      SQLite::Statement add_client(db, "INSERT INTO clients (ID, Name, PublicKey, LastSeen) VALUES (?, ?, ?, NULL)");
-      const std::vector<std::uint8_t> key(160, 0x30);
-      for (std::size_t k = 0; k < client_ids.size(); ++k) {
-        const std::string name = "limits-" + std::to_string(k);
-        add_client.bind(1, client_ids[k].data(), static_cast<int>(client_ids[k].size()));
-        add_client.bind(2, name);
-        add_client.bind(3, key.data(), static_cast<int>(key.size()));
-        add_client.exec();
-        add_client.reset();
-      }
+    for (const auto& sql : schema_scripts) db.exec(sql);
+    SQLite::Statement add_client(db, "INSERT INTO clients (ID, Name, PublicKey, LastSeen) VALUES (?, ?, ?, NULL)");
+    const std::vector<std::uint8_t> key(160, 0x30);
+    for (std::size_t k = 0; k < client_ids.size(); ++k) {
+      const std::string name = "limits-" + std::to_string(k);
+      add_client.bind(1, client_ids[k].data(), static_cast<int>(client_ids[k].size()));
+      add_client.bind(2, name);
+      add_client.bind(3, key.data(), static_cast<int>(key.size()));
+      add_client.exec();
+      add_client.reset();
     }
     // The server's own insert (server/sqlite_store.cpp).
     SQLite::Statement insert(db,
                              "INSERT INTO messages (ToClient, FromClient, Type, Content, ContentSize, "
                              "ContentFile, SentAt) VALUES (?, ?, 3, ?, ?, NULL, '2026-01-01 00:00:00')");
+    auto insert_row = [&](std::uint64_t row, const std::vector<std::uint8_t>& content) {
+      const auto& to = client_ids[row % client_ids.size()];  // 64 recipients, like the loadgen
+      const auto& from = client_ids[(row + 1) % client_ids.size()];
+      insert.bind(1, to.data(), static_cast<int>(to.size()));
+      insert.bind(2, from.data(), static_cast<int>(from.size()));
+      insert.bind(3, content.data(), static_cast<int>(content.size()));
+      insert.bind(4, static_cast<int>(content.size()));
+      insert.exec();
+      insert.reset();
+    };
+
+    std::vector<std::uint8_t> filler(sqlite_warmup_row_size);
+    fill_pattern(5, 0, filler);
+    const auto warm_deadline = bench_clock::now() + std::chrono::seconds(sqlite_warmup_max_seconds);
+    std::uintmax_t wal_size = 0;
+    int warmup_commits = 0;
+    for (int unchanged = 0; warmup_commits < sqlite_warmup_max_commits && bench_clock::now() < warm_deadline &&
+                            unchanged < sqlite_warmup_steady_commits;
+         ++warmup_commits) {
+      SQLite::Transaction transaction(db);
+      insert_row(static_cast<std::uint64_t>(warmup_commits), filler);
+      transaction.commit();
+      std::error_code ec;
+      const auto size = fs::file_size(wal, ec);
+      unchanged = (!ec && size == wal_size && size > 0) ? unchanged + 1 : 0;  // the WAL stopped growing
+      if (!ec) wal_size = size;
+    }
+
     std::vector<std::uint8_t> content(sqlite_content_size);
     fill_pattern(2, 0, content);
-    const auto* to = &client_ids[0];
-    const auto* from = &client_ids[1];
-    if (warm_up) {
-      // Untimed: commit small transactions until SQLite's auto-checkpoint has restarted the
-      // WAL, so the timed commits reuse the WAL file as a long-running server's do (a
-      // growing WAL costs a journal commit per sync). Bounded by count and time.
-      std::vector<std::uint8_t> filler(sqlite_warmup_row_size);
-      fill_pattern(5, 0, filler);
-      const auto wal = path.string() + "-wal";
-      const auto warm_deadline = bench_clock::now() + std::chrono::seconds(sqlite_warmup_max_seconds);
-      std::uintmax_t wal_size = 0;
-      int after_wrap = 0;
-      for (; warmup_commits < sqlite_warmup_max_commits && bench_clock::now() < warm_deadline && after_wrap < 20;
-           ++warmup_commits) {
+    std::uint64_t row = 0;
+    for (int rows_per_transaction : batch_sizes) {
+      latency_histogram transaction_latency;  // inserts + commit (with its sync)
+      std::uint64_t rows = 0;
+      const auto start = bench_clock::now();
+      const auto deadline = start + std::chrono::duration<double>(seconds);
+      auto now = start;
+      while (now < deadline && rows < sqlite_max_rows) {
+        const auto transaction_start = now;
         SQLite::Transaction transaction(db);
-        insert.bind(1, to->data(), static_cast<int>(to->size()));
-        insert.bind(2, from->data(), static_cast<int>(from->size()));
-        insert.bind(3, filler.data(), static_cast<int>(filler.size()));
-        insert.bind(4, static_cast<int>(filler.size()));
-        insert.exec();
-        insert.reset();
+        for (int i = 0; i < rows_per_transaction; ++i, ++rows) insert_row(row++, content);
         transaction.commit();
-        std::error_code ec;
-        const auto size = fs::file_size(wal, ec);
-        if (!ec && size == wal_size && size > 0) ++after_wrap;  // the WAL stopped growing
-        if (!ec) wal_size = size;
+        now = bench_clock::now();
+        transaction_latency.record(now - transaction_start);
       }
+      const double elapsed = seconds_between(start, now);
+      std::error_code ec;
+      const auto wal_bytes = fs::file_size(wal, ec);
+      limit_line("limit-sqlite")
+          .add("rows_per_transaction", rows_per_transaction)
+          .add("warmup_commits", warmup_commits)
+          .add("wal_bytes", static_cast<std::uint64_t>(wal_bytes))
+          .add("rows", rows)
+          .add("seconds", elapsed)
+          .add("inserts_per_s", rows / elapsed)
+          .add("transactions_per_s", rows / static_cast<double>(rows_per_transaction) / elapsed)
+          .add("transaction_p50_us", transaction_latency.quantile_us(0.50))
+          .add("transaction_p99_us", transaction_latency.quantile_us(0.99))
+          .print();
     }
-    const auto start = bench_clock::now();
-    const auto deadline = start + std::chrono::duration<double>(seconds);
-    auto now = start;
-    while (now < deadline && rows < sqlite_max_rows) {
-      const auto transaction_start = now;
-      SQLite::Transaction transaction(db);
-      for (int i = 0; i < rows_per_transaction; ++i, ++rows) {
-        to = &client_ids[rows % client_ids.size()];  // 64 recipients, like the loadgen
-        from = &client_ids[(rows + 1) % client_ids.size()];
-        insert.bind(1, to->data(), static_cast<int>(to->size()));
-        insert.bind(2, from->data(), static_cast<int>(from->size()));
-        insert.bind(3, content.data(), static_cast<int>(content.size()));
-        insert.bind(4, static_cast<int>(content.size()));
-        insert.exec();
-        insert.reset();
-      }
-      transaction.commit();
-      now = bench_clock::now();
-      commit_latency.record(now - transaction_start);
-    }
-    elapsed = seconds_between(start, now);
-    std::error_code ec;
-    wal_bytes = fs::file_size(path.string() + "-wal", ec);
   }
-  if (remove)
-    for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(path.string() + suffix);
-  limit_line("limit-sqlite")
-      .add("rows_per_transaction", rows_per_transaction)
-      .add("warmup_commits", warmup_commits)
-      .add("wal_bytes", wal_bytes)
-      .add("rows", rows)
-      .add("seconds", elapsed)
-      .add("inserts_per_s", rows / elapsed)
-      .add("transactions_per_s", rows / static_cast<double>(rows_per_transaction) / elapsed)
-      .add("transaction_p50_us", commit_latency.quantile_us(0.50))
-      .add("transaction_p99_us", commit_latency.quantile_us(0.99))
-      .print();
+  remove_database();
 }
 
 void measure_seqwrite(const fs::path& dir, std::uint64_t total_bytes, double max_seconds) {
@@ -434,15 +428,9 @@ int main(int argc, char** argv) {
       measure_sync(dir, seconds, false);
       measure_sync(dir, seconds, true);
     }
-    if (wanted("sqlite"))
-    {
-      // 16 and 64: the largest group commits of send-legacy (16 clients) and send (64
-      // connections), one request in flight each.
-      const auto schema = read_schema(schema_dir);
-      measure_sqlite(dir, seconds, 1, true, false, schema);
-      for (int rows : {16, 64, 100}) measure_sqlite(dir, seconds, rows, false, false, schema);
-      measure_sqlite(dir, seconds, 1000, false, true, schema);
-    }
+    // 16 and 64: the largest group commits of send-legacy (16 clients) and send (64
+    // connections), one request in flight each.
+    if (wanted("sqlite")) measure_sqlite(dir, seconds, {1, 16, 64, 100, 1000}, read_schema(schema_dir));
     if (wanted("seqwrite")) measure_seqwrite(dir, seq_bytes, 60.0);
     if (wanted("tcp")) measure_tcp_throughput(seconds);
     if (wanted("tcp-rr")) measure_tcp_round_trips(seconds);
