@@ -4,6 +4,8 @@
 
 #include "connection.hpp"
 
+#include <algorithm>
+
 #include <boost/asio.hpp>
 
 namespace letterbox::client {
@@ -102,8 +104,15 @@ protocol::byte_buffer connection::read_payload(std::uint32_t size, std::uint32_t
   if (size > limit)
     throw connection_error("server " + impl_->peer + " announced a " + std::to_string(size) +
                            "-byte payload, more than the expected " + std::to_string(limit));
-  protocol::byte_buffer payload(size);
-  read(payload);
+  // Read in pieces so that the buffer grows with the bytes that arrived, not with the size
+  // the server announced (a peer that announces 16 MiB and sends nothing costs 64 KiB).
+  constexpr std::size_t piece = 64u << 10;
+  protocol::byte_buffer payload;
+  while (payload.size() < size) {
+    const auto at = payload.size();
+    payload.resize(at + std::min<std::size_t>(piece, size - at));
+    read(std::span(payload.data() + at, payload.size() - at));
+  }
   return payload;
 }
 

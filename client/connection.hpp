@@ -41,7 +41,7 @@ class connection {
   // Reads and decodes the 7-byte response header; throws connection_error.
   protocol::response_header read_response_header();
   // Reads a payload of a known size into memory; throws connection_error if size > limit,
-  // before allocating anything.
+  // before allocating anything. The buffer grows as the bytes arrive.
   protocol::byte_buffer read_payload(std::uint32_t size, std::uint32_t limit);
 
  private:

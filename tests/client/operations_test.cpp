@@ -308,6 +308,7 @@ TEST_CASE("hostile sizes: a 4 GiB size field from the server drives no large all
   file_part.insert(file_part.end(), some_ciphertext.begin(), some_ciphertext.end());
   canned_server server({
       lying_response(proto::response_code::client_list, four_gib, {}),
+      lying_response(proto::response_code::client_list, 16u << 20, {}),  // within the list limit
       lying_response(proto::response_code::public_key, four_gib, {}),
       lying_response(proto::response_code::messages, four_gib, message_header(id_of(0xAA), 3, four_gib - 25)),
       lying_response(proto::response_code::messages, four_gib, message_header(id_of(0xAA), 3, max_text_in_memory)),
@@ -326,6 +327,7 @@ TEST_CASE("hostile sizes: a 4 GiB size field from the server drives no large all
     CHECK(probe.largest() < streaming_allocation_bound);
   };
   expect_network_error([&] { client->list_clients(); });                 // 1001 claiming 4 GiB
+  expect_network_error([&] { client->list_clients(); });                 // 1001 claiming 16 MiB, sending none
   expect_network_error([&] { client->request_public_key("alice"); });    // 1002 claiming 4 GiB
   expect_network_error([&] { client->pull_messages({}); });              // a 4 GiB text
   expect_network_error([&] { client->pull_messages({}); });              // a 32 MiB text that never comes
