@@ -10,6 +10,7 @@
 #include <boost/asio.hpp>
 #include <chrono>
 #include <fstream>
+#include <optional>
 #include <thread>
 
 #include "allocation_probe.hpp"
@@ -107,6 +108,17 @@ void append_message(proto::byte_buffer& payload, const proto::client_id& from, s
   payload.insert(payload.end(), content.begin(), content.end());
 }
 
+// The client_error body throws, or nullopt if it throws none.
+template <typename Body>
+std::optional<client_error> error_from(Body&& body) {
+  try {
+    body();
+  } catch (const client_error& e) {
+    return e;
+  }
+  return std::nullopt;
+}
+
 proto::client_id id_of(std::uint8_t seed) {
   proto::client_id id{};
   id.fill(seed);
@@ -166,12 +178,9 @@ TEST_CASE("send_text refuses a text receivers would not show, before connecting"
   fixture f;
   auto client = f.connect_to(1);  // nothing listens on port 1: connecting would fail differently
   const std::string too_long(max_text_in_memory, 'x');
-  try {
-    client->send_text("alice", too_long);
-    FAIL("no error");
-  } catch (const client_error& e) {
-    CHECK(e.error_kind() == client_error::kind::invalid_input);
-  }
+  const auto error = error_from([&] { client->send_text("alice", too_long); });
+  REQUIRE(error);
+  CHECK(error->error_kind() == client_error::kind::invalid_input);
 }
 
 TEST_CASE("send_file streams (n/16+1)*16 bytes of ciphertext that decrypt to the file") {
@@ -246,33 +255,24 @@ TEST_CASE("pull: a content size overrunning the payload is a malformed response"
   payload[21] = 200;  // content size 200, only 16 bytes follow
   canned_server server({response(proto::response_code::messages, payload)});
   auto client = f.connect_to(server.port());
-  try {
-    client->pull_messages({});
-    FAIL("no error");
-  } catch (const client_error& e) {
-    CHECK(e.error_kind() == client_error::kind::network);
-    CHECK(std::string(e.what()).find("overruns") != std::string::npos);
-  }
+  const auto error = error_from([&] { client->pull_messages({}); });
+  REQUIRE(error);
+  CHECK(error->error_kind() == client_error::kind::network);
+  CHECK(std::string(error->what()).find("overruns") != std::string::npos);
 }
 
 TEST_CASE("9000 becomes server_error; a silent server becomes a timeout") {
   fixture f;
   canned_server server({response(proto::response_code::error, {}), {}});
   auto client = f.connect_to(server.port());
-  try {
-    client->request_symmetric_key("alice");
-    FAIL("no error");
-  } catch (const client_error& e) {
-    CHECK(e.error_kind() == client_error::kind::server_error);
-  }
+  const auto refused = error_from([&] { client->request_symmetric_key("alice"); });
+  REQUIRE(refused);
+  CHECK(refused->error_kind() == client_error::kind::server_error);
   const auto start = std::chrono::steady_clock::now();
-  try {
-    client->request_symmetric_key("alice");
-    FAIL("no error");
-  } catch (const client_error& e) {
-    CHECK(e.error_kind() == client_error::kind::network);
-    CHECK(std::string(e.what()).find("timed out") != std::string::npos);
-  }
+  const auto silent = error_from([&] { client->request_symmetric_key("alice"); });
+  REQUIRE(silent);
+  CHECK(silent->error_kind() == client_error::kind::network);
+  CHECK(std::string(silent->what()).find("timed out") != std::string::npos);
   CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(5));
 }
 
@@ -318,13 +318,10 @@ TEST_CASE("hostile sizes: a 4 GiB size field from the server drives no large all
   auto client = f.connect_to(server.port());
   const auto expect_network_error = [](const auto& body) {
     allocation_probe probe;
-    try {
-      body();
-      FAIL("no error");
-    } catch (const client_error& e) {
-      CHECK(e.error_kind() == client_error::kind::network);
-    }
+    const auto error = error_from(body);
     CHECK(probe.largest() < streaming_allocation_bound);
+    REQUIRE(error);
+    CHECK(error->error_kind() == client_error::kind::network);
   };
   expect_network_error([&] { client->list_clients(); });                 // 1001 claiming 4 GiB
   expect_network_error([&] { client->list_clients(); });                 // 1001 claiming 16 MiB, sending none
