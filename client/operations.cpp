@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 
 namespace letterbox::client {
@@ -71,17 +73,33 @@ void decrypt_from(connection& link, std::uint64_t size, const symmetric_key& key
   sink(proto::bytes_view(plain));
 }
 
-// A fresh owner-only file in dir named after the sender and message.
+constexpr std::string_view partial_suffix = ".part";
+
+// A fresh owner-only file "letterbox-<sender>-<message ID>-XXXXXX.part" in dir to receive a
+// file into; publish_download() gives it its final name once it is complete, so that an
+// interrupted receive (Ctrl-C, crash) never leaves a file that looks complete.
 std::filesystem::path create_download_file(const std::filesystem::path& dir, const std::string& sender,
                                            std::uint32_t message_id) {
   std::string safe;
   for (char c : sender.substr(0, 40)) safe += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
-  std::string pattern =
-      (std::filesystem::absolute(dir) / ("letterbox-" + safe + "-" + std::to_string(message_id) + "-XXXXXX")).string();
-  const int fd = ::mkstemp(pattern.data());
+  std::string pattern = (std::filesystem::absolute(dir) /
+                         ("letterbox-" + safe + "-" + std::to_string(message_id) + "-XXXXXX" + std::string(partial_suffix)))
+                            .string();
+  const int fd = ::mkstemps(pattern.data(), static_cast<int>(partial_suffix.size()));
   if (fd < 0) throw config_error(pattern + ": cannot create a file in " + dir.string());
   ::close(fd);
   return pattern;
+}
+
+// Gives a complete download its final name (the ".part" name without the suffix) with link(),
+// which never replaces an existing file, then drops the ".part" name. Throws config_error.
+std::filesystem::path publish_download(const std::filesystem::path& partial) {
+  std::string final_name = partial.string();
+  final_name.resize(final_name.size() - partial_suffix.size());
+  if (::link(partial.c_str(), final_name.c_str()) != 0)
+    throw config_error(final_name + ": cannot create the received file: " + std::strerror(errno));
+  ::unlink(partial.c_str());
+  return final_name;
 }
 
 // The symmetric key shared with target (known by name); throws client_error(missing_key).
@@ -446,8 +464,15 @@ received_message client_operations::receive_one(connection& link, const proto::p
         drop_file();
         throw;
       }
+      try {
+        result.file_path = publish_download(path);
+      } catch (const config_error& e) {
+        drop_file();
+        result.what = received_message::kind::save_failed;
+        result.text = e.what();
+        return result;
+      }
       result.what = received_message::kind::file;
-      result.file_path = path;
       return result;
     }
   }

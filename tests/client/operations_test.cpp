@@ -388,3 +388,34 @@ TEST_CASE("a received file stays inside the download directory whatever the send
   REQUIRE(::stat(got[0].file_path.c_str(), &info) == 0);
   CHECK((info.st_mode & 0777) == 0600);
 }
+
+TEST_CASE("a file is received under a .part name and gets its final name only when complete") {
+  fixture f;
+  const proto::byte_buffer content(300'000, 0x42);
+  proto::byte_buffer payload;
+  append_message(payload, id_of(0xAA), 3, 4, aes_encrypt(f.alice_key, content));
+  canned_server server({response(proto::response_code::messages, payload)});
+  auto client = f.connect_to(server.port());
+  const auto names = [&] {
+    std::vector<std::string> found;
+    for (const auto& entry : std::filesystem::directory_iterator(f.dir.path))
+      if (entry.path().filename().string().rfind("letterbox-", 0) == 0) found.push_back(entry.path().filename().string());
+    return found;
+  };
+  std::vector<std::string> while_receiving;
+  std::vector<received_message> got;
+  client->pull_messages([&](const received_message& m) { got.push_back(m); },
+                        [&](std::uint64_t, std::uint64_t) {
+                          if (while_receiving.empty()) while_receiving = names();
+                        });
+  REQUIRE(while_receiving.size() == 1);
+  CHECK(while_receiving[0].ends_with(".part"));
+  REQUIRE(got.size() == 1);
+  REQUIRE(got[0].what == received_message::kind::file);
+  const auto after = names();
+  REQUIRE(after.size() == 1);
+  CHECK(!after[0].ends_with(".part"));
+  CHECK(got[0].file_path.filename() == after[0]);
+  CHECK(while_receiving[0] == after[0] + ".part");
+  CHECK(std::filesystem::file_size(got[0].file_path) == content.size());
+}
