@@ -397,9 +397,13 @@ received_message client_operations::receive_one(connection& link, const proto::p
         symmetric_key stored{};
         std::copy(key.begin(), key.end(), stored.begin());
         keys_.upsert(header.from).shared_key = stored;
-        keys_.save();  // at once: the server forgets the message once it is delivered
         result.what = received_message::kind::key_received;
+        keys_.save();  // at once: the server forgets the message once it is delivered
       } catch (const crypto_error&) {
+      } catch (const config_error& e) {  // keep the key for this session and keep pulling
+        result.what = received_message::kind::save_failed;
+        result.text = std::string("symmetric key received, but not saved: ") + e.what() +
+                      " (it is kept until the client exits)";
       }
       return result;
     }

@@ -54,7 +54,8 @@ struct received_message {
   std::string sender;  // name if known, else the ID in hex
   std::uint32_t message_id = 0;
   kind what = kind::undecryptable;
-  std::string text;                 // text: the decrypted text (one trailing NUL stripped); save_failed: why
+  std::string text;                 // text: the decrypted text (one trailing NUL stripped); save_failed: what
+                                    // could not be saved (a received file, or a received key) and why
   std::filesystem::path file_path;  // kind::file: where the decrypted file was written
   std::uint64_t content_size = 0;   // ciphertext bytes on the wire
 };

@@ -419,3 +419,27 @@ TEST_CASE("a file is received under a .part name and gets its final name only wh
   CHECK(while_receiving[0] == after[0] + ".part");
   CHECK(std::filesystem::file_size(got[0].file_path) == content.size());
 }
+
+TEST_CASE("a received key that cannot be saved is kept for the session; the pull goes on") {
+  fixture f;
+  const auto sealed = rsa_encrypt(f.my_key.public_key(), proto::byte_buffer(16, 0x5A));
+  proto::byte_buffer payload;
+  append_message(payload, id_of(0xAA), 1, 2, sealed);
+  append_message(payload, id_of(0xAA), 2, 3, aes_encrypt(symmetric_key{0x5A, 0x5A, 0x5A, 0x5A, 0x5A, 0x5A, 0x5A, 0x5A,
+                                                                       0x5A, 0x5A, 0x5A, 0x5A, 0x5A, 0x5A, 0x5A, 0x5A},
+                                                         bytes_of("with the new key")));
+  canned_server server({response(proto::response_code::messages, payload)});
+  auto client = f.connect_to(server.port());
+  // keyring.info becomes a non-empty directory: the atomic rename onto it fails.
+  std::filesystem::remove(f.dir.path / "keyring.info");
+  std::filesystem::create_directories(f.dir.path / "keyring.info" / "blocker");
+  std::vector<received_message> got;
+  CHECK(client->pull_messages([&](const received_message& m) { got.push_back(m); }) == 2);
+  REQUIRE(got.size() == 2);
+  CHECK(got[0].what == received_message::kind::save_failed);
+  CHECK(got[0].text.find("symmetric key received, but not saved") != std::string::npos);
+  CHECK(got[1].what == received_message::kind::text);  // decrypted with the key kept in memory
+  CHECK(got[1].text == "with the new key");
+  for (const auto& entry : std::filesystem::directory_iterator(f.dir.path))  // no temp file left
+    CHECK(entry.path().filename().string().rfind(".keyring.info", 0) != 0);
+}
