@@ -4,13 +4,15 @@
 #include <stdlib.h>
 
 #include <filesystem>
+#include <stdexcept>
 #include <string>
 
 struct test_directory {
   std::filesystem::path path;
   test_directory() {
     std::string pattern = (std::filesystem::temp_directory_path() / "letterbox-client-test-XXXXXX").string();
-    path = ::mkdtemp(pattern.data());
+    if (!::mkdtemp(pattern.data())) throw std::runtime_error("cannot create " + pattern);
+    path = pattern;
   }
   ~test_directory() {
     std::error_code ignored;
