@@ -261,11 +261,11 @@ std::uint32_t client_operations::send_symmetric_key(const std::string& name) {
 
 std::uint32_t client_operations::send_text(const std::string& name, std::string_view text) {
   return translated([&] {
-    const auto& target = resolve(name);
-    const auto& key = require_shared_key(target, name);
-    if (aes_ciphertext_size(text.size() + 1) > max_text_in_memory)
+    if (aes_ciphertext_size(text.size() + 1) > max_text_in_memory)  // before any network use
       throw client_error(kind::invalid_input, "text is too long (receivers show at most " +
                                                   std::to_string(max_text_in_memory >> 20) + " MiB): send it as a file (50)");
+    const auto& target = resolve(name);
+    const auto& key = require_shared_key(target, name);
     proto::byte_buffer plaintext(text.begin(), text.end());
     plaintext.push_back(0);  // legacy clients expect a trailing NUL
     return send_message(target, proto::message_type::text, aes_encrypt(key, plaintext));
