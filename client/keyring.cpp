@@ -20,17 +20,9 @@ std::array<std::uint8_t, N> fixed_bytes(const byte_buffer& bytes, const char* wh
 }
 
 byte_buffer from_hex(std::string_view hex, const char* what) {
-  const auto nibble = [&](char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    throw config_error(std::string(what) + " is not hex");
-  };
-  if (hex.size() % 2 != 0) throw config_error(std::string(what) + " is not hex");
-  byte_buffer out;
-  for (std::size_t i = 0; i < hex.size(); i += 2)
-    out.push_back(static_cast<std::uint8_t>(nibble(hex[i]) << 4 | nibble(hex[i + 1])));
-  return out;
+  auto bytes = protocol::from_hex(hex);
+  if (!bytes) throw config_error(std::string(what) + " is not hex");
+  return std::move(*bytes);
 }
 
 }  // namespace

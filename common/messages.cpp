@@ -120,6 +120,10 @@ void validate_name(std::string_view name) {
     if (static_cast<unsigned char>(c) < 0x20 || c == 0x7F)
       throw protocol_error("name contains a control character");
   if (!is_valid_utf8(name)) throw protocol_error("name is not valid UTF-8");
+  // C1 controls U+0080..U+009F are encoded as C2 80..C2 9F.
+  for (std::size_t i = 0; i + 1 < name.size(); ++i)
+    if (static_cast<unsigned char>(name[i]) == 0xC2 && static_cast<unsigned char>(name[i + 1]) <= 0x9F)
+      throw protocol_error("name contains a control character");
 }
 
 std::array<std::uint8_t, name_field_size> encode_name(std::string_view name) {
@@ -311,20 +315,30 @@ std::string to_hex(bytes_view bytes) {
   return out;
 }
 
-std::optional<client_id> client_id_from_hex(std::string_view hex) {
-  if (hex.size() != client_id_size * 2) return std::nullopt;
+std::optional<byte_buffer> from_hex(std::string_view hex) {
   auto nibble = [](char c) -> int {
     if (c >= '0' && c <= '9') return c - '0';
     if (c >= 'a' && c <= 'f') return c - 'a' + 10;
     if (c >= 'A' && c <= 'F') return c - 'A' + 10;
     return -1;
   };
-  client_id id{};
-  for (std::size_t i = 0; i < id.size(); ++i) {
-    int hi = nibble(hex[2 * i]), lo = nibble(hex[2 * i + 1]);
+  if (hex.size() % 2 != 0) return std::nullopt;
+  byte_buffer out;
+  out.reserve(hex.size() / 2);
+  for (std::size_t i = 0; i < hex.size(); i += 2) {
+    const int hi = nibble(hex[i]), lo = nibble(hex[i + 1]);
     if (hi < 0 || lo < 0) return std::nullopt;
-    id[i] = static_cast<std::uint8_t>(hi << 4 | lo);
+    out.push_back(static_cast<std::uint8_t>(hi << 4 | lo));
   }
+  return out;
+}
+
+std::optional<client_id> client_id_from_hex(std::string_view hex) {
+  if (hex.size() != client_id_size * 2) return std::nullopt;
+  const auto bytes = from_hex(hex);
+  if (!bytes) return std::nullopt;
+  client_id id{};
+  std::copy(bytes->begin(), bytes->end(), id.begin());
   return id;
 }
 

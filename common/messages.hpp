@@ -131,6 +131,7 @@ pulled_message_header decode_pulled_message_header(bytes_view bytes);  // 25 byt
 
 // --- Client IDs as text (me.info, logs) ----------------------------------------------------
 std::string to_hex(bytes_view bytes);                         // lowercase hex
+std::optional<byte_buffer> from_hex(std::string_view hex);    // nullopt unless pairs of hex digits
 std::optional<client_id> client_id_from_hex(std::string_view hex);  // exactly 32 hex chars
 
 }  // namespace letterbox::protocol

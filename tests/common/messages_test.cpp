@@ -148,6 +148,20 @@ TEST_CASE("response payload decoders reject wrong sizes") {
   CHECK_THROWS_AS(decode_response_header(wrong), protocol_error);
 }
 
+TEST_CASE("hex bytes: odd length and non-hex digits are refused; empty is empty") {
+  CHECK(from_hex("") == byte_buffer{});
+  CHECK(from_hex("00ff7A") == byte_buffer{0x00, 0xFF, 0x7A});
+  CHECK_FALSE(from_hex("0").has_value());
+  CHECK_FALSE(from_hex("0g").has_value());
+  CHECK_FALSE(from_hex("zz").has_value());
+}
+
+TEST_CASE("names: C1 control characters (U+0080..U+009F) are invalid, U+00A0 is fine") {
+  CHECK_THROWS_AS(validate_name("a\xC2\x80" "b"), protocol_error);
+  CHECK_THROWS_AS(validate_name("\xC2\x9B[2J"), protocol_error);  // CSI: would drive a terminal
+  CHECK_NOTHROW(validate_name("a\xC2\xA0" "b"));
+}
+
 TEST_CASE("hex client IDs") {
   auto id = make_id(0xF0);
   CHECK(to_hex(id) == "f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff");
