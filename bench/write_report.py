@@ -280,6 +280,14 @@ def main():
                "machine to itself. A target above these is out of physical reach here; the ratio to the lowest "
                "is the figure to judge.\n")
 
+    files = [(label, rec) for (scenario, label, _), rec in r.items() if scenario == "server-files"]
+    if files:
+        out.append("## Server files at the end of each scenario\n")
+        out.append("Read while the server still runs (a clean stop checkpoints the WAL away).\n")
+        out.append("| scenario | server.db | server.db-wal |\n|---|---|---|")
+        for label, rec in files:
+            out.append(f"| {label} | {fmt(rec.get('db_bytes', 0) / 1e6, 'MB')} | {fmt(rec.get('wal_bytes', 0) / 1e6, 'MB')} |")
+        out.append("")
     out.append("## What each scenario does\n")
     out.append(f"- **send**: {fmt(get('send', 'connections'))} keep-alive connections, each a registered client sending "
                f"{fmt(get('send', 'content_bytes'))} B text messages (type 3) to itself back to back; a send counts when "
@@ -299,6 +307,8 @@ def main():
     out.append("")
     out.append("## Every figure\n")
     for (scenario, label, n), record in sorted(r.items(), key=lambda kv: (kv[0][0].startswith("limit") is False, kv[0])):
+        if scenario == "server-files":
+            continue
         title = scenario + (f" ({label})" if label else "") + (f", {n} rows/tx" if n != "" else "")
         out.append(f"<details><summary>{title}</summary>\n")
         out.append("| field | value |\n|---|---|")
