@@ -42,7 +42,7 @@ run() {  # run SCENARIO ARGS...: the loadgen must succeed and report errors 0
 }
 
 timeout 60 "$LIMITS" --dir "$WORK" --seconds 0.05 --seq-bytes $((1 << 20)) >"$WORK/limits.out"
-[[ $(grep -c "^BENCH_RESULT {\"scenario\":\"limit-" "$WORK/limits.out") == 10 ]] || { cat "$WORK/limits.out"; echo "FAIL: limits"; exit 1; }
+[[ $(grep -c "^BENCH_RESULT {\"scenario\":\"limit-" "$WORK/limits.out") == 11 ]] || { cat "$WORK/limits.out"; echo "FAIL: limits"; exit 1; }
 grep '^BENCH_RESULT' "$WORK/limits.out" | sed 's/^BENCH_RESULT //' >>"$RESULTS"
 
 start null "$NULL_SERVER"
