@@ -37,7 +37,7 @@ def fmt(value, unit=""):
         return "n/a"
     if isinstance(value, str):
         return value
-    if abs(value) >= 100:
+    if abs(value) >= 100 or float(value).is_integer():
         text = f"{value:,.0f}"
     elif abs(value) >= 10:
         text = f"{value:,.1f}"
