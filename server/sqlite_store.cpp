@@ -20,6 +20,9 @@ constexpr int busy_timeout_ms = 5000;
 constexpr int page_cache_kib = 8192;  // PRAGMA cache_size: bounded, the RSS budget is small
 constexpr auto wal_checkpoint_interval = std::chrono::milliseconds(100);
 constexpr std::int64_t wal_size_limit = 64ll << 20;  // PRAGMA journal_size_limit: WAL file kept below
+// When the WAL holds more pages than this after a commit, the writer itself finishes the
+// checkpoint before the next batch (see sqlite_store::commit).
+constexpr int wal_catch_up_pages = 4096;  // 16 MiB with 4 KiB pages
 
 std::string utc_now() {
   const std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
@@ -73,6 +76,13 @@ sqlite_store::sqlite_store(const std::filesystem::path& db_path, spool_directory
     db_.exec("PRAGMA wal_autocheckpoint=0");  // wal_checkpointer does it, off the commit path
     db_.exec("PRAGMA journal_size_limit=" + std::to_string(wal_size_limit));
   });
+  sqlite3_wal_hook(
+      db_.getHandle(),
+      [](void* self, sqlite3*, const char*, int pages) {
+        static_cast<sqlite_store*>(self)->wal_pages_ = pages;
+        return SQLITE_OK;
+      },
+      this);
   migrate();
   translate("prepare statements", [&] {
     insert_client_ = std::make_unique<SQLite::Statement>(
@@ -205,6 +215,17 @@ void sqlite_store::commit() {
   });
   in_batch_ = false;
   apply_batch_to_mailboxes();
+  // The background checkpointer copies only what was committed before it started, and under
+  // steady load there is always a newer commit: the WAL would grow forever. Between two
+  // batches nothing else writes, so the writer finishes the copy (most pages are already
+  // done) and the next transaction starts the WAL from its beginning again.
+  if (wal_pages_ > wal_catch_up_pages) {
+    int log_pages = 0, checkpointed = 0;
+    if (sqlite3_wal_checkpoint_v2(db_.getHandle(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &log_pages, &checkpointed) ==
+            SQLITE_OK &&
+        log_pages == checkpointed)
+      wal_pages_ = 0;
+  }
   if (flush_touches) {
     touched_.clear();
     last_touch_flush_ = now;

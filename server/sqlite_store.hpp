@@ -102,6 +102,7 @@ class sqlite_store final : public mailbox_store {
   std::chrono::milliseconds last_seen_flush_;
   std::chrono::steady_clock::time_point last_touch_flush_ = std::chrono::steady_clock::now();
   std::size_t swept_files_ = 0;
+  int wal_pages_ = 0;  // pages in the WAL after the last commit (sqlite3_wal_hook)
   std::unique_ptr<wal_checkpointer> checkpointer_;  // declared last: stops before db_ closes
 };
 

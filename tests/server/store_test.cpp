@@ -658,3 +658,18 @@ TEST_CASE("store: committed pages reach the database file in the background (no 
   CHECK(std::filesystem::file_size(f.db_path) >= initial + 1024 * 1024);
   CHECK(f.pending(2).size() == 128);
 }
+
+TEST_CASE("store: under continuous commits the WAL file stops growing (the writer finishes checkpoints)") {
+  store_fixture f;
+  REQUIRE(f.add_client(1, "alice"));
+  REQUIRE(f.add_client(2, "bob"));
+  const byte_buffer content(64 * 1024, 0x42);
+  const auto wal = std::filesystem::path(f.db_path.string() + "-wal");
+  std::uintmax_t largest = 0;
+  for (int i = 0; i < 512; ++i) {  // 32 MiB of content, back to back
+    f.add_inline(2, 1, 3, content);
+    largest = std::max(largest, std::filesystem::file_size(wal));
+  }
+  MESSAGE("largest WAL: " << largest / 1024 << " KiB");
+  CHECK(largest < 24ull * 1024 * 1024);  // 16 MiB catch-up threshold + a batch, far below 32 MiB
+}
