@@ -284,6 +284,18 @@ def main():
                "machine to itself. A target above these is out of physical reach here; the ratio to the lowest "
                "is the figure to judge.\n")
 
+    probes = [(label[len("probe-"):], rec) for (scenario, label, _), rec in r.items()
+              if scenario == "limit-fsync" and label.startswith("probe-")]
+    if probes:
+        out.append("## State of the disk when each scenario started\n")
+        out.append("0.5 s of the overwrite fdatasync limit right before the scenario's server started: the "
+                   "shared virtual disk switches between a fast state (~0.15-0.3 ms per sync) and a slow one "
+                   "(~4 ms) for minutes at a time; compare a scenario with the limits of the same state.\n")
+        out.append("| scenario | fdatasync/s | p50 | p99 |\n|---|---|---|---|")
+        for label, rec in probes:
+            out.append(f"| {label} | {fmt(rec.get('fsyncs_per_s'))} | {fmt(rec.get('p50_us'), 'us')} | "
+                       f"{fmt(rec.get('p99_us'), 'us')} |")
+        out.append("")
     files = [(label, rec) for (scenario, label, _), rec in r.items() if scenario == "server-files"]
     if files:
         out.append("## Server files at the end of each scenario\n")
@@ -311,7 +323,7 @@ def main():
     out.append("")
     out.append("## Every figure\n")
     for (scenario, label, n), record in sorted(r.items(), key=lambda kv: (kv[0][0].startswith("limit") is False, kv[0])):
-        if scenario == "server-files":
+        if scenario == "server-files" or label.startswith("probe-"):
             continue
         title = scenario + (f" ({label})" if label else "") + (f", {n} rows/tx" if n != "" else "")
         out.append(f"<details><summary>{title}</summary>\n")
