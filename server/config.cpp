@@ -39,7 +39,7 @@ parsed_config parse_command_line(int argc, char** argv) {
   app.add_option("--log-level", config.log_level, "trace, debug, info, warn, error, critical or off")
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
-  app.add_option("--timeout", timeout_seconds, "seconds each read or write step may take (the next request's first byte, a header, a small payload, a 1 MiB piece of a large content, a response write) before the connection closes")
+  app.add_option("--timeout", timeout_seconds, "seconds each read or write step may take (waiting for the next request, a header, a fixed-size payload, the next bytes of a message content, a response write) before the connection closes")
       ->capture_default_str()
       ->check(CLI::Range(0.001, max_timeout_seconds));
   app.add_option("--max-message-size", config.limits.max_message_size, "largest message content in bytes")

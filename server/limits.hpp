@@ -24,10 +24,9 @@ inline constexpr std::uint64_t default_max_message_size =
 // memory; the u32 payload size bounds the rest. What does not fit waits for the next pull.
 inline constexpr std::size_t default_max_messages_per_pull = 100'000;
 inline constexpr std::uint64_t default_max_pull_inline_bytes = 16ull << 20;
-// Chunk size for streaming large contents between socket and spool file.
-inline constexpr std::size_t stream_chunk_size = 1 << 20;
-// A read or write step (the next request's first byte, a header, a small payload, a 1 MiB piece
-// of a large content, a response write) that takes longer than this closes the connection.
+// A read or write step that takes longer than this closes the connection: waiting for the
+// next request, a header, a fixed-size payload, a response write; for a message content, the
+// wait for its next bytes to arrive.
 inline constexpr std::chrono::seconds default_io_timeout{30};
 inline constexpr std::size_t default_max_connections = 16'384;
 // Jobs the storage worker runs in one transaction (one fsync) at most.

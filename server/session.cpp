@@ -31,36 +31,6 @@ constexpr std::size_t close_linger_bytes = 16 << 20;
 constexpr std::size_t inline_growth_step = 4096;
 // Largest sendfile(2) call for pulled spool files.
 constexpr std::size_t sendfile_chunk_size = 4 << 20;
-// Upload chunks kept for reuse (I/O thread only).
-constexpr std::size_t cached_chunks = 8;
-
-// A stream_chunk_size buffer for one upload step, taken from a small free list on the I/O
-// thread and given back at the end of the step, so memory follows data actually received.
-class chunk_lease {
- public:
-  chunk_lease() {
-    if (free_list().empty()) {
-      buffer_.reset(new std::uint8_t[stream_chunk_size]);
-    } else {
-      buffer_ = std::move(free_list().back());
-      free_list().pop_back();
-    }
-  }
-  ~chunk_lease() {
-    if (free_list().size() < cached_chunks) free_list().push_back(std::move(buffer_));
-  }
-  chunk_lease(const chunk_lease&) = delete;
-  chunk_lease& operator=(const chunk_lease&) = delete;
-  std::uint8_t* data() const noexcept { return buffer_.get(); }
-
- private:
-  static std::vector<std::unique_ptr<std::uint8_t[]>>& free_list() {
-    static thread_local std::vector<std::unique_ptr<std::uint8_t[]>> list;
-    return list;
-  }
-  std::unique_ptr<std::uint8_t[]> buffer_;
-};
-
 // Output of a pull is gathered into writes of about this size.
 constexpr std::size_t pull_write_chunk = 256 * 1024;
 
@@ -239,6 +209,21 @@ class session : public std::enable_shared_from_this<session> {
     return got;
   }
 
+  // Runs fn, which uses the socket's descriptor, on the file pool. Meanwhile close() only
+  // shuts the socket down (the descriptor must not be reused under fn); afterwards a close
+  // that happened meanwhile ends the session.
+  template <typename F>
+  asio::awaitable<std::invoke_result_t<F>> run_on_socket(F fn) {
+    struct active_flag {
+      bool& flag;
+      explicit active_flag(bool& f) : flag(f) { flag = true; }
+      ~active_flag() { flag = false; }
+    } active(pool_operation_active_);
+    auto result = co_await run_blocking(context_.file_pool, std::move(fn));
+    if (closing_) throw boost::system::system_error(asio::error::operation_aborted);
+    co_return result;
+  }
+
   // read_some and sendfile must not block the thread. Asio's own async operations do not care;
   // set only when needed, so small requests cost no extra system call.
   void make_non_blocking() {
@@ -368,20 +353,32 @@ class session : public std::enable_shared_from_this<session> {
     auto& spool = context_.spool;
     auto create = [&spool] { return std::make_unique<spool_directory::upload>(spool.create()); };
     auto upload = co_await run_blocking(context_.file_pool, std::move(create));
-    // No buffer is held while waiting for the peer: a stalled upload costs no memory.
-    for (std::uint64_t left = prefix.content_size; left > 0;) {
-      co_await wait_readable();
-      chunk_lease chunk;
-      const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(left, stream_chunk_size));
-      const std::size_t got = read_available(chunk.data(), want);
-      if (got == 0) continue;  // woken without data
-      unread_payload_ -= got;
-      left -= got;
-      auto write_chunk = [&] {
-        upload->write(std::span<const std::uint8_t>(chunk.data(), got));
+    std::uint64_t left = prefix.content_size;
+    if (input_begin_ != input_end_) {  // the start of the content came with the header
+      const auto buffered = static_cast<std::size_t>(std::min<std::uint64_t>(left, input_end_ - input_begin_));
+      const std::span<const std::uint8_t> head(input_.data() + input_begin_, buffered);
+      auto write_head = [&] {
+        upload->write(head);
         return true;
       };
-      co_await run_blocking(context_.file_pool, std::move(write_chunk));
+      co_await run_blocking(context_.file_pool, std::move(write_head));
+      input_begin_ += buffered;
+      unread_payload_ -= buffered;
+      left -= buffered;
+    }
+    // The rest moves socket → file with splice(2) on the file pool. No buffer is held while
+    // waiting for the peer: a stalled upload costs no memory.
+    make_non_blocking();
+    const int socket_fd = socket_.native_handle();
+    while (left > 0) {
+      co_await wait_readable();
+      auto receive = [&] { return upload->receive_from_socket(socket_fd, left); };
+      const auto received = co_await run_on_socket(std::move(receive));
+      unread_payload_ -= received.bytes;
+      left -= received.bytes;
+      if (received.socket_error != 0)
+        throw boost::system::system_error(received.socket_error, boost::system::system_category());
+      if (received.end_of_stream && left > 0) throw boost::system::system_error(asio::error::eof);
     }
     auto finish = [&] {
       upload->finish();
@@ -485,10 +482,7 @@ class session : public std::enable_shared_from_this<session> {
         const ssize_t sent = ::sendfile(socket_fd, fd, &offset, std::min<std::size_t>(want, sendfile_chunk_size));
         return {sent, sent < 0 ? errno : 0};
       };
-      pool_operation_active_ = true;
-      const auto [sent, error] = co_await run_blocking(context_.file_pool, std::move(send));
-      pool_operation_active_ = false;
-      if (closing_) throw boost::system::system_error(asio::error::operation_aborted);
+      const auto [sent, error] = co_await run_on_socket(std::move(send));
       if (sent < 0 && error != EAGAIN && error != EINTR)
         throw boost::system::system_error(error, boost::system::system_category());
       if (sent == 0) throw storage_error("spool file " + name + " is shorter than its message");

@@ -2,9 +2,11 @@
 #include "spool.hpp"
 
 #include <fcntl.h>
+#include <sys/types.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
@@ -20,6 +22,8 @@ namespace {
 // Start write-back of what was written every this many bytes (sync_file_range).
 constexpr std::uint64_t writeback_interval = 8ull << 20;
 constexpr int random_name_bytes = 16;
+// Pipe capacity asked for splice(2); Linux allows up to 1 MiB (fs.pipe-max-size) by default.
+constexpr std::size_t splice_pipe_size = 1 << 20;
 
 [[noreturn]] void throw_errno(const std::string& what) {
   throw storage_error(what + ": " + std::strerror(errno));
@@ -46,10 +50,15 @@ spool_directory::upload::upload(const spool_directory& owner, int fd, std::strin
 
 spool_directory::upload::upload(upload&& other) noexcept
     : owner_(other.owner_), fd_(std::exchange(other.fd_, -1)), name_(std::move(other.name_)),
-      written_(other.written_), flushed_(other.flushed_), kept_(std::exchange(other.kept_, true)) {}
+      written_(other.written_), flushed_(other.flushed_), kept_(std::exchange(other.kept_, true)) {
+  pipe_[0] = std::exchange(other.pipe_[0], -1);
+  pipe_[1] = std::exchange(other.pipe_[1], -1);
+}
 
 spool_directory::upload::~upload() {
   if (fd_ >= 0) ::close(fd_);
+  for (int end : pipe_)
+    if (end >= 0) ::close(end);
   if (!kept_ && !name_.empty()) owner_->remove(name_);
 }
 
@@ -61,8 +70,42 @@ void spool_directory::upload::write(std::span<const std::uint8_t> bytes) {
       throw_errno("write to spool file " + name_);
     }
     bytes = bytes.subspan(static_cast<std::size_t>(n));
-    written_ += static_cast<std::uint64_t>(n);
+    count_written(static_cast<std::uint64_t>(n));
   }
+}
+
+spool_directory::upload::received spool_directory::upload::receive_from_socket(int socket_fd, std::uint64_t max) {
+  if (pipe_[0] < 0) {
+    if (::pipe2(pipe_, O_CLOEXEC) != 0) throw_errno("create a pipe for spool file " + name_);
+    ::fcntl(pipe_[1], F_SETPIPE_SZ, static_cast<int>(splice_pipe_size));  // best effort: 64 KiB otherwise
+  }
+  received result;
+  while (result.bytes < max) {
+    const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(max - result.bytes, splice_pipe_size));
+    const ssize_t in = ::splice(socket_fd, nullptr, pipe_[1], nullptr, want, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    if (in == 0) {
+      result.end_of_stream = true;
+      break;
+    }
+    if (in < 0) {
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN) result.socket_error = errno;
+      break;  // nothing more waiting (the pipe is always empty here)
+    }
+    for (ssize_t left = in; left > 0;) {
+      const ssize_t out = ::splice(pipe_[0], nullptr, fd_, nullptr, static_cast<std::size_t>(left), SPLICE_F_MOVE);
+      if (out < 0 && errno == EINTR) continue;
+      if (out <= 0) throw_errno("write to spool file " + name_);
+      left -= out;
+    }
+    count_written(static_cast<std::uint64_t>(in));
+    result.bytes += static_cast<std::uint64_t>(in);
+  }
+  return result;
+}
+
+void spool_directory::upload::count_written(std::uint64_t n) {
+  written_ += n;
   if (written_ - flushed_ >= writeback_interval) {
     ::sync_file_range(fd_, static_cast<off_t>(flushed_), static_cast<off_t>(written_ - flushed_),
                       SYNC_FILE_RANGE_WRITE);

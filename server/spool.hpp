@@ -26,6 +26,17 @@ class spool_directory {
     // Appends bytes; every few MiB starts write-back early so the final sync is short.
     // Throws storage_error.
     void write(std::span<const std::uint8_t> bytes);
+    // What receive_from_socket did.
+    struct received {
+      std::uint64_t bytes = 0;    // moved into the file
+      bool end_of_stream = false;  // the peer closed its side
+      int socket_error = 0;        // errno of a failed socket read, else 0
+    };
+    // Moves up to max bytes already waiting on a non-blocking socket into the file with
+    // splice(2), through a pipe the upload owns: one copy fewer than read() + write(), and
+    // no user-space buffer. Stops when nothing more is waiting. Throws storage_error when the
+    // file cannot be written.
+    received receive_from_socket(int socket_fd, std::uint64_t max);
     // fsyncs the file and the directory: after it returns the content is durable.
     void finish();
     // The file now belongs to a stored message: the destructor no longer deletes it.
@@ -35,8 +46,10 @@ class spool_directory {
    private:
     friend class spool_directory;
     upload(const spool_directory& owner, int fd, std::string name);
+    void count_written(std::uint64_t n);
     const spool_directory* owner_;
     int fd_;
+    int pipe_[2] = {-1, -1};  // for receive_from_socket, made on first use
     std::string name_;
     std::uint64_t written_ = 0;
     std::uint64_t flushed_ = 0;

@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -184,4 +185,39 @@ TEST_CASE("spool: sweep deletes every file not in the keep set and counts them")
   spool.remove(names[0]);
   CHECK_FALSE(std::filesystem::exists(spool.path() / names[0]));
   CHECK_NOTHROW(spool.sync_directory());
+}
+
+TEST_CASE("spool: receive_from_socket moves what is waiting, stops when nothing is, reports end of stream") {
+  temp_dir dir;
+  spool_directory spool(dir / "spool");
+  int ends[2];
+  REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ends) == 0);
+  REQUIRE(::fcntl(ends[0], F_SETFL, ::fcntl(ends[0], F_GETFL) | O_NONBLOCK) == 0);
+  byte_buffer sent(100'000);
+  for (std::size_t i = 0; i < sent.size(); ++i) sent[i] = static_cast<std::uint8_t>(i * 7 + 3);
+
+  auto upload = spool.create();
+  const auto nothing = upload.receive_from_socket(ends[0], 1 << 20);  // nothing written yet
+  CHECK(nothing.bytes == 0);
+  CHECK_FALSE(nothing.end_of_stream);
+  CHECK(nothing.socket_error == 0);
+
+  REQUIRE(::write(ends[1], sent.data(), 60'000) == 60'000);
+  const auto first = upload.receive_from_socket(ends[0], 50'000);  // stops at max
+  CHECK(first.bytes == 50'000);
+  const auto second = upload.receive_from_socket(ends[0], 1 << 20);  // the rest that waits
+  CHECK(second.bytes == 10'000);
+  CHECK_FALSE(second.end_of_stream);
+
+  REQUIRE(::write(ends[1], sent.data() + 60'000, 40'000) == 40'000);
+  ::close(ends[1]);
+  const auto last = upload.receive_from_socket(ends[0], 1 << 20);
+  CHECK(last.bytes == 40'000);
+  CHECK(last.end_of_stream);
+  ::close(ends[0]);
+
+  CHECK(upload.size() == sent.size());
+  upload.finish();
+  upload.keep();
+  CHECK(read_whole(spool, upload.name()) == sent);
 }
