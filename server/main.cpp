@@ -73,6 +73,7 @@ int run(const server_config& config) {
   sqlite_store store(config.db_path, spool);
   if (store.swept_files() > 0)
     spdlog::info("removed {} unreferenced spool file(s) (uploads interrupted by a stop)", store.swept_files());
+  const int schema_version = store.schema_version();  // the store belongs to the worker from here on
   request_handler handler(store, config.limits);
   storage_worker storage(store, config.limits.max_batch);
   asio::thread_pool file_pool(config.file_threads);
@@ -100,7 +101,7 @@ int run(const server_config& config) {
 
   spdlog::info("letterbox server {} listening on {}:{} db={} schema=v{} timeout={}ms max-message={}B "
                "max-connections={} inline-limit={}B fd-limit={}",
-               server_version_text, config.bind_address, port, config.db_path.string(), store.schema_version(),
+               server_version_text, config.bind_address, port, config.db_path.string(), schema_version,
                config.limits.io_timeout.count(), config.limits.max_message_size, config.limits.max_connections,
                config.limits.inline_content_limit, file_limit);
   if (!config.ready_file.empty()) write_ready_file(config.ready_file, port);

@@ -19,8 +19,6 @@
 namespace letterbox::server {
 namespace {
 
-// Start write-back of what was written every this many bytes (sync_file_range).
-constexpr std::uint64_t writeback_interval = 8ull << 20;
 constexpr int random_name_bytes = 16;
 // Pipe capacity asked for splice(2); Linux allows up to 1 MiB (fs.pipe-max-size) by default.
 constexpr std::size_t splice_pipe_size = 1 << 20;
@@ -50,7 +48,7 @@ spool_directory::upload::upload(const spool_directory& owner, int fd, std::strin
 
 spool_directory::upload::upload(upload&& other) noexcept
     : owner_(other.owner_), fd_(std::exchange(other.fd_, -1)), name_(std::move(other.name_)),
-      written_(other.written_), flushed_(other.flushed_), kept_(std::exchange(other.kept_, true)) {
+      written_(other.written_), kept_(std::exchange(other.kept_, true)) {
   pipe_[0] = std::exchange(other.pipe_[0], -1);
   pipe_[1] = std::exchange(other.pipe_[1], -1);
 }
@@ -70,7 +68,7 @@ void spool_directory::upload::write(std::span<const std::uint8_t> bytes) {
       throw_errno("write to spool file " + name_);
     }
     bytes = bytes.subspan(static_cast<std::size_t>(n));
-    count_written(static_cast<std::uint64_t>(n));
+    written_ += static_cast<std::uint64_t>(n);
   }
 }
 
@@ -98,19 +96,10 @@ spool_directory::upload::received spool_directory::upload::receive_from_socket(i
       if (out <= 0) throw_errno("write to spool file " + name_);
       left -= out;
     }
-    count_written(static_cast<std::uint64_t>(in));
+    written_ += static_cast<std::uint64_t>(in);
     result.bytes += static_cast<std::uint64_t>(in);
   }
   return result;
-}
-
-void spool_directory::upload::count_written(std::uint64_t n) {
-  written_ += n;
-  if (written_ - flushed_ >= writeback_interval) {
-    ::sync_file_range(fd_, static_cast<off_t>(flushed_), static_cast<off_t>(written_ - flushed_),
-                      SYNC_FILE_RANGE_WRITE);
-    flushed_ = written_;
-  }
 }
 
 void spool_directory::upload::finish() {

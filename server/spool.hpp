@@ -23,8 +23,7 @@ class spool_directory {
     upload& operator=(upload&&) = delete;
     ~upload();
     const std::string& name() const noexcept { return name_; }
-    // Appends bytes; every few MiB starts write-back early so the final sync is short.
-    // Throws storage_error.
+    // Appends bytes. Throws storage_error.
     void write(std::span<const std::uint8_t> bytes);
     // What receive_from_socket did.
     struct received {
@@ -46,13 +45,11 @@ class spool_directory {
    private:
     friend class spool_directory;
     upload(const spool_directory& owner, int fd, std::string name);
-    void count_written(std::uint64_t n);
     const spool_directory* owner_;
     int fd_;
     int pipe_[2] = {-1, -1};  // for receive_from_socket, made on first use
     std::string name_;
     std::uint64_t written_ = 0;
-    std::uint64_t flushed_ = 0;
     bool kept_ = false;
   };
 

@@ -59,7 +59,9 @@ auto translate(const char* what, F&& fn) {
 sqlite_store::sqlite_store(const std::filesystem::path& db_path, spool_directory& spool,
                            std::chrono::milliseconds last_seen_flush)
     : db_(translate("open database", [&] {
-        return SQLite::Database(db_path.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE, busy_timeout_ms);
+        // NOMUTEX: the connection is only ever used by one thread at a time (the storage worker).
+        return SQLite::Database(db_path.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE | SQLite::OPEN_NOMUTEX,
+                                busy_timeout_ms);
       })),
       spool_(spool),
       last_seen_flush_(last_seen_flush) {
@@ -107,7 +109,10 @@ sqlite_store::sqlite_store(const std::filesystem::path& db_path, spool_directory
 
 wal_checkpointer::wal_checkpointer(const std::filesystem::path& db_path)
     : db_(translate("open checkpoint connection",
-                    [&] { return SQLite::Database(db_path.string(), SQLite::OPEN_READWRITE, busy_timeout_ms); })),
+                    [&] {
+                      return SQLite::Database(db_path.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_NOMUTEX,
+                                              busy_timeout_ms);
+                    })),
       thread_([this] { loop(); }) {}
 
 wal_checkpointer::~wal_checkpointer() {
