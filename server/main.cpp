@@ -109,9 +109,9 @@ int run(const server_config& config) {
   io.run();  // returns once the acceptor and every session have finished
   storage.stop();
   file_pool.join();
-  spdlog::info("stopped: {} storage jobs in {} batches; worker time filling {} ms, executing {} ms, committing {} ms",
-               storage.jobs(), storage.batches(), storage.gather_ns_ / 1'000'000, storage.execute_ns_ / 1'000'000,
-               (storage.batch_ns_ - storage.execute_ns_) / 1'000'000);
+  spdlog::info("stopped: {} storage jobs in {} batches; worker time executing {} ms, committing {} ms",
+               storage.jobs(), storage.batches(), storage.execute_ns() / 1'000'000,
+               (storage.batch_ns() - storage.execute_ns()) / 1'000'000);
   return 0;
 }
 

@@ -4,14 +4,6 @@
 #include <algorithm>
 
 namespace letterbox::server {
-namespace {
-
-// Batch filling (see storage_worker.hpp): wait until as many jobs are queued as the last batch
-// held, for at most the last commit's duration and never over max_batch_fill_wait.
-constexpr auto max_batch_fill_wait = std::chrono::milliseconds(2);
-
-}  // namespace
-
 storage_worker::storage_worker(mailbox_store& store, std::size_t max_batch)
     : store_(store), max_batch_(max_batch == 0 ? 1 : max_batch), thread_([this] { loop(); }) {}
 
@@ -40,19 +32,9 @@ void storage_worker::enqueue(std::unique_ptr<job> new_job) {
       return;
     }
     queue_.push_back(std::move(new_job));
-    // Only when the worker sleeps, or the batch it is filling just became full: no futex
-    // call per job under load.
-    wake = idle_ || queue_.size() == fill_target_;
+    wake = idle_;  // only when the worker sleeps: no futex call per job under load
   }
   if (wake) wake_.notify_one();
-}
-
-void storage_worker::gather() {
-  const auto limit = std::min<std::chrono::steady_clock::duration>(last_commit_, max_batch_fill_wait);
-  std::unique_lock lock(mutex_);
-  fill_target_ = std::min(last_batch_size_, max_batch_);
-  wake_.wait_for(lock, limit, [&] { return stopping_ || queue_.size() >= fill_target_; });
-  fill_target_ = 0;
 }
 
 void storage_worker::flush_deferred() noexcept {
@@ -84,17 +66,12 @@ void storage_worker::loop() {
         if (stopping_) return;  // everything queued was done
         continue;
       }
-    }
-    const auto woke = std::chrono::steady_clock::now();
-    gather();
-    const auto started = std::chrono::steady_clock::now();
-    {
-      std::lock_guard lock(mutex_);
       while (!queue_.empty() && batch.size() < max_batch_) {
         batch.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
     }
+    const auto started = std::chrono::steady_clock::now();
     std::exception_ptr batch_error;
     try {
       store_.begin();
@@ -109,10 +86,8 @@ void storage_worker::loop() {
     }
     batches_.fetch_add(1, std::memory_order_relaxed);
     jobs_.fetch_add(batch.size(), std::memory_order_relaxed);
-    last_batch_size_ = batch.size();
-    last_commit_ = std::chrono::steady_clock::now() - started;
-    gather_ns_ += std::chrono::duration_cast<std::chrono::nanoseconds>(started - woke).count();
-    batch_ns_ += std::chrono::duration_cast<std::chrono::nanoseconds>(last_commit_).count();
+    batch_ns_ += std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - started)
+                     .count();
     // Hand the results back: one post per executor rather than one per job.
     std::vector<std::pair<boost::asio::any_io_executor, std::vector<std::unique_ptr<job>>>> groups;
     for (auto& j : batch) {
