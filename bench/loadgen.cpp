@@ -378,6 +378,56 @@ int finish(result_line& line, const failure_log& failures) {
   return failures.count() > 0 ? 1 : 0;
 }
 
+// Runs request(connection) back to back on every connection (each on its pool thread) until
+// the per-connection quota or the deadline; every completed request's latency is recorded.
+// request is a coroutine that does one whole request/response and throws on failure.
+template <typename Deadline, typename Request>
+merged_stats run_closed_loop(worker_pool& pool, std::vector<std::unique_ptr<client_connection>>& connections,
+                             std::uint64_t quota, Deadline deadline, failure_log& failures,
+                             const std::string& what, Request request) {
+  auto stats = make_stats(pool.size());
+  for (std::size_t i = 0; i < connections.size(); ++i) {
+    asio::co_spawn(
+        pool.context(i),
+        [&, i]() -> awaitable<void> {
+          auto& c = *connections[i];
+          auto& s = *stats[i % stats.size()];
+          try {
+            for (std::uint64_t k = 0; k < quota; ++k) {
+              const auto t0 = bench_clock::now();
+              if (t0 >= deadline) break;
+              co_await request(c);
+              const auto t1 = bench_clock::now();
+              s.latency.record(t1 - t0);
+              ++s.completed;
+              s.last_end = t1;
+            }
+          } catch (const std::exception& e) {
+            failures.record(what + ": " + e.what());
+          }
+        },
+        asio::detached);
+  }
+  pool.run_phase();
+  return merge(stats);
+}
+
+// The result line of send and send-legacy: sends/s and latency over the timed phase.
+int report_sends(const char* scenario, const char* count_field, int n, const options& opt, const merged_stats& total,
+                 bench_clock::time_point start, resource_probe& resources, const failure_log& failures) {
+  const double elapsed = seconds_between(start, std::max(total.last_end, start + std::chrono::microseconds(1)));
+  result_line line(scenario);
+  line.add(count_field, n)
+      .add("threads", opt.threads)
+      .add("content_bytes", opt.content_size)
+      .add("sends", total.completed)
+      .add("seconds", elapsed)
+      .add("sends_per_s", total.completed / elapsed);
+  add_latency(line, total.latency);
+  resources.report(line, total.completed);
+  return finish(line, failures);
+}
+
 // ---------------------------------------------------------------------------------------
 // Scenarios
 
@@ -397,48 +447,17 @@ int run_send(const options& opt, const tcp::endpoint& server) {
   fill_pattern(7, 0, content);
   for (auto& c : connections) c->request = encode_send_request(c->id, c->id, proto::message_type::text, content);
 
-  auto stats = make_stats(pool.size());
   resource_probe resources(opt.server_pid);
   const std::uint64_t quota = std::max<std::uint64_t>(1, opt.max_requests / static_cast<std::uint64_t>(n));
   const auto start = bench_clock::now();
   const auto deadline = start + std::chrono::duration<double>(opt.duration);
-  for (std::size_t i = 0; i < connections.size(); ++i) {
-    asio::co_spawn(
-        pool.context(i),
-        [&, i]() -> awaitable<void> {
-          auto& c = *connections[i];
-          auto& s = *stats[i % stats.size()];
-          try {
-            for (std::uint64_t k = 0; k < quota; ++k) {
-              const auto t0 = bench_clock::now();
-              if (t0 >= deadline) break;
-              co_await asio::async_write(c.socket, asio::buffer(c.request), use_awaitable);
-              auto response = co_await read_small_response(c.socket, c.buffer);
-              expect_code(response.header, proto::response_code::message_sent, "send");
-              const auto t1 = bench_clock::now();
-              s.latency.record(t1 - t0);
-              ++s.completed;
-              s.last_end = t1;
-            }
-          } catch (const std::exception& e) {
-            failures.record(std::string("send: ") + e.what());
-          }
-        },
-        asio::detached);
-  }
-  pool.run_phase();
-  const auto total = merge(stats);
-  const double elapsed = seconds_between(start, std::max(total.last_end, start + std::chrono::microseconds(1)));
-  result_line line("send");
-  line.add("connections", n)
-      .add("threads", opt.threads)
-      .add("content_bytes", opt.content_size)
-      .add("sends", total.completed)
-      .add("seconds", elapsed)
-      .add("sends_per_s", total.completed / elapsed);
-  add_latency(line, total.latency);
-  resources.report(line, total.completed);
-  return finish(line, failures);
+  auto one_send = [](client_connection& c) -> awaitable<void> {
+    co_await asio::async_write(c.socket, asio::buffer(c.request), use_awaitable);
+    auto response = co_await read_small_response(c.socket, c.buffer);
+    expect_code(response.header, proto::response_code::message_sent, "send");
+  };
+  const auto total = run_closed_loop(pool, connections, quota, deadline, failures, "send", one_send);
+  return report_sends("send", "connections", n, opt, total, start, resources, failures);
 }
 
 // send-legacy: like send, but every request opens a new TCP connection and closes it after the
@@ -460,53 +479,19 @@ int run_send_legacy(const options& opt, const tcp::endpoint& server) {
     c->socket.close();
   }
 
-  auto stats = make_stats(pool.size());
-  std::atomic<std::uint64_t> address_retries{0};
   resource_probe resources(opt.server_pid);
   const std::uint64_t quota = std::max<std::uint64_t>(1, opt.max_requests / static_cast<std::uint64_t>(n));
   const auto start = bench_clock::now();
   const auto deadline = start + std::chrono::duration<double>(opt.duration);
-  for (std::size_t i = 0; i < registrations.size(); ++i) {
-    asio::co_spawn(
-        pool.context(i),
-        [&, i]() -> awaitable<void> {
-          auto& c = *registrations[i];
-          auto& s = *stats[i % stats.size()];
-          auto executor = co_await asio::this_coro::executor;
-          try {
-            for (std::uint64_t k = 0; k < quota; ++k) {
-              const auto t0 = bench_clock::now();
-              if (t0 >= deadline) break;
-              tcp::socket socket(executor);
-              co_await connect(socket, server);
-              co_await asio::async_write(socket, asio::buffer(c.request), use_awaitable);
-              auto response = co_await read_small_response(socket, c.buffer);
-              expect_code(response.header, proto::response_code::message_sent, "send-legacy");
-              socket.close();
-              const auto t1 = bench_clock::now();
-              s.latency.record(t1 - t0);
-              ++s.completed;
-              s.last_end = t1;
-            }
-          } catch (const std::exception& e) {
-            failures.record(std::string("send-legacy: ") + e.what());
-          }
-        },
-        asio::detached);
-  }
-  pool.run_phase();
-  const auto total = merge(stats);
-  const double elapsed = seconds_between(start, std::max(total.last_end, start + std::chrono::microseconds(1)));
-  result_line line("send-legacy");
-  line.add("clients", n)
-      .add("threads", opt.threads)
-      .add("content_bytes", opt.content_size)
-      .add("sends", total.completed)
-      .add("seconds", elapsed)
-      .add("sends_per_s", total.completed / elapsed);
-  add_latency(line, total.latency);
-  resources.report(line, total.completed);
-  return finish(line, failures);
+  auto one_send = [&server](client_connection& c) -> awaitable<void> {
+    tcp::socket socket(co_await asio::this_coro::executor);
+    co_await connect(socket, server);
+    co_await asio::async_write(socket, asio::buffer(c.request), use_awaitable);
+    auto response = co_await read_small_response(socket, c.buffer);
+    expect_code(response.header, proto::response_code::message_sent, "send-legacy");
+  };
+  const auto total = run_closed_loop(pool, registrations, quota, deadline, failures, "send-legacy", one_send);
+  return report_sends("send-legacy", "clients", n, opt, total, start, resources, failures);
 }
 
 // Counts and checks the messages of a pull (small ones against the expected content).
