@@ -4,6 +4,7 @@
 #include <algorithm>
 
 namespace letterbox::server {
+
 storage_worker::storage_worker(mailbox_store& store, std::size_t max_batch)
     : store_(store), max_batch_(max_batch == 0 ? 1 : max_batch), thread_([this] { loop(); }) {}
 
