@@ -431,21 +431,28 @@ int report_sends(const char* scenario, const char* count_field, int n, const opt
 // ---------------------------------------------------------------------------------------
 // Scenarios
 
-// send: N keep-alive connections, each sending small text messages to itself back to back;
-// a message counts once its 1003 arrived.
-int run_send(const options& opt, const tcp::endpoint& server) {
-  const int n = opt.connections > 0 ? opt.connections : 64;
+// send: N keep-alive connections (default 64), each a registered client sending small text
+// messages to itself back to back; a message counts once its 1003 arrived.
+// send-legacy (legacy = true): the same, but every request opens a new TCP connection and closes
+// it after the response (how older clients behave), default 16 clients; latency includes the
+// connect.
+int run_sends(const options& opt, const tcp::endpoint& server, bool legacy) {
+  const char* scenario = legacy ? "send-legacy" : "send";
+  const int n = opt.connections > 0 ? opt.connections : (legacy ? 16 : 64);
   worker_pool pool(opt.threads);
   failure_log failures;
-  auto connections = make_connections(pool, static_cast<std::size_t>(n));
-  connect_and_register(pool, connections, server, "send", failures);
+  auto clients = make_connections(pool, static_cast<std::size_t>(n));
+  connect_and_register(pool, clients, server, legacy ? "legacy" : "send", failures);
   if (failures.count() > 0) {
-    result_line line("send");
+    result_line line(scenario);
     return finish(line, failures);
   }
   std::vector<std::uint8_t> content(opt.content_size);
-  fill_pattern(7, 0, content);
-  for (auto& c : connections) c->request = encode_send_request(c->id, c->id, proto::message_type::text, content);
+  fill_pattern(legacy ? 8 : 7, 0, content);
+  for (auto& c : clients) {
+    c->request = encode_send_request(c->id, c->id, proto::message_type::text, content);
+    if (legacy) c->socket.close();  // registered; every send will use a new connection
+  }
 
   resource_probe resources(opt.server_pid);
   const std::uint64_t quota = std::max<std::uint64_t>(1, opt.max_requests / static_cast<std::uint64_t>(n));
@@ -456,42 +463,16 @@ int run_send(const options& opt, const tcp::endpoint& server) {
     auto response = co_await read_small_response(c.socket, c.buffer);
     expect_code(response.header, proto::response_code::message_sent, "send");
   };
-  const auto total = run_closed_loop(pool, connections, quota, deadline, failures, "send", one_send);
-  return report_sends("send", "connections", n, opt, total, start, resources, failures);
-}
-
-// send-legacy: like send, but every request opens a new TCP connection and closes it after the
-// response (how older clients behave). Latency includes the connect.
-int run_send_legacy(const options& opt, const tcp::endpoint& server) {
-  const int n = opt.connections > 0 ? opt.connections : 16;
-  worker_pool pool(opt.threads);
-  failure_log failures;
-  auto registrations = make_connections(pool, static_cast<std::size_t>(n));
-  connect_and_register(pool, registrations, server, "legacy", failures);
-  if (failures.count() > 0) {
-    result_line line("send-legacy");
-    return finish(line, failures);
-  }
-  std::vector<std::uint8_t> content(opt.content_size);
-  fill_pattern(8, 0, content);
-  for (auto& c : registrations) {
-    c->request = encode_send_request(c->id, c->id, proto::message_type::text, content);
-    c->socket.close();
-  }
-
-  resource_probe resources(opt.server_pid);
-  const std::uint64_t quota = std::max<std::uint64_t>(1, opt.max_requests / static_cast<std::uint64_t>(n));
-  const auto start = bench_clock::now();
-  const auto deadline = start + std::chrono::duration<double>(opt.duration);
-  auto one_send = [&server](client_connection& c) -> awaitable<void> {
+  auto one_legacy_send = [&server](client_connection& c) -> awaitable<void> {
     tcp::socket socket(co_await asio::this_coro::executor);
     co_await connect(socket, server);
     co_await asio::async_write(socket, asio::buffer(c.request), use_awaitable);
     auto response = co_await read_small_response(socket, c.buffer);
     expect_code(response.header, proto::response_code::message_sent, "send-legacy");
   };
-  const auto total = run_closed_loop(pool, registrations, quota, deadline, failures, "send-legacy", one_send);
-  return report_sends("send-legacy", "clients", n, opt, total, start, resources, failures);
+  const auto total = legacy ? run_closed_loop(pool, clients, quota, deadline, failures, scenario, one_legacy_send)
+                            : run_closed_loop(pool, clients, quota, deadline, failures, scenario, one_send);
+  return report_sends(scenario, legacy ? "clients" : "connections", n, opt, total, start, resources, failures);
 }
 
 // Counts and checks the messages of a pull (small ones against the expected content).
@@ -996,8 +977,8 @@ int main(int argc, char** argv) {
     tcp::resolver resolver(resolver_io);
     const tcp::endpoint server = *resolver.resolve(opt.host, std::to_string(opt.port)).begin();
     benchmark_public_key();  // make the key before any timing
-    if (*send) return run_send(opt, server);
-    if (*legacy) return run_send_legacy(opt, server);
+    if (*send) return run_sends(opt, server, false);
+    if (*legacy) return run_sends(opt, server, true);
     if (*pull) return run_pull(opt, server);
     if (*file) return run_file(opt, server);
     if (*idle) return run_idle(opt, server);
