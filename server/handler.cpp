@@ -1,7 +1,7 @@
 // The request handler (see handler.hpp).
 #include "handler.hpp"
 
-#include <random>
+#include "random_bytes.hpp"
 
 namespace letterbox::server {
 namespace {
@@ -10,12 +10,8 @@ using namespace protocol;
 
 // A version 4 UUID from the system's random source.
 client_id new_client_id() {
-  static thread_local std::random_device device;
   client_id id{};
-  for (std::size_t i = 0; i < id.size(); i += 4) {
-    const std::uint32_t r = device();
-    for (std::size_t k = 0; k < 4; ++k) id[i + k] = static_cast<std::uint8_t>(r >> (8 * k));
-  }
+  fill_random(id);
   id[6] = static_cast<std::uint8_t>((id[6] & 0x0F) | 0x40);  // version 4
   id[8] = static_cast<std::uint8_t>((id[8] & 0x3F) | 0x80);  // RFC 4122 variant
   return id;

@@ -10,10 +10,10 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
-#include <random>
 #include <utility>
 
 #include "messages.hpp"
+#include "random_bytes.hpp"
 #include "store.hpp"
 
 namespace letterbox::server {
@@ -28,9 +28,8 @@ constexpr std::size_t splice_pipe_size = 1 << 20;
 }
 
 std::string random_name() {
-  static thread_local std::random_device device;
   std::array<std::uint8_t, random_name_bytes> bytes{};
-  for (auto& b : bytes) b = static_cast<std::uint8_t>(device());
+  fill_random(bytes);
   return protocol::to_hex(bytes);
 }
 

@@ -147,10 +147,7 @@ int sqlite_store::schema_version() {
 
 void sqlite_store::migrate() {
   const auto& migrations = schema_migrations();
-  const int current = schema_version();
-  if (current > static_cast<int>(migrations.size()))
-    throw storage_error("database schema version " + std::to_string(current) + " is newer than this server (" +
-                        std::to_string(migrations.size()) + "); refusing to touch it");
+  const int current = schema_version();  // the constructor refused a newer one already
   for (int version = current; version < static_cast<int>(migrations.size()); ++version) {
     const auto& step = migrations[static_cast<std::size_t>(version)];
     translate(("apply schema " + std::string(step.file_name)).c_str(), [&] {
