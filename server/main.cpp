@@ -12,6 +12,7 @@
 
 #include "config.hpp"
 #include "handler.hpp"
+#include "mailbox_store.hpp"
 #include "session.hpp"
 #include "spool.hpp"
 #include "sqlite_store.hpp"
@@ -70,10 +71,11 @@ asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, server_context& conte
 int run(const server_config& config) {
   const auto file_limit = raise_file_limit();
   spool_directory spool(config.db_path.string() + ".spool");
-  sqlite_store store(config.db_path, spool);
+  sqlite_store records(config.db_path);
+  const int schema_version = records.schema_version();  // the store belongs to the worker from here on
+  mailbox_store store(records, spool);
   if (store.swept_files() > 0)
     spdlog::info("removed {} unreferenced spool file(s) (uploads interrupted by a stop)", store.swept_files());
-  const int schema_version = store.schema_version();  // the store belongs to the worker from here on
   request_handler handler(store, config.limits);
   storage_worker storage(store, config.limits.max_batch);
   asio::thread_pool file_pool(config.file_threads);

@@ -1,10 +1,9 @@
-// Tests of request_handler (server/handler.hpp) on a real sqlite_store in a temporary
-// directory. Every handler call runs inside store.begin()/commit() (rollback on a throw), as
-// the storage worker runs it. Edge cases first: bad payloads, unregistered requesters,
+// Tests of request_handler (server/requests/handler.hpp) over a mailbox_store on the memory
+// backend. Every handler call runs inside store.begin()/commit() (rollback on a throw), as
+// the storage worker runs it; its typed result is encoded as the request flows encode it
+// (responses.hpp), so the tests check the bytes a client would get. Edge cases first: bad payloads, unregistered requesters,
 // unknown targets; then registration, listing, keys, sending and the pull life cycle.
 #include <doctest/doctest.h>
-
-#include <SQLiteCpp/Database.h>
 
 #include <algorithm>
 #include <memory>
@@ -12,10 +11,13 @@
 #include <utility>
 
 #include "handler.hpp"
-#include "storage_worker.hpp"
+#include "mailbox_store.hpp"
+#include "memory_store.hpp"
+#include "responses.hpp"
 #include "server_test_support.hpp"
 #include "spool.hpp"
-#include "sqlite_store.hpp"
+#include "storage_worker.hpp"
+#include "store_backends.hpp"
 
 using namespace letterbox::server;
 using namespace letterbox::server::test;
@@ -23,14 +25,30 @@ using namespace letterbox::protocol;
 
 namespace {
 
+// The handler's calls as the request flows make them: decode the payload, call, encode.
+byte_buffer register_bytes(request_handler& handler, bytes_view payload) {
+  return encode_response(handler.register_client(decode_register_request(payload)));
+}
+byte_buffer list_bytes(request_handler& handler, const client_id& requester) {
+  return encode_response(handler.list_clients(requester));
+}
+byte_buffer key_bytes(request_handler& handler, const client_id& requester, bytes_view payload) {
+  return encode_response(handler.get_public_key(requester, decode_get_public_key_request(payload)));
+}
+byte_buffer send_bytes(request_handler& handler, const client_id& sender, const send_message_prefix& prefix,
+                       byte_buffer content, std::string file) {
+  return encode_response(handler.store_message(sender, prefix, std::move(content), std::move(file)));
+}
+
 // The store and a handler over it; every call goes through in_batch like a storage job.
 struct handler_fixture {
   explicit handler_fixture(server_limits limits = {}) : handler(store, limits) {}
 
   temp_dir dir;
   spool_directory spool{dir / "server.db.spool"};
+  memory_store records;
   // Last-seen times written at every commit (no deferral), so tests can read them at once.
-  sqlite_store store{dir / "server.db", spool, std::chrono::milliseconds(0)};
+  mailbox_store store{records, spool, std::chrono::milliseconds(0)};
   request_handler handler;
 
   template <typename F>
@@ -53,7 +71,7 @@ struct handler_fixture {
 
   client_id register_client(const std::string& name, std::uint8_t key_seed = 1) {
     const auto payload = encode_register_request({name, make_key(key_seed)});
-    const auto response = in_batch([&] { return handler.register_client(payload); });
+    const auto response = in_batch([&] { return register_bytes(handler, payload); });
     REQUIRE(response.size() == response_header_size + client_id_size);
     const auto header = decode_response_header(bytes_view(response).first(response_header_size));
     REQUIRE(header.code == static_cast<std::uint16_t>(response_code::registered));
@@ -62,7 +80,7 @@ struct handler_fixture {
 
   message_sent send(const client_id& from, const client_id& to, std::uint8_t type, const byte_buffer& content) {
     const send_message_prefix prefix{to, type, static_cast<std::uint32_t>(content.size())};
-    const auto response = in_batch([&] { return handler.store_message(from, prefix, content, {}); });
+    const auto response = in_batch([&] { return send_bytes(handler, from, prefix, content, {}); });
     const auto header = decode_response_header(bytes_view(response).first(response_header_size));
     REQUIRE(header.code == static_cast<std::uint16_t>(response_code::message_sent));
     return decode_message_sent_payload(bytes_view(response).subspan(response_header_size));
@@ -128,7 +146,7 @@ TEST_CASE("handler: bad registration payloads are rejected and register nobody")
   for (const byte_buffer* payload : std::vector<const byte_buffer*>{&empty, &short_by_one, &long_by_one, &no_nul,
                                                                    &empty_name, &bad_utf8, &control}) {
     CAPTURE(payload->size());
-    CHECK_THROWS_AS(f.in_batch([&] { return f.handler.register_client(*payload); }), request_rejected);
+    CHECK_THROWS_AS(f.in_batch([&] { return register_bytes(f.handler, *payload); }), protocol_error);
   }
   CHECK(f.store.clients_except(client_id{}).empty());
 }
@@ -141,10 +159,10 @@ TEST_CASE("handler: unregistered requesters are rejected for list, get key, send
   const auto key_request = encode_get_public_key_request({alice});
   const send_message_prefix prefix{alice, 3, 4};
   for (const auto& who : {zeros, stranger}) {
-    CHECK_THROWS_AS(f.in_batch([&] { return f.handler.list_clients(who); }), request_rejected);
-    CHECK_THROWS_AS(f.in_batch([&] { return f.handler.get_public_key(who, key_request); }), request_rejected);
+    CHECK_THROWS_AS(f.in_batch([&] { return list_bytes(f.handler, who); }), request_rejected);
+    CHECK_THROWS_AS(f.in_batch([&] { return key_bytes(f.handler, who, key_request); }), request_rejected);
     CHECK_THROWS_AS(f.in_batch([&] { f.handler.check_send(who, prefix); }), request_rejected);
-    CHECK_THROWS_AS(f.in_batch([&] { return f.handler.store_message(who, prefix, make_content(4, 1), {}); }),
+    CHECK_THROWS_AS(f.in_batch([&] { return send_bytes(f.handler, who, prefix, make_content(4, 1), {}); }),
                     request_rejected);
     CHECK_THROWS_AS(f.begin_pull(who), request_rejected);
   }
@@ -156,9 +174,9 @@ TEST_CASE("handler: get_public_key of an unknown client is rejected; a wrong pay
   handler_fixture f;
   const auto alice = f.register_client("alice");
   const auto unknown = encode_get_public_key_request({make_id(99)});
-  CHECK_THROWS_AS(f.in_batch([&] { return f.handler.get_public_key(alice, unknown); }), request_rejected);
+  CHECK_THROWS_AS(f.in_batch([&] { return key_bytes(f.handler, alice, unknown); }), request_rejected);
   const byte_buffer short_payload(client_id_size - 1, 0);
-  CHECK_THROWS(f.in_batch([&] { return f.handler.get_public_key(alice, short_payload); }));
+  CHECK_THROWS(f.in_batch([&] { return key_bytes(f.handler, alice, short_payload); }));
 }
 
 TEST_CASE("handler: sending to an unknown destination is rejected and stores nothing") {
@@ -166,7 +184,7 @@ TEST_CASE("handler: sending to an unknown destination is rejected and stores not
   const auto alice = f.register_client("alice");
   const send_message_prefix prefix{make_id(77), 3, 4};
   CHECK_THROWS_AS(f.in_batch([&] { f.handler.check_send(alice, prefix); }), request_rejected);
-  CHECK_THROWS_AS(f.in_batch([&] { return f.handler.store_message(alice, prefix, make_content(4, 1), {}); }),
+  CHECK_THROWS_AS(f.in_batch([&] { return send_bytes(f.handler, alice, prefix, make_content(4, 1), {}); }),
                   request_rejected);
   CHECK(f.store.pending_messages(make_id(77), 0, 100, 1 << 20, 1 << 20).empty());
 }
@@ -176,7 +194,7 @@ TEST_CASE("handler: inline content whose size differs from the prefix is rejecte
   const auto alice = f.register_client("alice");
   const auto bob = f.register_client("bob", 2);
   const send_message_prefix prefix{bob, 3, 10};
-  CHECK_THROWS_AS(f.in_batch([&] { return f.handler.store_message(alice, prefix, make_content(9, 1), {}); }),
+  CHECK_THROWS_AS(f.in_batch([&] { return send_bytes(f.handler, alice, prefix, make_content(9, 1), {}); }),
                   request_rejected);
   CHECK(f.begin_pull(bob).messages.empty());
 }
@@ -196,7 +214,7 @@ TEST_CASE("handler: a pull of an empty mailbox is an empty 1004 and can be finis
 TEST_CASE("handler: registration returns 1000 with a fresh v4 UUID and stores name and key") {
   handler_fixture f;
   const auto payload = encode_register_request({"alice", make_key(5)});
-  const auto response = f.in_batch([&] { return f.handler.register_client(payload); });
+  const auto response = f.in_batch([&] { return register_bytes(f.handler, payload); });
   const auto header = header_of(response);
   CHECK(header.version == server_version);
   CHECK(header.code == 1000);
@@ -222,7 +240,7 @@ TEST_CASE("handler: a duplicate name is rejected and the first registration stay
   handler_fixture f;
   const auto alice = f.register_client("alice", 1);
   const auto again = encode_register_request({"alice", make_key(2)});
-  CHECK_THROWS_AS(f.in_batch([&] { return f.handler.register_client(again); }), request_rejected);
+  CHECK_THROWS_AS(f.in_batch([&] { return register_bytes(f.handler, again); }), request_rejected);
   CHECK(f.store.public_key_of(alice) == make_key(1));
   CHECK(f.store.clients_except(client_id{}).size() == 1);
 }
@@ -231,14 +249,14 @@ TEST_CASE("handler: list_clients answers 1001 with every other client, in regist
   handler_fixture f;
   const auto alice = f.register_client("alice");
   {
-    const auto alone = f.in_batch([&] { return f.handler.list_clients(alice); });
+    const auto alone = f.in_batch([&] { return list_bytes(f.handler, alice); });
     CHECK(header_of(alone).code == 1001);
     CHECK(header_of(alone).payload_size == 0);
     CHECK(alone.size() == response_header_size);
   }
   const auto bob = f.register_client("bob", 2);
   const auto carol = f.register_client("carol", 3);
-  const auto response = f.in_batch([&] { return f.handler.list_clients(bob); });
+  const auto response = f.in_batch([&] { return list_bytes(f.handler, bob); });
   const auto header = header_of(response);
   CHECK(header.code == 1001);
   CHECK(header.payload_size == 2 * client_list_entry_size);
@@ -252,7 +270,7 @@ TEST_CASE("handler: get_public_key answers 1002 with the target ID and its key")
   const auto bob = f.register_client("bob", 2);
   for (const auto& target : {bob, alice}) {
     const auto request = encode_get_public_key_request({target});
-    const auto response = f.in_batch([&] { return f.handler.get_public_key(alice, request); });
+    const auto response = f.in_batch([&] { return key_bytes(f.handler, alice, request); });
     CHECK(header_of(response).code == 1002);
     CHECK(header_of(response).payload_size == public_key_response_size);
     const auto decoded = decode_public_key_payload(bytes_view(response).subspan(response_header_size));
@@ -264,13 +282,9 @@ TEST_CASE("handler: get_public_key answers 1002 with the target ID and its key")
 TEST_CASE("handler: requests 101-104 record the requester's last-seen time") {
   handler_fixture f;
   const auto alice = f.register_client("alice");
-  {
-    SQLite::Database db((f.dir / "server.db").string(), SQLite::OPEN_READWRITE);
-    db.exec("UPDATE clients SET LastSeen = '2000-01-01 00:00:00'");
-  }
-  f.in_batch([&] { return f.handler.list_clients(alice); });
-  SQLite::Database db((f.dir / "server.db").string(), SQLite::OPEN_READONLY);
-  const auto seen = db.execAndGet("SELECT LastSeen FROM clients WHERE Name = 'alice'").getString();
+  f.records.set_last_seen_of_all("2000-01-01 00:00:00");
+  f.in_batch([&] { return list_bytes(f.handler, alice); });
+  const auto seen = f.records.last_seen(alice);
   CHECK(seen.size() == 19);
   CHECK(seen > std::string("2000-01-01 00:00:00"));
 }
@@ -282,7 +296,7 @@ TEST_CASE("handler: store_message answers 1003 with the to-ID and increasing mes
   const auto alice = f.register_client("alice", 1);
   const auto bob = f.register_client("bob", 2);
   const send_message_prefix prefix{bob, 3, 5};
-  const auto response = f.in_batch([&] { return f.handler.store_message(alice, prefix, make_content(5, 1), {}); });
+  const auto response = f.in_batch([&] { return send_bytes(f.handler, alice, prefix, make_content(5, 1), {}); });
   REQUIRE(response.size() == response_header_size + message_sent_response_size);  // 7 + 20 bytes
   CHECK(header_of(response).version == server_version);
   CHECK(header_of(response).code == 1003);
@@ -405,43 +419,12 @@ TEST_CASE("handler: a pull respects the inline budget and the payload limit") {
 
 // --- Failure paths -----------------------------------------------------------------------
 
-namespace {
-// A store that forwards to sqlite_store but whose next commit fails (say, disk full), as the
-// storage worker would see it: the batch is then rolled back and every job in it fails.
-class failing_commit_store final : public mailbox_store {
- public:
-  explicit failing_commit_store(sqlite_store& inner) : inner_(inner) {}
-  bool fail_next_commit = false;
-  void begin() override { inner_.begin(); }
-  void commit() override {
-    if (std::exchange(fail_next_commit, false)) throw storage_error("commit failed: disk full");
-    inner_.commit();
-  }
-  void rollback() noexcept override { inner_.rollback(); }
-  bool client_exists(const client_id& id) override { return inner_.client_exists(id); }
-  bool add_client(const client_id& id, const std::string& n, const public_key& k) override { return inner_.add_client(id, n, k); }
-  std::optional<public_key> public_key_of(const client_id& id) override { return inner_.public_key_of(id); }
-  std::vector<client_entry> clients_except(const client_id& id) override { return inner_.clients_except(id); }
-  void touch(const client_id& id) override { inner_.touch(id); }
-  bool has_deferred_writes() const noexcept override { return inner_.has_deferred_writes(); }
-  std::uint32_t add_message(const new_message& m) override { return inner_.add_message(m); }
-  std::vector<stored_message> pending_messages(const client_id& to, std::uint32_t after, std::size_t count,
-                                               std::uint64_t inline_bytes, std::uint64_t payload) override {
-    return inner_.pending_messages(to, after, count, inline_bytes, payload);
-  }
-  void remove_messages(const client_id& to, const std::vector<std::uint32_t>& ids) override { inner_.remove_messages(to, ids); }
-  std::vector<std::string> referenced_content_files() override { return inner_.referenced_content_files(); }
-
- private:
-  sqlite_store& inner_;
-};
-}  // namespace
-
 TEST_CASE("handler: a pull whose batch fails to commit does not hide the mailbox from later pulls") {
   temp_dir dir;
   spool_directory spool(dir / "server.db.spool");
-  sqlite_store real(dir / "server.db", spool);
-  failing_commit_store store(real);
+  memory_store real;
+  faulty_records records(real);  // its next commit can be made to fail (say, disk full)
+  mailbox_store store(records, spool);
   request_handler handler(store, server_limits{});
   auto in_batch = [&](auto fn) {
     store.begin();
@@ -455,19 +438,19 @@ TEST_CASE("handler: a pull whose batch fails to commit does not hide the mailbox
     }
   };
   const auto alice = decode_registered_payload(bytes_view(in_batch([&] {
-    return handler.register_client(encode_register_request({"alice", make_key(1)}));
+    return register_bytes(handler, encode_register_request({"alice", make_key(1)}));
   })).subspan(response_header_size));
   const auto bob = decode_registered_payload(bytes_view(in_batch([&] {
-    return handler.register_client(encode_register_request({"bob", make_key(2)}));
+    return register_bytes(handler, encode_register_request({"bob", make_key(2)}));
   })).subspan(response_header_size));
   const auto sent = decode_message_sent_payload(bytes_view(in_batch([&] {
-    return handler.store_message(alice, {bob, 3, 4}, make_content(4, 1), {});
+    return send_bytes(handler, alice, {bob, 3, 4}, make_content(4, 1), {});
   })).subspan(response_header_size));
 
   // The pull's batch fails at commit: the session gets the error (and answers 9000) without a
   // pull_batch. The session submits begin_pull with abort_pull as its undo, which the storage
   // worker runs when the batch fails; the message must then still come with the next pull.
-  store.fail_next_commit = true;
+  records.fail_next_commit = true;
   boost::asio::io_context io;
   storage_worker worker(store, 16);
   bool failed = false;
@@ -475,8 +458,8 @@ TEST_CASE("handler: a pull whose batch fails to commit does not hide the mailbox
   boost::asio::co_spawn(
       io,
       [&]() -> boost::asio::awaitable<void> {
-        auto begin = [&handler, bob](mailbox_store&) { return handler.begin_pull(bob); };
-        auto undo = [&handler](mailbox_store&, pull_batch& batch) noexcept { handler.abort_pull(batch); };
+        auto begin = [&handler, bob] { return handler.begin_pull(bob); };
+        auto undo = [&handler](pull_batch& batch) noexcept { handler.abort_pull(batch); };
         try {
           co_await worker.run<pull_batch>(begin, undo);
         } catch (const storage_error&) {

@@ -11,7 +11,7 @@
 
 #include "server_test_support.hpp"
 #include "spool.hpp"
-#include "store.hpp"
+#include "store_types.hpp"
 
 using namespace letterbox::server;
 using namespace letterbox::server::test;

@@ -1,5 +1,5 @@
-// Tests of storage_worker (server/storage_worker.hpp) with a fake mailbox_store that records
-// its batches: results are delivered only after their batch committed, concurrent
+// Tests of storage_worker (server/storage/storage_worker.hpp) with a fake batch_store that
+// records its batches: results are delivered only after their batch committed, concurrent
 // submissions share batches (group commit), a failing commit fails the whole batch, a
 // throwing job fails only itself, and stop() finishes what is queued.
 #include <doctest/doctest.h>
@@ -16,6 +16,8 @@
 #include <SQLiteCpp/Database.h>
 
 #include "handler.hpp"
+#include "mailbox_store.hpp"
+#include "responses.hpp"
 #include "server_test_support.hpp"
 #include "spool.hpp"
 #include "sqlite_store.hpp"
@@ -29,7 +31,7 @@ namespace {
 
 // Records begin/commit/rollback and how many jobs ran in each batch. Called only from the
 // worker thread; the test thread reads it after the results came back (or after stop()).
-class recording_store final : public mailbox_store {
+class recording_store final : public batch_store {
  public:
   std::chrono::microseconds commit_delay{0};  // simulated fsync
   int fail_commit_of_batch = 0;               // 1-based batch number whose commit throws; 0 = none
@@ -69,19 +71,7 @@ class recording_store final : public mailbox_store {
     ++rolled_back;
   }
 
-  bool client_exists(const client_id&) override { return false; }
-  bool add_client(const client_id&, const std::string&, const public_key&) override { return false; }
-  std::optional<public_key> public_key_of(const client_id&) override { return std::nullopt; }
-  std::vector<letterbox::protocol::client_entry> clients_except(const client_id&) override { return {}; }
-  void touch(const client_id&) override {}
   bool has_deferred_writes() const noexcept override { return false; }
-  std::uint32_t add_message(const new_message&) override { return 0; }
-  std::vector<stored_message> pending_messages(const client_id&, std::uint32_t, std::size_t, std::uint64_t,
-                                               std::uint64_t) override {
-    return {};
-  }
-  void remove_messages(const client_id&, const std::vector<std::uint32_t>&) override {}
-  std::vector<std::string> referenced_content_files() override { return {}; }
 
  private:
   bool in_batch_ = false;
@@ -112,8 +102,7 @@ void submit(asio::io_context& io, storage_worker& worker, recording_store& store
   asio::co_spawn(
       io,
       [&worker, &store, &out, value]() -> asio::awaitable<void> {
-        auto job = [&store, value](mailbox_store& s) {
-          if (&s != &store) throw std::logic_error("job got another store");
+        auto job = [&store, value] {
           const int batch = store.run_job();
           if (value < 0) throw std::runtime_error("job " + std::to_string(-value) + " failed");
           return std::pair<int, int>{value, batch};
@@ -145,7 +134,7 @@ class blocker {
     asio::co_spawn(
         io,
         [this, &worker, &store]() -> asio::awaitable<void> {
-          auto job = [this, &store](mailbox_store&) {
+          auto job = [this, &store] {
             store.run_job();
             started_.set_value();
             release_future_.wait();
@@ -306,12 +295,12 @@ TEST_CASE("storage worker: when a commit fails, the undo of every job that succe
     asio::co_spawn(
         io,
         [&, value]() -> asio::awaitable<void> {
-          auto job = [&store, value](mailbox_store&) {
+          auto job = [&store, value] {
             store.run_job();
             if (value < 0) throw std::runtime_error("job failed");
             return value;
           };
-          auto undo = [&undone](mailbox_store&, int& result) noexcept { undone.push_back(result); };
+          auto undo = [&undone](int& result) noexcept { undone.push_back(result); };
           try {
             out.value = co_await worker.run<int>(std::move(job), std::move(undo));
           } catch (const std::exception& e) {
@@ -398,7 +387,8 @@ TEST_CASE("storage worker + handler + sqlite_store: a 1003 arrives only once its
   using namespace letterbox::protocol;
   letterbox::server::test::temp_dir dir;
   spool_directory spool(dir / "server.db.spool");
-  sqlite_store store(dir / "server.db", spool);
+  sqlite_store records(dir / "server.db");
+  mailbox_store store(records, spool);
   request_handler handler(store, server_limits{});
   asio::io_context io;
   auto guard = asio::make_work_guard(io);
@@ -412,8 +402,8 @@ TEST_CASE("storage worker + handler + sqlite_store: a 1003 arrives only once its
       io,
       [&]() -> asio::awaitable<void> {
         for (auto [name, id] : {std::pair{"alice", &alice}, std::pair{"bob", &bob}}) {
-          auto job = [&handler, name = std::string(name)](mailbox_store&) {
-            return handler.register_client(encode_register_request({name, letterbox::server::test::make_key(1)}));
+          auto job = [&handler, name = std::string(name)] {
+            return encode_response(handler.register_client({name, letterbox::server::test::make_key(1)}));
           };
           const auto response = co_await worker.run<byte_buffer>(std::move(job));
           *id = decode_registered_payload(bytes_view(response).subspan(response_header_size));
@@ -430,9 +420,9 @@ TEST_CASE("storage worker + handler + sqlite_store: a 1003 arrives only once its
     asio::co_spawn(
         io,
         [&, i]() -> asio::awaitable<void> {
-          auto job = [&handler, &alice, &bob, i](mailbox_store&) {
+          auto job = [&handler, &alice, &bob, i] {
             const auto content = letterbox::server::test::make_content(16, static_cast<std::uint8_t>(i));
-            return handler.store_message(alice, {bob, 3, 16}, content, {});
+            return encode_response(handler.store_message(alice, {bob, 3, 16}, content, {}));
           };
           const auto response = co_await worker.run<byte_buffer>(std::move(job));
           const auto sent = decode_message_sent_payload(bytes_view(response).subspan(response_header_size));

@@ -14,7 +14,7 @@
 
 #include "messages.hpp"
 #include "random_bytes.hpp"
-#include "store.hpp"
+#include "store_types.hpp"
 
 namespace letterbox::server {
 namespace {

@@ -27,30 +27,23 @@ void request_handler::require_registered(const client_id& id) {
   store_.touch(id);
 }
 
-byte_buffer request_handler::register_client(bytes_view payload) {
-  register_request request;
-  try {
-    request = decode_register_request(payload);
-  } catch (const protocol_error& e) {
-    throw request_rejected(std::string("bad registration: ") + e.what());
-  }
+registered request_handler::register_client(const register_request& request) {
   const client_id id = new_client_id();
   if (!store_.add_client(id, request.name, request.key))
     throw request_rejected("name '" + request.name + "' is already registered");
-  return encode_registered_response(id);
+  return {id};
 }
 
-byte_buffer request_handler::list_clients(const client_id& requester) {
+client_list request_handler::list_clients(const client_id& requester) {
   require_registered(requester);
-  return encode_client_list_response(store_.clients_except(requester));
+  return {store_.clients_except(requester)};
 }
 
-byte_buffer request_handler::get_public_key(const client_id& requester, bytes_view payload) {
+public_key_response request_handler::get_public_key(const client_id& requester, const get_public_key_request& request) {
   require_registered(requester);
-  const auto request = decode_get_public_key_request(payload);
   const auto key = store_.public_key_of(request.target);
   if (!key) throw request_rejected("no client " + to_hex(request.target) + " for public key");
-  return encode_public_key_response({request.target, *key});
+  return {request.target, *key};
 }
 
 void request_handler::check_send(const client_id& sender, const send_message_prefix& prefix) {
@@ -58,7 +51,7 @@ void request_handler::check_send(const client_id& sender, const send_message_pre
   if (!store_.client_exists(prefix.to)) throw request_rejected("destination " + to_hex(prefix.to) + " is not registered");
 }
 
-byte_buffer request_handler::store_message(const client_id& sender, const send_message_prefix& prefix,
+message_sent request_handler::store_message(const client_id& sender, const send_message_prefix& prefix,
                                            byte_buffer inline_content, std::string content_file) {
   check_send(sender, prefix);
   new_message message{prefix.to, sender, prefix.type, prefix.content_size, std::move(inline_content),
@@ -66,7 +59,7 @@ byte_buffer request_handler::store_message(const client_id& sender, const send_m
   if (message.content_file.empty() && message.inline_content.size() != prefix.content_size)
     throw request_rejected("content size does not match the content received");
   const auto id = store_.add_message(message);
-  return encode_message_sent_response({prefix.to, id});
+  return {prefix.to, id};
 }
 
 pull_batch request_handler::begin_pull(const client_id& requester) {

@@ -5,7 +5,7 @@
 
 namespace letterbox::server {
 
-storage_worker::storage_worker(mailbox_store& store, std::size_t max_batch)
+storage_worker::storage_worker(batch_store& store, std::size_t max_batch)
     : store_(store), max_batch_(max_batch == 0 ? 1 : max_batch), thread_([this] { loop(); }) {}
 
 storage_worker::~storage_worker() { stop(); }
@@ -57,7 +57,7 @@ void storage_worker::loop() {
       const auto ready = [&] { return stopping_ || !queue_.empty(); };
       const bool deferred = store_.has_deferred_writes();
       if (deferred)
-        wake_.wait_for(lock, last_seen_flush_interval, ready);
+        wake_.wait_for(lock, deferred_write_interval, ready);
       else
         wake_.wait(lock, ready);
       idle_ = false;
@@ -76,14 +76,14 @@ void storage_worker::loop() {
     std::exception_ptr batch_error;
     try {
       store_.begin();
-      for (auto& j : batch) j->execute(store_);
+      for (auto& j : batch) j->execute();
       const auto executed = std::chrono::steady_clock::now();
       execute_ns_ += std::chrono::duration_cast<std::chrono::nanoseconds>(executed - started).count();
       store_.commit();
     } catch (...) {
       batch_error = std::current_exception();
       store_.rollback();
-      for (auto& j : batch) j->undo(store_);
+      for (auto& j : batch) j->undo();
     }
     batches_.fetch_add(1, std::memory_order_relaxed);
     jobs_.fetch_add(batch.size(), std::memory_order_relaxed);

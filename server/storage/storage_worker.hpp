@@ -5,8 +5,7 @@
 // every job of the batch fails with that error.
 //
 // The worker never waits to make a batch bigger: while one commit syncs, the next batch
-// gathers by itself. (A fill wait was tried and measured: on a disk syncing in ~0.25 ms it
-// cut 64-connection sends from ~42k/s to ~28k/s; see docs/ARCHITECTURE.md.)
+// gathers by itself (a fill wait was measured to be slower; see docs/ARCHITECTURE.md).
 #pragma once
 
 #include <utility>  // before Asio (Boost 1.74 + g++ 12 + C++20)
@@ -22,36 +21,50 @@
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <type_traits>
+#include <variant>
 #include <vector>
 
-#include "store.hpp"
+#include "batch_store.hpp"
+#include "store_types.hpp"
 
 namespace letterbox::server {
+
+namespace detail {
+template <typename R>
+struct job_completion {
+  using signature = void(std::exception_ptr, R);
+};
+template <>
+struct job_completion<void> {
+  using signature = void(std::exception_ptr);
+};
+}  // namespace detail
 
 class storage_worker {
  public:
   // The store must outlive the worker; it is used only from the worker's thread.
-  storage_worker(mailbox_store& store, std::size_t max_batch);
+  storage_worker(batch_store& store, std::size_t max_batch);
   ~storage_worker();  // finishes queued jobs, then joins the thread
   storage_worker(const storage_worker&) = delete;
   storage_worker& operator=(const storage_worker&) = delete;
 
-  // Runs fn(store) on the worker thread inside a batch transaction and resumes the awaiting
-  // coroutine on its own executor with fn's result once the batch committed. Exceptions from
-  // fn or from the commit are rethrown in the awaiting coroutine.
+  // Runs fn() on the worker thread inside a batch transaction and resumes the awaiting
+  // coroutine on its own executor with fn's result (R may be void) once the batch committed.
+  // Exceptions from fn or from the commit are rethrown in the awaiting coroutine.
   template <typename R, typename F>
   boost::asio::awaitable<R> run(F fn) {
-    return run<R>(std::move(fn), [](mailbox_store&, R&) noexcept {});
+    return run<R>(std::move(fn), no_undo{});
   }
 
-  // As run(fn), and when the batch fails to commit after fn succeeded, undo(store, result)
-  // runs on the worker thread to take back what fn did outside the database (for example a
-  // reservation in memory).
+  // As run(fn), and when the batch fails to commit after fn succeeded, undo(result) — undo()
+  // for R = void — runs on the worker thread to take back what fn did outside the database
+  // (for example a reservation in memory).
   template <typename R, typename F, typename Undo>
   boost::asio::awaitable<R> run(F fn, Undo undo) {
     // Deliberately not a coroutine itself: returning the awaitable keeps fn out of any
     // coroutine parameter or temporary (g++ 12 destroys some of those twice).
-    return boost::asio::async_initiate<const boost::asio::use_awaitable_t<>&, void(std::exception_ptr, R)>(
+    return boost::asio::async_initiate<const boost::asio::use_awaitable_t<>&, signature<R>>(
         [this, fn = std::move(fn), undo = std::move(undo)](auto handler) mutable {
           auto io = boost::asio::get_associated_executor(handler);
           enqueue(std::make_unique<job_impl<R, F, Undo, decltype(handler)>>(std::move(fn), std::move(undo),
@@ -69,11 +82,18 @@ class storage_worker {
   std::uint64_t batch_ns() const noexcept { return batch_ns_.load(std::memory_order_relaxed); }
 
  private:
+  template <typename R>
+  using signature = typename detail::job_completion<R>::signature;
+  struct no_undo {
+    template <typename... Args>
+    void operator()(Args&&...) const noexcept {}
+  };
+
   struct job {
     virtual ~job() = default;
-    virtual void execute(mailbox_store& store) noexcept = 0;
+    virtual void execute() noexcept = 0;
     // The batch did not commit: take back effects outside the database.
-    virtual void undo(mailbox_store& store) noexcept = 0;
+    virtual void undo() noexcept = 0;
     // Delivers the result (or error) to the submitter's executor.
     virtual void complete(std::exception_ptr batch_error) noexcept = 0;
     virtual boost::asio::any_io_executor executor() const = 0;
@@ -83,29 +103,41 @@ class storage_worker {
   struct job_impl final : job {
     job_impl(F f, Undo u, Handler h, boost::asio::any_io_executor e)
         : fn(std::move(f)), undo_fn(std::move(u)), handler(std::move(h)), io(std::move(e)) {}
-    void execute(mailbox_store& store) noexcept override {
+    void execute() noexcept override {
       try {
-        result.emplace(fn(store));
+        if constexpr (std::is_void_v<R>) {
+          fn();
+          result.emplace();
+        } else {
+          result.emplace(fn());
+        }
       } catch (...) {
         error = std::current_exception();
       }
     }
-    void undo(mailbox_store& store) noexcept override {
-      if (result) undo_fn(store, *result);
+    void undo() noexcept override {
+      if (!result) return;
+      if constexpr (std::is_void_v<R>)
+        undo_fn();
+      else
+        undo_fn(*result);
     }
     void complete(std::exception_ptr batch_error) noexcept override {
       if (batch_error && !error) error = batch_error;
-      if (error)
+      if constexpr (std::is_void_v<R>) {
+        std::move(handler)(error);
+      } else if (error) {
         std::move(handler)(error, R{});
-      else
+      } else {
         std::move(handler)(std::exception_ptr{}, std::move(*result));
+      }
     }
     boost::asio::any_io_executor executor() const override { return io; }
     F fn;
     Undo undo_fn;
     Handler handler;
     boost::asio::any_io_executor io;
-    std::optional<R> result;
+    std::optional<std::conditional_t<std::is_void_v<R>, std::monostate, R>> result;
     std::exception_ptr error;
   };
 
@@ -113,7 +145,7 @@ class storage_worker {
   void loop();
   void flush_deferred() noexcept;  // an empty batch, so deferred writes reach the disk
 
-  mailbox_store& store_;
+  batch_store& store_;
   std::size_t max_batch_;
   std::mutex mutex_;
   std::condition_variable wake_;

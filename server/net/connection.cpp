@@ -1,0 +1,121 @@
+// The server's connection (see connection.hpp).
+#include "connection.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <cstring>
+
+namespace letterbox::server::net {
+namespace asio = boost::asio;
+
+connection::connection(tcp::socket socket, const tcp::endpoint& peer, std::chrono::milliseconds io_timeout,
+                       asio::thread_pool& file_pool)
+    : socket_(std::move(socket)),
+      watchdog_(socket_.get_executor()),
+      io_timeout_(io_timeout),
+      file_pool_(file_pool),
+      peer_(peer.address().to_string() + ":" + std::to_string(peer.port())) {
+  boost::system::error_code ec;
+  socket_.set_option(tcp::no_delay(true), ec);
+}
+
+void connection::close() noexcept {
+  closing_ = true;
+  boost::system::error_code ec;
+  if (pool_operation_active_)
+    socket_.shutdown(tcp::socket::shutdown_both, ec);
+  else
+    socket_.close(ec);
+  watchdog_.cancel();
+}
+
+asio::awaitable<void> connection::watch() {
+  boost::system::error_code ec;
+  while (socket_.is_open() && !closing_) {
+    if (deadline_ <= clock_type::now()) {
+      spdlog::info("{}: a read or write step took longer than {} ms, closing", peer_, io_timeout_.count());
+      close();
+      break;
+    }
+    // No deadline (waiting for storage): look again one timeout later. Never wait for
+    // time_point::max(), or a deadline set meanwhile would go unnoticed.
+    watchdog_.expires_at(deadline_ == clock_type::time_point::max() ? clock_type::now() + io_timeout_ : deadline_);
+    co_await watchdog_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+}
+
+asio::awaitable<bool> connection::wait_for_input() {
+  if (input_begin_ != input_end_) co_return true;
+  boost::system::error_code ec;
+  std::size_t got = 0;
+  {
+    deadline_guard step(*this);
+    got = co_await socket_.async_read_some(asio::buffer(input_), asio::redirect_error(asio::use_awaitable, ec));
+  }
+  if (ec == asio::error::eof) co_return false;
+  if (ec) throw boost::system::system_error(ec);
+  input_begin_ = 0;
+  input_end_ = got;
+  co_return true;
+}
+
+asio::awaitable<void> connection::read_exact(std::uint8_t* destination, std::size_t n) {
+  const std::size_t buffered = std::min(n, input_end_ - input_begin_);
+  std::memcpy(destination, input_.data() + input_begin_, buffered);
+  input_begin_ += buffered;
+  destination += buffered;
+  n -= buffered;
+  if (n == 0) co_return;
+  deadline_guard step(*this);
+  if (n >= input_.size()) {
+    co_await asio::async_read(socket_, asio::buffer(destination, n), asio::use_awaitable);
+  } else {
+    input_begin_ = 0;
+    input_end_ = co_await asio::async_read(socket_, asio::buffer(input_), asio::transfer_at_least(n),
+                                           asio::use_awaitable);
+    std::memcpy(destination, input_.data(), n);
+    input_begin_ = n;
+  }
+}
+
+asio::awaitable<void> connection::wait_readable() {
+  if (input_begin_ != input_end_) co_return;
+  deadline_guard step(*this);
+  co_await socket_.async_wait(tcp::socket::wait_read, asio::use_awaitable);
+}
+
+asio::awaitable<void> connection::wait_writable() {
+  deadline_guard step(*this);
+  co_await socket_.async_wait(tcp::socket::wait_write, asio::use_awaitable);
+}
+
+std::size_t connection::read_available(std::uint8_t* destination, std::size_t n) {
+  make_non_blocking();
+  std::size_t got = std::min(n, input_end_ - input_begin_);
+  std::memcpy(destination, input_.data() + input_begin_, got);
+  input_begin_ += got;
+  while (got < n) {
+    boost::system::error_code ec;
+    const std::size_t more = socket_.read_some(asio::buffer(destination + got, n - got), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) break;
+    if (ec) throw boost::system::system_error(ec);
+    got += more;
+  }
+  return got;
+}
+
+void connection::make_non_blocking() {
+  if (!socket_.non_blocking()) socket_.non_blocking(true);
+}
+
+asio::awaitable<void> connection::linger_before_close() {
+  boost::system::error_code ec;
+  socket_.shutdown(tcp::socket::shutdown_send, ec);
+  deadline_ = clock_type::now() + std::min<clock_type::duration>(io_timeout_, close_linger_time);
+  for (std::size_t drained = 0; drained < close_linger_bytes;) {
+    drained += co_await socket_.async_read_some(asio::buffer(input_), asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) break;  // the peer closed, or the watchdog did at the deadline
+  }
+}
+
+}  // namespace letterbox::server::net

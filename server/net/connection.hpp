@@ -1,0 +1,146 @@
+// One TCP connection of the server: buffered reads and writes, each step under a deadline
+// that a watchdog enforces, linger-before-close, and blocking calls on the file pool (also
+// while they use the socket's descriptor). Knows nothing of the protocol.
+//
+// Every awaitable here runs on the socket's executor and is awaited by the one coroutine that
+// owns the connection; close() may be called from any handler on that executor.
+#pragma once
+
+#include <utility>  // before Asio (Boost 1.74 + g++ 12 + C++20)
+
+#include <boost/asio.hpp>
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <type_traits>
+
+namespace letterbox::server::net {
+
+// Per-connection input buffer: holds a whole small request (a 64-byte text send is 107 bytes)
+// while staying cheap for 10,000 idle connections.
+inline constexpr std::size_t input_buffer_size = 512;
+// How long and how much a connection being closed keeps reading (see linger_before_close).
+inline constexpr auto close_linger_time = std::chrono::seconds(2);
+inline constexpr std::size_t close_linger_bytes = 16 << 20;
+
+// Runs fn on the pool and resumes the caller on its own executor with fn's result.
+// (Not a coroutine itself, for the same g++ 12 reason as storage_worker::run.)
+template <typename F>
+boost::asio::awaitable<std::invoke_result_t<F>> run_blocking(boost::asio::thread_pool& pool, F fn) {
+  using result = std::invoke_result_t<F>;
+  return boost::asio::co_spawn(
+      pool.get_executor(), [fn = std::move(fn)]() mutable -> boost::asio::awaitable<result> { co_return fn(); },
+      boost::asio::use_awaitable);
+}
+
+class connection {
+ public:
+  using clock_type = std::chrono::steady_clock;
+  using tcp = boost::asio::ip::tcp;
+
+  // peer: where the socket was accepted from. io_timeout: how long each read or write step may
+  // take before the watchdog closes the connection. file_pool runs the blocking calls; it
+  // must outlive the connection.
+  connection(tcp::socket socket, const tcp::endpoint& peer, std::chrono::milliseconds io_timeout,
+             boost::asio::thread_pool& file_pool);
+
+  // "address:port" of the peer, for log lines.
+  const std::string& peer() const noexcept { return peer_; }
+  std::chrono::milliseconds io_timeout() const noexcept { return io_timeout_; }
+  boost::asio::any_io_executor executor() { return socket_.get_executor(); }
+
+  // Closes the socket when a read or write step has not completed by its deadline. Spawn it
+  // beside the coroutine that uses the connection; it ends when the connection closes.
+  boost::asio::awaitable<void> watch();
+  // Ends the connection. While a file-pool thread uses the socket's descriptor it is only shut
+  // down; run_on_socket closes it when that call returns.
+  void close() noexcept;
+  bool closing() const noexcept { return closing_; }
+
+  // Waits for the next bytes when nothing is buffered. Returns false at a clean end of stream
+  // (no exception: legacy clients end every connection this way).
+  boost::asio::awaitable<bool> wait_for_input();
+  // Reads exactly n bytes: first from what an earlier read brought in, then from the socket.
+  // Small reads fill the input buffer (one receive usually brings a whole small request, or
+  // several pipelined ones); large ones go straight to their destination.
+  boost::asio::awaitable<void> read_exact(std::uint8_t* destination, std::size_t n);
+  // Returns once input is buffered or the socket is readable, holding no buffer meanwhile.
+  boost::asio::awaitable<void> wait_readable();
+  // Copies up to n bytes that are already here (input buffer, then socket) without waiting.
+  // Throws boost::system::system_error at end of stream or a socket error.
+  std::size_t read_available(std::uint8_t* destination, std::size_t n);
+  // Bytes received but not yet consumed, and consuming them.
+  std::span<const std::uint8_t> buffered() const noexcept {
+    return {input_.data() + input_begin_, input_end_ - input_begin_};
+  }
+  void consume(std::size_t n) noexcept { input_begin_ += n; }
+
+  template <typename ConstBufferSequence>
+  boost::asio::awaitable<void> write(const ConstBufferSequence& buffers) {
+    deadline_guard step(*this);
+    co_await boost::asio::async_write(socket_, buffers, boost::asio::use_awaitable);
+  }
+  // Returns once the socket can take more bytes.
+  boost::asio::awaitable<void> wait_writable();
+
+  // Runs fn on the file pool. fn must not touch the socket; see run_on_socket.
+  template <typename F>
+  boost::asio::awaitable<std::invoke_result_t<F>> run_blocking(F fn) {
+    return net::run_blocking(file_pool_, std::move(fn));
+  }
+  // Runs fn(descriptor) on the file pool; the descriptor is non-blocking. Meanwhile close()
+  // only shuts the socket down (the descriptor must not be reused under fn); afterwards a
+  // close that happened meanwhile throws operation_aborted.
+  template <typename F>
+  boost::asio::awaitable<std::invoke_result_t<F, int>> run_on_socket(F fn) {
+    make_non_blocking();
+    const int fd = socket_.native_handle();
+    struct active_flag {
+      bool& flag;
+      explicit active_flag(bool& f) : flag(f) { flag = true; }
+      ~active_flag() { flag = false; }
+    } active(pool_operation_active_);
+    auto result = co_await net::run_blocking(file_pool_, [fn = std::move(fn), fd]() mutable { return fn(fd); });
+    if (closing_) throw boost::system::system_error(boost::asio::error::operation_aborted);
+    co_return result;
+  }
+
+  // Before closing after an answer the peer may not expect (a 9000 that ends the
+  // connection): stop sending, then read and drop what the peer still sends for a little
+  // while. Closing with unread data makes the kernel answer with a reset, which can destroy
+  // the last answer before the peer reads it.
+  boost::asio::awaitable<void> linger_before_close();
+
+ private:
+  // A read or write step: the watchdog closes the connection unless it ends in time.
+  class deadline_guard {
+   public:
+    explicit deadline_guard(connection& c) : c_(c) { c_.deadline_ = clock_type::now() + c_.io_timeout_; }
+    ~deadline_guard() { c_.deadline_ = clock_type::time_point::max(); }
+    deadline_guard(const deadline_guard&) = delete;
+    deadline_guard& operator=(const deadline_guard&) = delete;
+
+   private:
+    connection& c_;
+  };
+
+  // read_some and sendfile must not block the thread. Asio's own async operations do not care;
+  // set only when needed, so small requests cost no extra system call.
+  void make_non_blocking();
+
+  tcp::socket socket_;
+  boost::asio::steady_timer watchdog_;
+  clock_type::time_point deadline_ = clock_type::time_point::max();
+  std::chrono::milliseconds io_timeout_;
+  boost::asio::thread_pool& file_pool_;
+  std::array<std::uint8_t, input_buffer_size> input_{};
+  std::size_t input_begin_ = 0, input_end_ = 0;  // unconsumed bytes in input_
+  bool pool_operation_active_ = false;  // a file-pool thread is using the socket's descriptor
+  bool closing_ = false;
+  std::string peer_;
+};
+
+}  // namespace letterbox::server::net

@@ -1,0 +1,101 @@
+// 103 send: validate the 21-byte prefix, then take the content inline (read into memory as it
+// arrives) or, when it is larger than --inline-limit, stream it to a spool file that is
+// fsync'd before the row referencing it commits. The 1003 is sent after that commit.
+#include <memory>
+
+#include "request.hpp"
+#include "responses.hpp"
+
+namespace letterbox::server {
+namespace asio = boost::asio;
+using namespace protocol;
+
+namespace {
+
+// First allocation step of an inline content; it then grows with the bytes received.
+constexpr std::size_t inline_growth_step = 4096;
+
+// Reads the whole content into memory. The buffer grows as bytes arrive (at most doubling),
+// so a peer that announces content and stalls holds no more memory than it actually sent.
+asio::awaitable<byte_buffer> receive_inline(request& r, std::uint32_t size) {
+  byte_buffer content;
+  while (content.size() < size) {
+    co_await r.connection.wait_readable();
+    const std::size_t have = content.size();
+    const std::size_t step = std::min<std::size_t>(size - have, std::max(have, inline_growth_step));
+    content.resize(have + step);
+    const std::size_t got = r.connection.read_available(content.data() + have, step);
+    content.resize(have + got);
+    r.unread_payload -= got;
+  }
+  co_return content;
+}
+
+// Moves the content into a new spool file and makes it durable. No buffer is held while
+// waiting for the peer: a stalled upload costs no memory. The upload deletes its file unless
+// the caller keeps it.
+asio::awaitable<std::unique_ptr<spool_directory::upload>> receive_to_spool(request& r, std::uint32_t size) {
+  auto& connection = r.connection;
+  auto& spool = r.server.spool;
+  auto create = [&spool] { return std::make_unique<spool_directory::upload>(spool.create()); };
+  auto upload = co_await connection.run_blocking(std::move(create));
+  std::uint64_t left = size;
+  if (const auto head = connection.buffered(); !head.empty()) {  // the start came with the header
+    const auto part = head.first(static_cast<std::size_t>(std::min<std::uint64_t>(left, head.size())));
+    auto write_head = [&upload, part] { upload->write(part); };
+    co_await connection.run_blocking(std::move(write_head));
+    connection.consume(part.size());
+    r.unread_payload -= part.size();
+    left -= part.size();
+  }
+  // The rest moves socket → file with splice(2) on the file pool: one copy fewer, no buffer.
+  while (left > 0) {
+    co_await connection.wait_readable();
+    auto receive = [&upload, left](int socket_fd) { return upload->receive_from_socket(socket_fd, left); };
+    const auto received = co_await connection.run_on_socket(std::move(receive));
+    r.unread_payload -= received.bytes;
+    left -= received.bytes;
+    if (received.socket_error != 0)
+      throw boost::system::system_error(received.socket_error, boost::system::system_category());
+    if (received.end_of_stream && left > 0) throw boost::system::system_error(asio::error::eof);
+  }
+  auto finish = [&upload] { upload->finish(); };
+  co_await connection.run_blocking(std::move(finish));
+  co_return upload;
+}
+
+}  // namespace
+
+asio::awaitable<outcome> handle_send_message(request& r) {
+  if (r.header.payload_size < send_message_prefix_size)
+    throw request_rejected("send payload shorter than its 21-byte prefix");
+  std::array<std::uint8_t, send_message_prefix_size> prefix_bytes;
+  co_await r.read(asio::buffer(prefix_bytes));
+  const auto prefix = decode_send_message_prefix(prefix_bytes);
+  validate_send_message(prefix, r.header.payload_size);
+  if (prefix.content_size > r.server.limits.max_message_size)
+    throw request_rejected("content of " + std::to_string(prefix.content_size) + " bytes exceeds --max-message-size");
+  auto& handler = r.server.handler;
+  auto& storage = r.server.storage;
+  const client_id sender = r.header.client;
+  if (prefix.content_size <= r.server.limits.inline_content_limit) {
+    auto content = co_await receive_inline(r, prefix.content_size);
+    auto store = [&handler, sender, prefix, content = std::move(content)]() mutable {
+      return handler.store_message(sender, prefix, std::move(content), {});
+    };
+    const auto sent = co_await storage.run<message_sent>(std::move(store));
+    co_return co_await respond(r, encode_response(sent));
+  }
+  // Large content: refuse before receiving gigabytes for nobody.
+  auto check = [&handler, sender, prefix] { handler.check_send(sender, prefix); };
+  co_await storage.run<void>(std::move(check));
+  auto upload = co_await receive_to_spool(r, prefix.content_size);
+  auto store = [&handler, sender, prefix, file = upload->name()] {
+    return handler.store_message(sender, prefix, {}, file);
+  };
+  const auto sent = co_await storage.run<message_sent>(std::move(store));
+  upload->keep();  // committed: the row owns the file now
+  co_return co_await respond(r, encode_response(sent));
+}
+
+}  // namespace letterbox::server

@@ -1,0 +1,100 @@
+// The store the request handler and the storage worker use: clients and their pending
+// messages, over any record_store backend. It holds the policy that is not the backend's:
+//   - a cache of the clients (ID → key), so "is this client registered" costs no query;
+//   - the mailbox index: each recipient's pending message IDs in send order, in memory
+//     (loaded at start-up; the batch's changes apply when it commits);
+//   - last-seen deferral: touch() is written at most once per flush interval;
+//   - spool cleanup: files of delivered messages are deleted after the commit that removed
+//     their rows, never before; a rollback keeps them;
+//   - the start-up sweep: spool files no message references are deleted.
+// Used from one thread only (the storage worker's).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+#include "record_store.hpp"
+#include "spool.hpp"
+#include "batch_store.hpp"
+#include "store_types.hpp"
+
+namespace letterbox::server {
+
+// Longest time a last-seen update waits before it is written.
+inline constexpr std::chrono::seconds last_seen_flush_interval = deferred_write_interval;
+
+class mailbox_store final : public batch_store {
+ public:
+  // Loads the clients and the mailbox index from `records` and sweeps `spool` of files no
+  // message references. Both must outlive the store. Throws storage_error.
+  // last_seen_flush: how long last-seen updates may wait (see touch).
+  mailbox_store(record_store& records, spool_directory& spool,
+                std::chrono::milliseconds last_seen_flush = last_seen_flush_interval);
+  ~mailbox_store() override;
+  mailbox_store(const mailbox_store&) = delete;
+  mailbox_store& operator=(const mailbox_store&) = delete;
+
+  // Batch transaction of the storage worker: every change between begin() and commit() becomes
+  // durable together (one fsync), or not at all after rollback().
+  void begin() override;
+  void commit() override;
+  void rollback() noexcept override;
+  // True while some change (such as a last-seen time) waits to be written.
+  bool has_deferred_writes() const noexcept override { return !touched_.empty(); }
+
+  bool client_exists(const client_id& id) const;
+  // Adds a client. Returns false (and changes nothing) when the ID or the name is taken.
+  bool add_client(const client_id& id, const std::string& name, const public_key& key);
+  std::optional<public_key> public_key_of(const client_id& id) const;
+  // Every registered client except `except`, in registration order.
+  std::vector<protocol::client_entry> clients_except(const client_id& except);
+  // Records that the client made a request now. Last-seen times are written at most once per
+  // flush interval (with whatever batch commits then), so read-only requests rarely cause an
+  // fsync and busy senders do not rewrite their client row in every batch.
+  void touch(const client_id& id);
+
+  // Stores a message and returns its ID (send order: IDs increase). Throws storage_error.
+  std::uint32_t add_message(const new_message& message);
+  // Pending messages of `to` with ID > after_id, in send order, at most max_count of them and
+  // stopping before inline content would exceed max_inline_bytes or the total 1004 payload
+  // would exceed max_payload_bytes (at least one message when any is pending and it fits the
+  // payload limit). A message committed in the current batch is not seen before the commit.
+  std::vector<stored_message> pending_messages(const client_id& to, std::uint32_t after_id, std::size_t max_count,
+                                               std::uint64_t max_inline_bytes, std::uint64_t max_payload_bytes);
+  // Removes delivered messages of `to` (IDs of other mailboxes are ignored); their spool
+  // files are deleted after the commit.
+  void remove_messages(const client_id& to, const std::vector<std::uint32_t>& ids);
+  // Spool file names referenced by stored messages.
+  std::vector<std::string> referenced_content_files() { return records_.referenced_content_files(); }
+
+  // Files the start-up sweep deleted.
+  std::size_t swept_files() const noexcept { return swept_files_; }
+
+ private:
+  void apply_batch_to_mailboxes();
+  std::string now() const;  // of the batch
+
+  record_store& records_;
+  spool_directory& spool_;
+  std::unordered_map<client_id, public_key, client_id_hash> clients_;  // cache of the clients
+  std::vector<client_id> added_in_batch_;
+  // Each recipient's pending message IDs in send order (committed state).
+  std::unordered_map<client_id, std::deque<std::uint32_t>, client_id_hash> mailboxes_;
+  std::vector<std::pair<client_id, std::uint32_t>> messages_added_in_batch_, messages_removed_in_batch_;
+  std::unordered_set<client_id, client_id_hash> touched_;  // last-seen updates not yet written
+  std::vector<std::string> files_to_remove_;  // after the commit that deleted their rows
+  std::string batch_time_;                      // UTC time of the current batch
+  bool in_batch_ = false;
+  std::chrono::milliseconds last_seen_flush_;
+  std::chrono::steady_clock::time_point last_touch_flush_ = std::chrono::steady_clock::now();
+  std::size_t swept_files_ = 0;
+};
+
+}  // namespace letterbox::server

@@ -1,0 +1,117 @@
+// The in-memory record_store (see memory_store.hpp).
+#include "memory_store.hpp"
+
+#include <limits>
+
+namespace letterbox::server {
+
+void memory_store::begin() {
+  if (in_transaction_) throw storage_error("begin: a transaction is already open");
+  in_transaction_ = true;
+  undo_log_.clear();
+}
+
+void memory_store::commit() {
+  if (!in_transaction_) throw storage_error("commit: no transaction is open");
+  in_transaction_ = false;
+  undo_log_.clear();
+}
+
+void memory_store::rollback() noexcept {
+  for (auto it = undo_log_.rbegin(); it != undo_log_.rend(); ++it) (*it)();
+  undo_log_.clear();
+  in_transaction_ = false;
+}
+
+void memory_store::on_rollback(std::function<void()> undo) {
+  if (in_transaction_) undo_log_.push_back(std::move(undo));  // outside one, a change is final (autocommit)
+}
+
+std::vector<client_record> memory_store::load_clients() {
+  std::vector<client_record> result;
+  result.reserve(clients_.size());
+  for (const auto& row : clients_) result.push_back(row.record);
+  return result;
+}
+
+std::vector<message_location> memory_store::load_message_locations() {
+  std::vector<message_location> result;
+  result.reserve(messages_.size());
+  for (const auto& [id, message] : messages_) result.push_back({id, message.to});
+  return result;
+}
+
+std::vector<std::string> memory_store::referenced_content_files() {
+  std::vector<std::string> files;
+  for (const auto& [id, message] : messages_)
+    if (!message.content_file.empty()) files.push_back(message.content_file);
+  return files;
+}
+
+std::vector<protocol::client_entry> memory_store::list_clients() {
+  std::vector<protocol::client_entry> result;
+  result.reserve(clients_.size());
+  for (const auto& row : clients_) result.push_back({row.record.id, row.record.name});
+  return result;
+}
+
+bool memory_store::insert_client(const client_record& client, const std::string& now) {
+  if (client_index_.count(client.id) != 0 || names_.count(client.name) != 0) return false;
+  client_index_.emplace(client.id, clients_.size());
+  names_.insert(client.name);
+  clients_.push_back({client, now});
+  on_rollback([this, id = client.id, name = client.name] {
+    clients_.pop_back();  // undone in reverse order: the newest client is the last one
+    client_index_.erase(id);
+    names_.erase(name);
+  });
+  return true;
+}
+
+void memory_store::update_last_seen(const std::vector<client_id>& clients, const std::string& now) {
+  for (const auto& id : clients) {
+    auto it = client_index_.find(id);
+    if (it == client_index_.end()) continue;  // as an UPDATE that matches no row
+    auto& row = clients_[it->second];
+    on_rollback([this, index = it->second, old = row.last_seen] { clients_[index].last_seen = old; });
+    row.last_seen = now;
+  }
+}
+
+std::uint32_t memory_store::insert_message(const new_message& message, const std::string&) {
+  // As SQLite's rowid: one more than the largest ID stored.
+  const std::uint64_t next = messages_.empty() ? 1 : std::uint64_t{messages_.rbegin()->first} + 1;
+  if (next > std::numeric_limits<std::uint32_t>::max())
+    throw storage_error("message IDs exhausted: the next ID does not fit 4 bytes");
+  const auto id = static_cast<std::uint32_t>(next);
+  messages_.emplace(id, message_record{message.to, message.from, message.type, message.content_size,
+                                       message.inline_content, message.content_file});
+  on_rollback([this, id] { messages_.erase(id); });
+  return id;
+}
+
+std::optional<message_record> memory_store::read_message(std::uint32_t id) {
+  auto it = messages_.find(id);
+  if (it == messages_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::optional<deleted_message> memory_store::delete_message(const client_id& to, std::uint32_t id) {
+  auto it = messages_.find(id);
+  if (it == messages_.end() || it->second.to != to) return std::nullopt;
+  deleted_message deleted{it->second.content_file};
+  on_rollback([this, id, message = std::move(it->second)]() mutable { messages_.emplace(id, std::move(message)); });
+  messages_.erase(it);
+  return deleted;
+}
+
+std::string memory_store::last_seen(const client_id& id) const {
+  auto it = client_index_.find(id);
+  return it == client_index_.end() ? std::string() : clients_[it->second].last_seen;
+}
+
+void memory_store::set_last_seen_of_all(const std::string& text) {
+  for (auto& row : clients_) row.last_seen = text;
+}
+
+}  // namespace letterbox::server

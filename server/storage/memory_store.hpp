@@ -1,0 +1,61 @@
+// record_store in memory: the same semantics as sqlite_store (checked by the same contract
+// tests) without a file, for the handler and worker tests and as the reference a new backend
+// is compared with. Transactions keep an undo log; nothing survives the object.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "record_store.hpp"
+
+namespace letterbox::server {
+
+class memory_store final : public record_store {
+ public:
+  memory_store() = default;
+  memory_store(const memory_store&) = delete;
+  memory_store& operator=(const memory_store&) = delete;
+
+  // Throws storage_error for a begin() inside a transaction, as SQLite does.
+  void begin() override;
+  void commit() override;
+  void rollback() noexcept override;
+
+  std::vector<client_record> load_clients() override;
+  std::vector<message_location> load_message_locations() override;
+  std::vector<std::string> referenced_content_files() override;
+  std::vector<protocol::client_entry> list_clients() override;
+
+  bool insert_client(const client_record& client, const std::string& now) override;
+  void update_last_seen(const std::vector<client_id>& clients, const std::string& now) override;
+  std::uint32_t insert_message(const new_message& message, const std::string& now) override;
+  std::optional<message_record> read_message(std::uint32_t id) override;
+  std::optional<deleted_message> delete_message(const client_id& to, std::uint32_t id) override;
+
+  // For tests: what is stored, seen from outside the store under test.
+  bool has_client(const client_id& id) const { return client_index_.count(id) != 0; }
+  std::string last_seen(const client_id& id) const;  // "" when unknown
+  void set_last_seen_of_all(const std::string& text);
+  std::size_t client_count() const noexcept { return clients_.size(); }
+  std::size_t message_count() const noexcept { return messages_.size(); }
+
+ private:
+  struct client_row {
+    client_record record;
+    std::string last_seen;
+  };
+  void on_rollback(std::function<void()> undo);
+
+  std::vector<client_row> clients_;  // registration order
+  std::unordered_map<client_id, std::size_t, client_id_hash> client_index_;
+  std::unordered_set<std::string> names_;
+  std::map<std::uint32_t, message_record> messages_;  // by ID
+  bool in_transaction_ = false;
+  std::vector<std::function<void()>> undo_log_;  // run backwards by rollback()
+};
+
+}  // namespace letterbox::server

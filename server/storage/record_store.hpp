@@ -1,0 +1,79 @@
+// The interface every storage backend implements: durable rows of clients and messages,
+// changed in batch transactions. Only rows — the mailbox index, last-seen deferral, spool
+// cleanup and the start-up sweep are backend-neutral policy in mailbox_store, written once.
+// Backends: sqlite/sqlite_store (server.db), memory_store (tests). One contract test suite
+// (tests/server/store_contract_test.cpp) runs against each of them.
+// A record_store is used from one thread at a time (the storage worker's).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "store_types.hpp"
+
+namespace letterbox::server {
+
+// A registered client as stored.
+struct client_record {
+  client_id id{};
+  std::string name;
+  public_key key{};
+};
+
+// Where a stored message is: its ID and its recipient (what the mailbox index is built from).
+struct message_location {
+  std::uint32_t id = 0;
+  client_id to{};
+};
+
+// A stored message row.
+struct message_record {
+  client_id to{};
+  client_id from{};
+  std::uint8_t type = 0;
+  std::uint32_t content_size = 0;
+  byte_buffer inline_content;  // when content_file is empty
+  std::string content_file;    // spool file name, or empty
+};
+
+// What delete_message removed.
+struct deleted_message {
+  std::string content_file;  // its spool file, to delete after the commit; empty when inline
+};
+
+class record_store {
+ public:
+  virtual ~record_store() = default;
+
+  // One write transaction: every change between begin() and commit() becomes durable
+  // together, or none after rollback(). rollback() is harmless when no transaction is open
+  // (also after a failed commit). Throw storage_error.
+  virtual void begin() = 0;
+  virtual void commit() = 0;
+  virtual void rollback() noexcept = 0;
+
+  // Every client, in registration order.
+  virtual std::vector<client_record> load_clients() = 0;
+  // Every stored message's location, in ascending ID order.
+  virtual std::vector<message_location> load_message_locations() = 0;
+  // Spool file names referenced by stored messages.
+  virtual std::vector<std::string> referenced_content_files() = 0;
+  // Every client's ID and name, in registration order.
+  virtual std::vector<protocol::client_entry> list_clients() = 0;
+
+  // Inserts a client with `now` as its last-seen time. Returns false (and changes nothing)
+  // when the ID or the name is taken.
+  virtual bool insert_client(const client_record& client, const std::string& now) = 0;
+  // Sets the last-seen time of each given client.
+  virtual void update_last_seen(const std::vector<client_id>& clients, const std::string& now) = 0;
+  // Stores a message sent at `now`; returns its ID, larger than every ID stored so far.
+  virtual std::uint32_t insert_message(const new_message& message, const std::string& now) = 0;
+  // The message with this ID, or nullopt when there is none.
+  virtual std::optional<message_record> read_message(std::uint32_t id) = 0;
+  // Deletes the message with this ID if its recipient is `to`; nullopt when there is none.
+  virtual std::optional<deleted_message> delete_message(const client_id& to, std::uint32_t id) = 0;
+};
+
+}  // namespace letterbox::server

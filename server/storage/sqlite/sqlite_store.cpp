@@ -1,0 +1,285 @@
+// SQLite implementation of record_store (see sqlite_store.hpp).
+#include "sqlite_store.hpp"
+
+#include <sqlite3.h>
+
+#include <SQLiteCpp/Exception.h>
+#include <SQLiteCpp/Transaction.h>
+
+#include <algorithm>
+#include <limits>
+
+#include "schema.hpp"
+
+namespace letterbox::server {
+namespace {
+
+constexpr int busy_timeout_ms = 5000;
+constexpr int page_cache_kib = 8192;  // PRAGMA cache_size: bounded, the RSS budget is small
+constexpr std::int64_t wal_size_limit = 64ll << 20;  // PRAGMA journal_size_limit: WAL file kept below
+// When the WAL holds more pages than this after a commit, the writer itself finishes the
+// checkpoint before the next batch (see sqlite_store::commit).
+constexpr int wal_catch_up_pages = 4096;  // 16 MiB with 4 KiB pages
+
+template <typename Array>
+Array blob_to_array(const SQLite::Column& column) {
+  Array out{};
+  if (static_cast<std::size_t>(column.getBytes()) != out.size())
+    throw storage_error("corrupt row: blob of " + std::to_string(column.getBytes()) + " bytes, expected " +
+                        std::to_string(out.size()));
+  const auto* data = static_cast<const std::uint8_t*>(column.getBlob());
+  std::copy(data, data + out.size(), out.begin());
+  return out;
+}
+
+template <typename Array>
+void bind_blob(SQLite::Statement& statement, int index, const Array& bytes) {
+  statement.bind(index, bytes.data(), static_cast<int>(bytes.size()));
+}
+
+// Runs fn, translating SQLite exceptions into the storage layer's one error type.
+template <typename F>
+auto translate(const char* what, F&& fn) {
+  try {
+    return fn();
+  } catch (const SQLite::Exception& e) {
+    throw storage_error(std::string(what) + ": " + e.what());
+  }
+}
+
+}  // namespace
+
+sqlite_store::sqlite_store(const std::filesystem::path& db_path)
+    : db_(translate("open database", [&] {
+        // NOMUTEX: the connection is only ever used by one thread at a time (the storage worker).
+        return SQLite::Database(db_path.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE | SQLite::OPEN_NOMUTEX,
+                                busy_timeout_ms);
+      })) {
+  const int found_version = schema_version();
+  if (found_version > static_cast<int>(schema_migrations().size()))
+    throw storage_error("database schema version " + std::to_string(found_version) +
+                        " is newer than this server (" + std::to_string(schema_migrations().size()) +
+                        "); refusing to touch it");
+  translate("configure database", [&] {
+    db_.exec("PRAGMA journal_mode=WAL");
+    db_.exec("PRAGMA synchronous=FULL");  // a 1003 answer means the message is on disk
+    db_.exec("PRAGMA foreign_keys=ON");
+    db_.exec("PRAGMA cache_size=-" + std::to_string(page_cache_kib));
+    db_.exec("PRAGMA wal_autocheckpoint=0");  // wal_checkpointer does it, off the commit path
+    db_.exec("PRAGMA journal_size_limit=" + std::to_string(wal_size_limit));
+  });
+  sqlite3_wal_hook(
+      db_.getHandle(),
+      [](void* self, sqlite3*, const char*, int pages) {
+        static_cast<sqlite_store*>(self)->wal_pages_ = pages;
+        return SQLITE_OK;
+      },
+      this);
+  migrate();
+  translate("prepare statements", [&] {
+    insert_client_ = std::make_unique<SQLite::Statement>(
+        db_, "INSERT INTO clients (ID, Name, PublicKey, LastSeen) VALUES (?, ?, ?, ?)");
+    insert_message_ = std::make_unique<SQLite::Statement>(
+        db_,
+        "INSERT INTO messages (ToClient, FromClient, Type, Content, ContentSize, ContentFile, SentAt) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)");
+    touch_client_ = std::make_unique<SQLite::Statement>(db_, "UPDATE clients SET LastSeen = ? WHERE ID = ?");
+    select_message_ = std::make_unique<SQLite::Statement>(
+        db_, "SELECT ToClient, FromClient, Type, ContentSize, Content, ContentFile FROM messages WHERE ID = ?");
+    delete_message_ = std::make_unique<SQLite::Statement>(
+        db_, "DELETE FROM messages WHERE ID = ? AND ToClient = ? RETURNING ContentFile");
+    select_clients_ = std::make_unique<SQLite::Statement>(db_, "SELECT ID, Name FROM clients ORDER BY rowid");
+  });
+  checkpointer_ = std::make_unique<wal_checkpointer>(db_path, busy_timeout_ms);
+}
+
+sqlite_store::~sqlite_store() { rollback(); }
+
+int sqlite_store::schema_version() {
+  return translate("read schema version", [&] { return db_.execAndGet("PRAGMA user_version").getInt(); });
+}
+
+void sqlite_store::migrate() {
+  const auto& migrations = schema_migrations();
+  const int current = schema_version();  // the constructor refused a newer one already
+  for (int version = current; version < static_cast<int>(migrations.size()); ++version) {
+    const auto& step = migrations[static_cast<std::size_t>(version)];
+    translate(("apply schema " + std::string(step.file_name)).c_str(), [&] {
+      SQLite::Transaction transaction(db_);
+      db_.exec(std::string(step.sql));
+      db_.exec("PRAGMA user_version = " + std::to_string(version + 1));
+      transaction.commit();
+    });
+  }
+}
+
+void sqlite_store::begin() {
+  translate("begin", [&] { db_.exec("BEGIN IMMEDIATE"); });
+}
+
+void sqlite_store::commit() {
+  translate("commit", [&] { db_.exec("COMMIT"); });  // a batch that wrote nothing commits without an fsync
+  // The background checkpointer copies only what was committed before it started, and under
+  // steady load there is always a newer commit: the WAL would grow forever. Between two
+  // batches nothing else writes, so the writer finishes the copy (most pages are already
+  // done) and the next transaction starts the WAL from its beginning again.
+  if (wal_pages_ > wal_catch_up_pages) {
+    int log_pages = 0, checkpointed = 0;
+    if (sqlite3_wal_checkpoint_v2(db_.getHandle(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &log_pages, &checkpointed) ==
+            SQLITE_OK &&
+        log_pages == checkpointed)
+      wal_pages_ = 0;
+  }
+}
+
+void sqlite_store::rollback() noexcept {
+  if (sqlite3_get_autocommit(db_.getHandle()) == 0) sqlite3_exec(db_.getHandle(), "ROLLBACK", nullptr, nullptr, nullptr);
+}
+
+std::vector<client_record> sqlite_store::load_clients() {
+  return translate("load clients", [&] {
+    std::vector<client_record> clients;
+    SQLite::Statement query(db_, "SELECT ID, Name, PublicKey FROM clients ORDER BY rowid");
+    while (query.executeStep())
+      clients.push_back({blob_to_array<client_id>(query.getColumn(0)), query.getColumn(1).getString(),
+                         blob_to_array<public_key>(query.getColumn(2))});
+    return clients;
+  });
+}
+
+std::vector<message_location> sqlite_store::load_message_locations() {
+  return translate("load mailboxes", [&] {
+    std::vector<message_location> locations;
+    SQLite::Statement query(db_, "SELECT ID, ToClient FROM messages ORDER BY ID");
+    while (query.executeStep())
+      locations.push_back(
+          {static_cast<std::uint32_t>(query.getColumn(0).getInt64()), blob_to_array<client_id>(query.getColumn(1))});
+    return locations;
+  });
+}
+
+std::vector<std::string> sqlite_store::referenced_content_files() {
+  return translate("list content files", [&] {
+    std::vector<std::string> files;
+    SQLite::Statement query(db_, "SELECT ContentFile FROM messages WHERE ContentFile IS NOT NULL");
+    while (query.executeStep()) files.push_back(query.getColumn(0).getString());
+    return files;
+  });
+}
+
+std::vector<protocol::client_entry> sqlite_store::list_clients() {
+  return translate("list clients", [&] {
+    std::vector<protocol::client_entry> result;
+    select_clients_->tryReset();
+    while (select_clients_->executeStep())
+      result.push_back({blob_to_array<client_id>(select_clients_->getColumn(0)), select_clients_->getColumn(1).getString()});
+    select_clients_->tryReset();
+    return result;
+  });
+}
+
+bool sqlite_store::insert_client(const client_record& client, const std::string& now) {
+  return translate("add client", [&] {
+    auto& insert = *insert_client_;
+    insert.tryReset();
+    bind_blob(insert, 1, client.id);
+    insert.bind(2, client.name);
+    bind_blob(insert, 3, client.key);
+    insert.bind(4, now);
+    try {
+      insert.exec();
+    } catch (const SQLite::Exception& e) {
+      insert.tryReset();
+      if ((e.getExtendedErrorCode() & 0xFF) == SQLITE_CONSTRAINT) return false;  // name (or ID) taken
+      throw;
+    }
+    insert.tryReset();
+    return true;
+  });
+}
+
+void sqlite_store::update_last_seen(const std::vector<client_id>& clients, const std::string& now) {
+  translate("update last seen", [&] {
+    auto& touch = *touch_client_;
+    for (const auto& id : clients) {
+      touch.tryReset();  // also after an earlier failed exec
+      touch.bind(1, now);
+      bind_blob(touch, 2, id);
+      touch.exec();
+      touch.tryReset();
+    }
+  });
+}
+
+std::uint32_t sqlite_store::insert_message(const new_message& message, const std::string& now) {
+  return translate("store message", [&] {
+    auto& insert = *insert_message_;
+    insert.tryReset();
+    bind_blob(insert, 1, message.to);
+    bind_blob(insert, 2, message.from);
+    insert.bind(3, static_cast<int>(message.type));
+    if (message.content_file.empty()) {
+      insert.bindNoCopy(4, message.inline_content.data(), static_cast<int>(message.inline_content.size()));
+      insert.bind(6);  // NULL
+    } else {
+      insert.bind(4);  // NULL
+      insert.bindNoCopy(6, message.content_file);
+    }
+    insert.bind(5, static_cast<std::int64_t>(message.content_size));
+    insert.bind(7, now);
+    insert.exec();
+    insert.tryReset();
+    const auto id = db_.getLastInsertRowid();
+    if (id <= 0 || id > std::numeric_limits<std::uint32_t>::max()) {
+      SQLite::Statement undo(db_, "DELETE FROM messages WHERE ID = ?");
+      undo.bind(1, id);
+      undo.exec();
+      throw storage_error("message IDs exhausted: the next ID does not fit 4 bytes");
+    }
+    return static_cast<std::uint32_t>(id);
+  });
+}
+
+std::optional<message_record> sqlite_store::read_message(std::uint32_t id) {
+  return translate("read messages", [&]() -> std::optional<message_record> {
+    auto& query = *select_message_;
+    query.tryReset();
+    query.bind(1, static_cast<std::int64_t>(id));
+    if (!query.executeStep()) {
+      query.tryReset();
+      return std::nullopt;
+    }
+    message_record message;
+    message.to = blob_to_array<client_id>(query.getColumn(0));
+    message.from = blob_to_array<client_id>(query.getColumn(1));
+    message.type = static_cast<std::uint8_t>(query.getColumn(2).getInt());
+    message.content_size = static_cast<std::uint32_t>(query.getColumn(3).getInt64());
+    if (!query.getColumn(5).isNull()) {
+      message.content_file = query.getColumn(5).getString();
+    } else {
+      const auto& content = query.getColumn(4);
+      const auto* data = static_cast<const std::uint8_t*>(content.getBlob());
+      message.inline_content.assign(data, data + content.getBytes());
+    }
+    query.tryReset();
+    return message;
+  });
+}
+
+std::optional<deleted_message> sqlite_store::delete_message(const client_id& to, std::uint32_t id) {
+  return translate("remove messages", [&]() -> std::optional<deleted_message> {
+    auto& remove = *delete_message_;
+    remove.tryReset();
+    remove.bind(1, static_cast<std::int64_t>(id));
+    bind_blob(remove, 2, to);
+    std::optional<deleted_message> deleted;
+    while (remove.executeStep()) {
+      deleted.emplace();
+      if (!remove.getColumn(0).isNull()) deleted->content_file = remove.getColumn(0).getString();
+    }
+    remove.tryReset();
+    return deleted;
+  });
+}
+
+}  // namespace letterbox::server

@@ -1,0 +1,55 @@
+// record_store on SQLite (SQLiteCpp): server.db in WAL mode with synchronous=FULL, schema
+// created and migrated from the embedded schema/*.sql. The only place that includes SQLite.
+#pragma once
+
+#include <SQLiteCpp/Database.h>
+#include <SQLiteCpp/Statement.h>
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "record_store.hpp"
+#include "wal_checkpointer.hpp"
+
+namespace letterbox::server {
+
+class sqlite_store final : public record_store {
+ public:
+  // Opens (creating or migrating) the database at db_path. Throws storage_error, also for a
+  // database newer than this server (which it leaves untouched).
+  explicit sqlite_store(const std::filesystem::path& db_path);
+  ~sqlite_store() override;
+  sqlite_store(const sqlite_store&) = delete;
+  sqlite_store& operator=(const sqlite_store&) = delete;
+
+  void begin() override;
+  void commit() override;
+  void rollback() noexcept override;
+
+  std::vector<client_record> load_clients() override;
+  std::vector<message_location> load_message_locations() override;
+  std::vector<std::string> referenced_content_files() override;
+  std::vector<protocol::client_entry> list_clients() override;
+
+  bool insert_client(const client_record& client, const std::string& now) override;
+  void update_last_seen(const std::vector<client_id>& clients, const std::string& now) override;
+  std::uint32_t insert_message(const new_message& message, const std::string& now) override;
+  std::optional<message_record> read_message(std::uint32_t id) override;
+  std::optional<deleted_message> delete_message(const client_id& to, std::uint32_t id) override;
+
+  // The schema version of the open database (PRAGMA user_version).
+  int schema_version();
+
+ private:
+  void migrate();
+
+  SQLite::Database db_;
+  std::unique_ptr<SQLite::Statement> insert_client_, insert_message_, touch_client_, select_message_,
+      delete_message_, select_clients_;
+  int wal_pages_ = 0;  // pages in the WAL after the last commit (sqlite3_wal_hook)
+  std::unique_ptr<wal_checkpointer> checkpointer_;  // declared last: stops before db_ closes
+};
+
+}  // namespace letterbox::server

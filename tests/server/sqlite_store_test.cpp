@@ -1,0 +1,160 @@
+// Tests of what only the SQLite backend does (server/storage/sqlite/): the schema and its
+// migrations, refusing a newer database, WAL mode and checkpoints, and a statement that fails
+// inside SQLite. Everything a backend must do is in store_contract_test.cpp.
+#include <doctest/doctest.h>
+
+#include <SQLiteCpp/Database.h>
+#include <SQLiteCpp/Statement.h>
+
+#include <chrono>
+#include <filesystem>
+#include <thread>
+
+#include "schema.hpp"
+#include "server_test_support.hpp"
+#include "store_backends.hpp"
+
+using namespace letterbox::server;
+using namespace letterbox::server::test;
+using letterbox::protocol::byte_buffer;
+
+namespace {
+
+using store_fixture_sqlite = store_fixture<sqlite_backend>;
+
+std::vector<std::uint32_t> ids_of(const std::vector<stored_message>& messages) {
+  std::vector<std::uint32_t> ids;
+  for (const auto& m : messages) ids.push_back(m.id);
+  return ids;
+}
+
+}  // namespace
+
+TEST_CASE("store: a fresh database gets the whole schema, user_version = number of migrations, WAL mode") {
+  store_fixture_sqlite f;
+  const int migrations = static_cast<int>(schema_migrations().size());
+  REQUIRE(migrations >= 1);
+  CHECK(f.backend.store->schema_version() == migrations);
+
+  auto db = f.backend.peek();
+  CHECK(db.execAndGet("PRAGMA user_version").getInt() == migrations);
+  CHECK(db.execAndGet("PRAGMA journal_mode").getString() == "wal");
+  CHECK(db.tableExists("clients"));
+  CHECK(db.tableExists("messages"));
+  CHECK(db.execAndGet("SELECT count(*) FROM clients").getInt() == 0);
+  CHECK(db.execAndGet("SELECT count(*) FROM messages").getInt() == 0);
+  // The column names of the original design are there (PROTOCOL.md "Server storage").
+  CHECK_NOTHROW(db.exec("SELECT ID, Name, PublicKey, LastSeen FROM clients"));
+  CHECK_NOTHROW(db.exec("SELECT ID, ToClient, FromClient, Type, Content FROM messages"));
+  // synchronous is a per-connection setting that a second connection cannot observe and the
+  // store does not expose; only the WAL file of the store's connection is checked here.
+  CHECK(std::filesystem::exists(f.backend.dir / "server.db-wal"));
+}
+
+TEST_CASE("store: a database whose user_version is newer than the server is refused with storage_error") {
+  temp_dir dir;
+  const auto db_path = dir / "server.db";
+  const int newer = static_cast<int>(schema_migrations().size()) + 1;
+  {
+    SQLite::Database db(db_path.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    db.exec("CREATE TABLE future_table (x INTEGER)");
+    db.exec("PRAGMA user_version = " + std::to_string(newer));
+  }
+  CHECK_THROWS_AS(sqlite_store{db_path}, storage_error);
+  SQLite::Database db(db_path.string(), SQLite::OPEN_READONLY);
+  CHECK(db.execAndGet("PRAGMA user_version").getInt() == newer);  // left as it was
+  CHECK_FALSE(db.tableExists("clients"));
+}
+
+TEST_CASE("store: a failed LastSeen update at commit does not break later commits") {
+  store_fixture_sqlite f{std::chrono::milliseconds(0)};  // no deferral
+  REQUIRE(f.add_client(1, "alice"));
+  // A trigger makes the UPDATE that touch() issues at commit fail once.
+  f.backend.peek(SQLite::OPEN_READWRITE)
+      .exec("CREATE TRIGGER fail_touch BEFORE UPDATE OF LastSeen ON clients BEGIN SELECT RAISE(ABORT, 'disk trouble'); END");
+  f.store->begin();
+  f.store->touch(make_id(1));
+  CHECK_THROWS_AS(f.store->commit(), storage_error);
+  f.store->rollback();
+  f.backend.peek(SQLite::OPEN_READWRITE).exec("DROP TRIGGER fail_touch");
+  f.backend.peek(SQLite::OPEN_READWRITE).exec("UPDATE clients SET LastSeen = '2000-01-01 00:00:00'");
+
+  // The trouble is gone: the next batch must commit and record the touch.
+  f.store->begin();
+  f.store->touch(make_id(1));
+  CHECK_NOTHROW(f.store->commit());
+  f.store->rollback();  // no-op when the commit succeeded; cleans up if it did not
+  CHECK(f.backend.last_seen(make_id(1)) != "2000-01-01 00:00:00");
+}
+
+TEST_CASE("store: a version 1 database is migrated to the current schema, keeping its messages in order") {
+  temp_dir dir;
+  const auto db_path = dir / "server.db";
+  const auto alice = make_id(1), bob = make_id(2);
+  {
+    // What a server of schema version 1 left behind: the v1 tables, its index, two messages.
+    SQLite::Database db(db_path.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    db.exec(std::string(schema_migrations().at(0).sql));
+    db.exec("PRAGMA user_version = 1");
+    SQLite::Statement add_client(db, "INSERT INTO clients (ID, Name, PublicKey) VALUES (?, ?, ?)");
+    for (auto [id, name] : {std::pair{alice, "alice"}, std::pair{bob, "bob"}}) {
+      const auto key = make_key(id[0]);
+      add_client.bind(1, id.data(), static_cast<int>(id.size()));
+      add_client.bind(2, name);
+      add_client.bind(3, key.data(), static_cast<int>(key.size()));
+      add_client.exec();
+      add_client.reset();
+    }
+    SQLite::Statement add_message(db,
+        "INSERT INTO messages (ID, ToClient, FromClient, Type, Content, ContentSize, SentAt) "
+        "VALUES (?, ?, ?, 3, x'0102', 2, '2026-01-01 00:00:00')");
+    for (int id : {7, 9}) {
+      add_message.bind(1, id);
+      add_message.bind(2, bob.data(), static_cast<int>(bob.size()));
+      add_message.bind(3, alice.data(), static_cast<int>(alice.size()));
+      add_message.exec();
+      add_message.reset();
+    }
+  }
+  spool_directory spool(dir / "server.db.spool");
+  sqlite_store records(db_path);
+  CHECK(records.schema_version() == static_cast<int>(schema_migrations().size()));
+  mailbox_store store(records, spool);
+  SQLite::Database peek(db_path.string(), SQLite::OPEN_READONLY);
+  CHECK(peek.execAndGet("SELECT count(*) FROM sqlite_master WHERE name = 'messages_by_recipient'").getInt() == 0);
+  const auto pending = store.pending_messages(bob, 0, 100, 1 << 20, 1 << 20);
+  CHECK(ids_of(pending) == std::vector<std::uint32_t>{7, 9});
+  CHECK(store.pending_messages(alice, 0, 100, 1 << 20, 1 << 20).empty());
+}
+
+TEST_CASE("store: committed pages reach the database file in the background (no checkpoint inside a commit)") {
+  store_fixture_sqlite f;
+  REQUIRE(f.add_client(1, "alice"));
+  REQUIRE(f.add_client(2, "bob"));
+  const auto initial = std::filesystem::file_size(f.backend.db_path);
+  const byte_buffer content(8 * 1024, 0x42);
+  for (int i = 0; i < 128; ++i) f.add_inline(2, 1, 3, content);  // 1 MiB in 128 commits
+  // The writer never checkpoints itself (wal_autocheckpoint=0); the checkpointer copies the
+  // WAL into server.db every 100 ms from its own connection.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (std::filesystem::file_size(f.backend.db_path) < initial + 1024 * 1024 &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  CHECK(std::filesystem::file_size(f.backend.db_path) >= initial + 1024 * 1024);
+  CHECK(f.pending(2).size() == 128);
+}
+
+TEST_CASE("store: under continuous commits the WAL file stops growing (the writer finishes checkpoints)") {
+  store_fixture_sqlite f;
+  REQUIRE(f.add_client(1, "alice"));
+  REQUIRE(f.add_client(2, "bob"));
+  const byte_buffer content(64 * 1024, 0x42);
+  const auto wal = std::filesystem::path(f.backend.db_path.string() + "-wal");
+  std::uintmax_t largest = 0;
+  for (int i = 0; i < 512; ++i) {  // 32 MiB of content, back to back
+    f.add_inline(2, 1, 3, content);
+    largest = std::max(largest, std::filesystem::file_size(wal));
+  }
+  MESSAGE("largest WAL: " << largest / 1024 << " KiB");
+  CHECK(largest < 24ull * 1024 * 1024);  // 16 MiB catch-up threshold + a batch, far below 32 MiB
+}

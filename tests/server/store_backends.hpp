@@ -1,0 +1,171 @@
+// The record_store backends the store contract tests run against, each with a way to look at
+// its data from outside the store under test, and faulty_records, a wrapper that makes chosen
+// operations of any backend fail (a full disk, say).
+//
+// store_fixture<Backend> is the store under test over one of them.
+//
+// A backend fixture has: dir (a temporary directory for its files and the spool), records()
+// (the backend under test), reopen() (closes it and opens it again on the same data), and
+// the inspection helpers client_count(), message_count(), last_seen(id), set_last_seen(text).
+#pragma once
+
+#include <SQLiteCpp/Database.h>
+#include <SQLiteCpp/Statement.h>
+
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "mailbox_store.hpp"
+#include "memory_store.hpp"
+#include "record_store.hpp"
+#include "server_test_support.hpp"
+#include "spool.hpp"
+#include "sqlite_store.hpp"
+
+namespace letterbox::server::test {
+
+// server.db in a temporary directory; inspected through a second connection (what the
+// sqlite3 shell would see: committed data only).
+struct sqlite_backend {
+  temp_dir dir;
+  std::filesystem::path db_path = dir / "server.db";
+  std::unique_ptr<sqlite_store> store = std::make_unique<sqlite_store>(db_path);
+
+  record_store& records() { return *store; }
+  void reopen() {
+    store.reset();
+    store = std::make_unique<sqlite_store>(db_path);
+  }
+  SQLite::Database peek(int flags = SQLite::OPEN_READONLY) const { return SQLite::Database(db_path.string(), flags); }
+  int client_count() const { return peek().execAndGet("SELECT count(*) FROM clients").getInt(); }
+  int message_count() const { return peek().execAndGet("SELECT count(*) FROM messages").getInt(); }
+  std::string last_seen(const protocol::client_id& id) const {
+    auto db = peek();
+    SQLite::Statement query(db, "SELECT LastSeen FROM clients WHERE ID = ?");
+    query.bind(1, id.data(), static_cast<int>(id.size()));
+    if (!query.executeStep()) throw std::runtime_error("no such client");
+    return query.getColumn(0).getString();
+  }
+  void set_last_seen(const std::string& text) const {
+    peek(SQLite::OPEN_READWRITE).exec("UPDATE clients SET LastSeen = '" + text + "'");
+  }
+};
+
+// memory_store: reopen() keeps the object (the data); only the store over it is rebuilt.
+struct memory_backend {
+  temp_dir dir;  // for the spool
+  memory_store store;
+
+  record_store& records() { return store; }
+  void reopen() {}
+  int client_count() const { return static_cast<int>(store.client_count()); }
+  int message_count() const { return static_cast<int>(store.message_count()); }
+  std::string last_seen(const protocol::client_id& id) const {
+    if (!store.has_client(id)) throw std::runtime_error("no such client");
+    return store.last_seen(id);
+  }
+  void set_last_seen(const std::string& text) { store.set_last_seen_of_all(text); }
+};
+
+// Every contract test runs once per backend listed here.
+#define STORE_BACKENDS letterbox::server::test::sqlite_backend, letterbox::server::test::memory_backend
+
+// Forwards to another record_store; an operation whose flag is set throws storage_error
+// instead (once, then the flag clears), as a backend would on a full or failing disk.
+class faulty_records final : public record_store {
+ public:
+  explicit faulty_records(record_store& inner) : inner_(inner) {}
+  bool fail_next_commit = false;
+  bool fail_next_insert_message = false;
+  bool fail_next_delete = false;
+
+  void begin() override { inner_.begin(); }
+  void commit() override {
+    fail_if(fail_next_commit, "commit failed: disk full");
+    inner_.commit();
+  }
+  void rollback() noexcept override { inner_.rollback(); }
+  std::vector<client_record> load_clients() override { return inner_.load_clients(); }
+  std::vector<message_location> load_message_locations() override { return inner_.load_message_locations(); }
+  std::vector<std::string> referenced_content_files() override { return inner_.referenced_content_files(); }
+  std::vector<protocol::client_entry> list_clients() override { return inner_.list_clients(); }
+  bool insert_client(const client_record& client, const std::string& now) override {
+    return inner_.insert_client(client, now);
+  }
+  void update_last_seen(const std::vector<protocol::client_id>& ids, const std::string& now) override {
+    inner_.update_last_seen(ids, now);
+  }
+  std::uint32_t insert_message(const new_message& message, const std::string& now) override {
+    fail_if(fail_next_insert_message, "insert failed: disk full");
+    return inner_.insert_message(message, now);
+  }
+  std::optional<message_record> read_message(std::uint32_t id) override { return inner_.read_message(id); }
+  std::optional<deleted_message> delete_message(const protocol::client_id& to, std::uint32_t id) override {
+    fail_if(fail_next_delete, "delete failed: disk full");
+    return inner_.delete_message(to, id);
+  }
+
+ private:
+  static void fail_if(bool& flag, const char* what) {
+    if (flag) {
+      flag = false;
+      throw storage_error(what);
+    }
+  }
+  record_store& inner_;
+};
+
+constexpr std::uint64_t unlimited = ~std::uint64_t{0};
+constexpr std::size_t any_count = 1'000'000;
+
+// The store under test: a mailbox_store over a fresh backend of type Backend (see store_backends.hpp); reopen()
+// closes both and opens them again on the same data.
+template <typename Backend>
+struct store_fixture {
+  explicit store_fixture(std::chrono::milliseconds last_seen_flush = last_seen_flush_interval)
+      : last_seen_flush_(last_seen_flush) {}
+  Backend backend;
+  spool_directory spool{backend.dir / "server.db.spool"};
+  std::chrono::milliseconds last_seen_flush_;
+  std::unique_ptr<mailbox_store> store = std::make_unique<mailbox_store>(backend.records(), spool, last_seen_flush_);
+
+  void reopen() {
+    store.reset();
+    backend.reopen();
+    store = std::make_unique<mailbox_store>(backend.records(), spool, last_seen_flush_);
+  }
+
+  bool add_client(std::uint8_t seed, const std::string& name) {
+    store->begin();
+    const bool added = store->add_client(make_id(seed), name, make_key(seed));
+    store->commit();
+    return added;
+  }
+  std::uint32_t add_inline(std::uint8_t to, std::uint8_t from, std::uint8_t type, const byte_buffer& content) {
+    new_message message{make_id(to), make_id(from), type, static_cast<std::uint32_t>(content.size()), content, {}};
+    store->begin();
+    const auto id = store->add_message(message);
+    store->commit();
+    return id;
+  }
+  // Writes content to a durable spool file and stores a message referencing it.
+  std::pair<std::uint32_t, std::string> add_file(std::uint8_t to, std::uint8_t from, const byte_buffer& content) {
+    auto upload = spool.create();
+    upload.write(content);
+    upload.finish();
+    new_message message{make_id(to), make_id(from), 4, static_cast<std::uint32_t>(content.size()), {}, upload.name()};
+    store->begin();
+    const auto id = store->add_message(message);
+    store->commit();
+    upload.keep();
+    return {id, upload.name()};
+  }
+  std::vector<stored_message> pending(std::uint8_t to, std::uint32_t after = 0) {
+    return store->pending_messages(make_id(to), after, any_count, unlimited, unlimited);
+  }
+  bool spool_file_exists(const std::string& name) const { return std::filesystem::exists(spool.path() / name); }
+};
+
+}  // namespace letterbox::server::test
