@@ -1,4 +1,4 @@
-// Wire protocol v1 constants: every size, code and limit of ../shared/PROTOCOL.md, named once.
+// Wire protocol v1 constants: every size, code and limit of docs/PROTOCOL.md, named once.
 //
 // Request  = client_id[16] version[1] code[1] payload_size[4] payload[payload_size]
 // Response = version[1] code[2] payload_size[4] payload[payload_size]
