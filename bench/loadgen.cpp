@@ -150,33 +150,6 @@ std::vector<std::unique_ptr<thread_stats>> make_stats(std::size_t n) {
   return out;
 }
 
-// CPU seconds (user + system) this process has used so far.
-double own_cpu_seconds() {
-  rusage usage{};
-  ::getrusage(RUSAGE_SELF, &usage);
-  auto seconds = [](const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; };
-  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
-}
-
-// CPU seconds (user + system) another process has used so far, from /proc/PID/stat.
-std::optional<double> process_cpu_seconds(long pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const auto close_paren = text.rfind(')');  // the command name may contain spaces
-  if (close_paren == std::string::npos) return std::nullopt;
-  std::istringstream fields(text.substr(close_paren + 2));
-  std::string field;
-  unsigned long long utime = 0, stime = 0;
-  for (int i = 3; fields >> field; ++i) {  // field 3 is the state; utime is 14, stime 15
-    if (i == 14) utime = std::stoull(field);
-    if (i == 15) {
-      stime = std::stoull(field);
-      return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
-    }
-  }
-  return std::nullopt;
-}
-
 // Watches the resources of one timed phase: the server's memory (sampled every few
 // milliseconds on its own thread, plus VmHWM, reset at the start) and the CPU time of the
 // load generator and of the server.
@@ -716,25 +689,6 @@ int run_file(const options& opt, const tcp::endpoint& server) {
       .add("content_ok", failures.count() == 0 && checker.ok);
   resources.report(line);
   return finish(line, failures);
-}
-
-std::size_t open_descriptor_count(long pid) {
-  std::error_code ec;
-  std::size_t n = 0;
-  for (auto it = std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec);
-       !ec && it != std::filesystem::directory_iterator(); it.increment(ec))
-    ++n;
-  return n;
-}
-
-// Raises the soft limit on open files to the hard limit; returns the new soft limit.
-rlim_t raise_file_limit() {
-  rlimit limit{};
-  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return 0;
-  limit.rlim_cur = limit.rlim_max;
-  ::setrlimit(RLIMIT_NOFILE, &limit);
-  ::getrlimit(RLIMIT_NOFILE, &limit);
-  return limit.rlim_cur;
 }
 
 // idle: C connections that send nothing, then a fresh client's request latency (connect +
