@@ -1,18 +1,25 @@
 // Shared pieces of the benchmark tools (loadgen, limits, null_server): a latency histogram,
-// the result line (one JSON line for scripts + a table for people), the server-memory probe
-// (/proc/PID/status) and the deterministic content pattern used to verify large transfers.
-// No sockets here.
+// the result line (one JSON line for scripts + a table for people), the process probes
+// (memory from /proc/PID/status, CPU time from /proc/PID/stat, open descriptors from
+// /proc/PID/fd, the open-file limit) and the deterministic content pattern used to verify
+// large transfers. No sockets here.
 #pragma once
+
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
 #include <bit>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <optional>
 #include <span>
 #include <string>
@@ -206,6 +213,71 @@ inline bool reset_peak_memory(long pid) {
   out << "5";
   out.flush();
   return static_cast<bool>(out);
+}
+
+// CPU seconds (user + system, all threads) this process has used so far.
+inline double own_cpu_seconds() {
+  rusage usage{};
+  ::getrusage(RUSAGE_SELF, &usage);
+  auto seconds = [](const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
+}
+
+// utime + stime, in clock ticks, from the text of a /proc/PID/stat file; nullopt when the text
+// is not such a line. The command name (field 2) is in parentheses and may itself contain
+// spaces and parentheses, so fields are counted from the last ')'.
+inline std::optional<std::uint64_t> cpu_ticks_from_proc_stat(std::string_view stat) {
+  const auto close_paren = stat.rfind(')');
+  if (close_paren == std::string_view::npos) return std::nullopt;
+  std::string_view rest = stat.substr(close_paren + 1);
+  constexpr std::string_view blanks = " \n";
+  std::uint64_t utime = 0;
+  for (int field = 3; field <= 15; ++field) {  // field 3 is the state; utime is 14, stime 15
+    const auto start = rest.find_first_not_of(blanks);
+    if (start == std::string_view::npos) return std::nullopt;
+    rest.remove_prefix(start);
+    const auto token = rest.substr(0, rest.find_first_of(blanks));
+    rest.remove_prefix(token.size());
+    if (field < 14) continue;
+    std::uint64_t value = 0;
+    const auto [end, error] = std::from_chars(token.data(), token.data() + token.size(), value);
+    if (error != std::errc{} || end != token.data() + token.size()) return std::nullopt;
+    if (field == 15) return utime + value;
+    utime = value;
+  }
+  return std::nullopt;
+}
+
+// CPU seconds (user + system) a process has used so far, from /proc/PID/stat; nullopt when
+// the file cannot be read (no such process) or is malformed.
+inline std::optional<double> process_cpu_seconds(long pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  if (!in) return std::nullopt;
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto ticks = cpu_ticks_from_proc_stat(text);
+  if (!ticks) return std::nullopt;
+  return static_cast<double>(*ticks) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+// Open descriptors of a process: the entries of /proc/PID/fd (0 when it cannot be listed).
+inline std::size_t open_descriptor_count(long pid) {
+  std::error_code ec;
+  std::size_t n = 0;
+  for (auto it = std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec))
+    ++n;
+  return n;
+}
+
+// Raises this process's soft limit on open files to its hard limit, as far as the kernel
+// allows; returns the soft limit now in force (0 when it cannot be read).
+inline rlim_t raise_file_limit() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return 0;
+  limit.rlim_cur = limit.rlim_max;
+  ::setrlimit(RLIMIT_NOFILE, &limit);
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return 0;
+  return limit.rlim_cur;
 }
 
 // Deterministic content: byte i of a pattern stream is byte (i % 8) of splitmix64(seed + i/8).

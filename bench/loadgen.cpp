@@ -150,33 +150,6 @@ std::vector<std::unique_ptr<thread_stats>> make_stats(std::size_t n) {
   return out;
 }
 
-// CPU seconds (user + system) this process has used so far.
-double own_cpu_seconds() {
-  rusage usage{};
-  ::getrusage(RUSAGE_SELF, &usage);
-  auto seconds = [](const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; };
-  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
-}
-
-// CPU seconds (user + system) another process has used so far, from /proc/PID/stat.
-std::optional<double> process_cpu_seconds(long pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const auto close_paren = text.rfind(')');  // the command name may contain spaces
-  if (close_paren == std::string::npos) return std::nullopt;
-  std::istringstream fields(text.substr(close_paren + 2));
-  std::string field;
-  unsigned long long utime = 0, stime = 0;
-  for (int i = 3; fields >> field; ++i) {  // field 3 is the state; utime is 14, stime 15
-    if (i == 14) utime = std::stoull(field);
-    if (i == 15) {
-      stime = std::stoull(field);
-      return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
-    }
-  }
-  return std::nullopt;
-}
-
 // Watches the resources of one timed phase: the server's memory (sampled every few
 // milliseconds on its own thread, plus VmHWM, reset at the start) and the CPU time of the
 // load generator and of the server.
@@ -265,13 +238,9 @@ void expect_code(const proto::response_header& header, proto::response_code code
                              ", expected " + std::to_string(static_cast<int>(code)));
 }
 
-proto::byte_buffer encode_request(const proto::client_id& from, proto::request_code code, proto::bytes_view payload) {
-  const auto header = proto::encode_request_header(
-      {from, proto::client_version, static_cast<std::uint8_t>(code), static_cast<std::uint32_t>(payload.size())});
-  proto::byte_buffer out(header.size() + payload.size());
-  std::copy(header.begin(), header.end(), out.begin());
-  std::copy(payload.begin(), payload.end(), out.begin() + static_cast<std::ptrdiff_t>(header.size()));
-  return out;
+// A whole request of a benchmark client (version 2), framed by the protocol library.
+proto::byte_buffer benchmark_request(const proto::client_id& from, proto::request_code code, proto::bytes_view payload) {
+  return proto::encode_request(from, proto::client_version, static_cast<std::uint8_t>(code), payload);
 }
 
 // A complete 103 request (header + prefix + content) from `from` to `to`.
@@ -280,7 +249,7 @@ proto::byte_buffer encode_send_request(const proto::client_id& from, const proto
   auto payload = proto::encode_send_message_prefix({to, static_cast<std::uint8_t>(type),
                                                     static_cast<std::uint32_t>(content.size())});
   payload.insert(payload.end(), content.begin(), content.end());
-  return encode_request(from, proto::request_code::send_message, payload);
+  return benchmark_request(from, proto::request_code::send_message, payload);
 }
 
 // A real RSA-1024 public key (e = 17: 160 bytes of X.509 DER), made once and shared by every
@@ -318,7 +287,7 @@ awaitable<void> connect(tcp::socket& socket, const tcp::endpoint& server) {
 // Registers `name` on an open connection; returns the new client ID.
 awaitable<proto::client_id> register_client(tcp::socket& socket, const std::string& name) {
   const auto payload = proto::encode_register_request({name, benchmark_public_key()});
-  const auto request = encode_request(proto::client_id{}, proto::request_code::register_client, payload);
+  const auto request = benchmark_request(proto::client_id{}, proto::request_code::register_client, payload);
   co_await asio::async_write(socket, asio::buffer(request), use_awaitable);
   response_buffer buffer;
   auto response = co_await read_small_response(socket, buffer);
@@ -587,7 +556,7 @@ int run_pull(const options& opt, const tcp::endpoint& server) {
         [&, i]() -> awaitable<void> {
           auto& c = *receivers[i];
           auto& counter = counters[i];
-          const auto request = encode_request(c.id, proto::request_code::pull_messages, {});
+          const auto request = benchmark_request(c.id, proto::request_code::pull_messages, {});
           std::vector<std::uint8_t> buffer(stream_chunk_size);
           try {
             while (counter.messages < loaded[i].load()) {
@@ -676,11 +645,11 @@ int run_file(const options& opt, const tcp::endpoint& server) {
       pool.context(0),
       [&]() -> awaitable<void> {
         try {
-          auto prefix = proto::encode_send_message_prefix(
+          const auto prefix = proto::encode_send_message_prefix(
               {receiver.id, static_cast<std::uint8_t>(proto::message_type::file), static_cast<std::uint32_t>(opt.file_size)});
-          auto head = encode_request(sender.id, proto::request_code::send_message, {});
-          proto::store_u32(head.data() + 18, static_cast<std::uint32_t>(prefix.size() + opt.file_size));
-          head.insert(head.end(), prefix.begin(), prefix.end());
+          const auto head = proto::encode_request_front(sender.id, proto::client_version,
+                                                        static_cast<std::uint8_t>(proto::request_code::send_message),
+                                                        prefix.size() + opt.file_size, prefix);
           std::vector<std::uint8_t> chunk(file_chunk_size);
           const auto t0 = bench_clock::now();
           co_await asio::async_write(sender.socket, asio::buffer(head), use_awaitable);
@@ -695,7 +664,7 @@ int run_file(const options& opt, const tcp::endpoint& server) {
           const auto t1 = bench_clock::now();
           send_seconds = seconds_between(t0, t1);
 
-          const auto pull = encode_request(receiver.id, proto::request_code::pull_messages, {});
+          const auto pull = benchmark_request(receiver.id, proto::request_code::pull_messages, {});
           std::vector<std::uint8_t> buffer(file_chunk_size);
           const auto t2 = bench_clock::now();
           while (checker.messages == 0) {
@@ -722,25 +691,6 @@ int run_file(const options& opt, const tcp::endpoint& server) {
   return finish(line, failures);
 }
 
-std::size_t open_descriptor_count(long pid) {
-  std::error_code ec;
-  std::size_t n = 0;
-  for (auto it = std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec);
-       !ec && it != std::filesystem::directory_iterator(); it.increment(ec))
-    ++n;
-  return n;
-}
-
-// Raises the soft limit on open files to the hard limit; returns the new soft limit.
-rlim_t raise_file_limit() {
-  rlimit limit{};
-  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return 0;
-  limit.rlim_cur = limit.rlim_max;
-  ::setrlimit(RLIMIT_NOFILE, &limit);
-  ::getrlimit(RLIMIT_NOFILE, &limit);
-  return limit.rlim_cur;
-}
-
 // idle: C connections that send nothing, then a fresh client's request latency (connect +
 // pull + response) and the server's memory; finally every idle connection must still answer.
 int run_idle(const options& opt, const tcp::endpoint& server) {
@@ -758,7 +708,7 @@ int run_idle(const options& opt, const tcp::endpoint& server) {
     result_line line("idle");
     return finish(line, failures);
   }
-  const auto pull = encode_request(owner[0]->id, proto::request_code::pull_messages, {});
+  const auto pull = benchmark_request(owner[0]->id, proto::request_code::pull_messages, {});
   owner[0]->socket.close();
   const auto before = opt.server_pid > 0 ? read_process_memory(opt.server_pid) : std::nullopt;
 

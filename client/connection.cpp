@@ -88,10 +88,8 @@ void connection::read(std::span<std::uint8_t> out) {
 }
 
 void connection::send_request(const protocol::request_header& header, protocol::bytes_view payload_prefix) {
-  const auto head = protocol::encode_request_header(header);
-  protocol::byte_buffer frame(head.begin(), head.end());
-  frame.insert(frame.end(), payload_prefix.begin(), payload_prefix.end());
-  write(frame);
+  write(protocol::encode_request_front(header.client, header.version, header.code, header.payload_size,
+                                       payload_prefix));
 }
 
 protocol::response_header connection::read_response_header() {

@@ -35,8 +35,10 @@ class connection {
   // Reads exactly out.size() bytes, or throws connection_error (timeout, closed, reset).
   void read(std::span<std::uint8_t> out);
 
-  // Writes a request header followed by payload_prefix (which may be the whole payload or
-  // its first part, the rest following through write()).
+  // Writes, in one write, the request header (announcing header.payload_size) followed by
+  // payload_prefix, which is the whole payload or its first part (the rest follows through
+  // write()). Throws protocol_error if payload_prefix is longer than header.payload_size,
+  // connection_error as write() does.
   void send_request(const protocol::request_header& header, protocol::bytes_view payload_prefix);
   // Reads and decodes the 7-byte response header; throws connection_error.
   protocol::response_header read_response_header();

@@ -96,6 +96,27 @@ response_header decode_response_header(bytes_view bytes) {
   return header;
 }
 
+byte_buffer encode_request(const client_id& client, std::uint8_t version, std::uint8_t code,
+                           bytes_view payload) {
+  return encode_request_front(client, version, code, payload.size(), payload);
+}
+
+byte_buffer encode_request_front(const client_id& client, std::uint8_t version, std::uint8_t code,
+                                 std::uint64_t payload_size, bytes_view payload_prefix) {
+  if (payload_size > max_payload_size)
+    throw protocol_error("request payload of " + std::to_string(payload_size) +
+                         " bytes does not fit the u32 size field");
+  if (payload_prefix.size() > payload_size)
+    throw protocol_error("payload prefix of " + std::to_string(payload_prefix.size()) +
+                         " bytes is longer than the announced payload of " + std::to_string(payload_size));
+  const auto header = encode_request_header({client, version, code, static_cast<std::uint32_t>(payload_size)});
+  byte_buffer out;
+  out.reserve(header.size() + payload_prefix.size());
+  out.insert(out.end(), header.begin(), header.end());
+  out.insert(out.end(), payload_prefix.begin(), payload_prefix.end());
+  return out;
+}
+
 bool is_known_request(std::uint8_t code) noexcept {
   return code >= static_cast<std::uint8_t>(request_code::register_client) &&
          code <= static_cast<std::uint8_t>(request_code::pull_messages);

@@ -41,6 +41,19 @@ request_header decode_request_header(bytes_view bytes);  // needs exactly 22 byt
 response_header_bytes encode_response_header(const response_header& header);
 response_header decode_response_header(bytes_view bytes);  // needs exactly 7 bytes
 
+// --- Request frames --------------------------------------------------------------------------
+// The one place a request is framed (client, test harness and load generator use these).
+// A whole request: the header announcing payload.size(), then the payload. Throws
+// protocol_error when the payload does not fit the u32 size field.
+byte_buffer encode_request(const client_id& client, std::uint8_t version, std::uint8_t code,
+                           bytes_view payload);
+// The front of a request whose payload the caller streams: the header announcing payload_size,
+// then payload_prefix, the first bytes of that payload (the other payload_size -
+// payload_prefix.size() bytes are the caller's to send). Throws protocol_error when
+// payload_size does not fit the u32 size field or the prefix is longer than payload_size.
+byte_buffer encode_request_front(const client_id& client, std::uint8_t version, std::uint8_t code,
+                                 std::uint64_t payload_size, bytes_view payload_prefix);
+
 // True for the five request codes of v1.
 bool is_known_request(std::uint8_t code) noexcept;
 // The exact payload size of a fixed-size request (100, 101, 102, 104); nullopt for 103

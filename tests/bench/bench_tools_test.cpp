@@ -1,6 +1,13 @@
 // Unit tests of the benchmark tools' pure parts: the latency histogram, the streaming 1004
-// parser and the content pattern (bench/bench_common.hpp, bench/pulled_message_parser.hpp).
+// parser and the content pattern (bench/bench_common.hpp, bench/pulled_message_parser.hpp),
+// and of the process probes, read on this test process itself.
 #include <doctest/doctest.h>
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
 
 #include "bench_common.hpp"
 #include "pulled_message_parser.hpp"
@@ -139,4 +146,57 @@ TEST_CASE("result_line: one JSON object, fields in order, numbers and escaped st
   result_line empty("x");
   empty.add("nan", std::nan(""));
   CHECK(empty.json() == R"({"scenario":"x","nan":null})");
+}
+
+TEST_CASE("cpu_ticks_from_proc_stat: malformed text is refused") {
+  CHECK_FALSE(cpu_ticks_from_proc_stat("").has_value());
+  CHECK_FALSE(cpu_ticks_from_proc_stat("1234 (no closing parenthesis S 1 2").has_value());
+  CHECK_FALSE(cpu_ticks_from_proc_stat("1234 (x)").has_value());  // nothing after the name
+  CHECK_FALSE(cpu_ticks_from_proc_stat("1234 (x) S 1 2 3 4 5 6 7 8 9 10 11\n").has_value());  // no stime
+  CHECK_FALSE(cpu_ticks_from_proc_stat("1234 (x) S 1 2 3 4 5 6 7 8 9 10 1x 2 0").has_value());  // utime
+}
+
+TEST_CASE("cpu_ticks_from_proc_stat: utime + stime, counted after a name with spaces and parentheses") {
+  // pid (comm) state ppid pgrp session tty_nr tpgid flags minflt cminflt majflt cmajflt utime stime ...
+  CHECK(cpu_ticks_from_proc_stat("4242 (a (b) c) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 50 7 9 20 0 1 0\n") ==
+        300u);
+  CHECK(cpu_ticks_from_proc_stat("1 (x) R 0 0 0 0 0 0 0 0 0 0 12 34") == 46u);  // ends at stime
+}
+
+TEST_CASE("process_cpu_seconds: /proc/self/stat grows with work and agrees with getrusage") {
+  CHECK_FALSE(process_cpu_seconds(-1).has_value());  // no such process
+  const auto before = process_cpu_seconds(::getpid());
+  REQUIRE(before.has_value());
+  CHECK(*before >= 0.0);
+  const double own_start = own_cpu_seconds();
+  volatile std::uint64_t sink = 0;
+  while (own_cpu_seconds() - own_start < 0.2)
+    for (std::uint64_t i = 0; i < 100'000; ++i) sink = sink + splitmix64(i);
+  const auto after = process_cpu_seconds(::getpid());
+  const double own_end = own_cpu_seconds();
+  REQUIRE(after.has_value());
+  CHECK(*after - *before >= 0.1);  // 0.2 s of work, counted in clock ticks
+  CHECK(std::fabs(*after - own_end) <= 0.05);  // the same counters, in ticks instead of microseconds
+}
+
+TEST_CASE("open_descriptor_count: one more while a file is open; 0 for a missing process") {
+  CHECK(open_descriptor_count(-1) == 0);
+  const std::size_t before = open_descriptor_count(::getpid());
+  CHECK(before > 0);
+  std::FILE* file = std::tmpfile();
+  REQUIRE(file != nullptr);
+  CHECK(open_descriptor_count(::getpid()) == before + 1);
+  std::fclose(file);
+  CHECK(open_descriptor_count(::getpid()) == before);
+}
+
+TEST_CASE("raise_file_limit: a lowered soft limit goes back up to the hard limit, which is returned") {
+  rlimit limit{};
+  REQUIRE(::getrlimit(RLIMIT_NOFILE, &limit) == 0);
+  limit.rlim_cur = std::min<rlim_t>(limit.rlim_max, 256);
+  REQUIRE(::setrlimit(RLIMIT_NOFILE, &limit) == 0);
+  const rlim_t raised = raise_file_limit();
+  REQUIRE(::getrlimit(RLIMIT_NOFILE, &limit) == 0);
+  CHECK(raised == limit.rlim_cur);
+  CHECK(limit.rlim_cur == limit.rlim_max);
 }

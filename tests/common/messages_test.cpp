@@ -2,6 +2,8 @@
 // golden byte arrays that pin the wire format.
 #include <doctest/doctest.h>
 
+#include <sys/mman.h>
+
 #include <string>
 
 #include "messages.hpp"
@@ -29,6 +31,32 @@ TEST_CASE("request header: empty and truncated input are rejected") {
   CHECK_THROWS_AS(decode_request_header(short_header), protocol_error);
   byte_buffer long_header(request_header_size + 1, 0);
   CHECK_THROWS_AS(decode_request_header(long_header), protocol_error);
+}
+
+TEST_CASE("request frame: empty payload is the header alone, announcing 0") {
+  const auto frame = encode_request(make_id(0x10), 2, 101, {});
+  REQUIRE(frame.size() == request_header_size);
+  CHECK(decode_request_header(frame) == request_header{make_id(0x10), 2, 101, 0});
+  CHECK(encode_request_front(make_id(0x10), 2, 101, 0, {}) == frame);
+}
+
+TEST_CASE("request frame: a payload over the u32 size field is refused before a byte is read") {
+  // 4 GiB of address space that faults on any access: the size alone must be refused.
+  const std::size_t oversize = max_payload_size + 1;
+  void* reserved = ::mmap(nullptr, oversize, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  REQUIRE(reserved != MAP_FAILED);
+  const bytes_view huge(static_cast<const std::uint8_t*>(reserved), oversize);
+  CHECK_THROWS_AS(encode_request(make_id(1), 2, 103, huge), protocol_error);
+  ::munmap(reserved, oversize);
+  CHECK_THROWS_AS(encode_request_front(make_id(1), 2, 103, max_payload_size + 1, {}), protocol_error);
+  CHECK_THROWS_AS(encode_request_front(make_id(1), 2, 103, ~std::uint64_t{0}, {}), protocol_error);
+}
+
+TEST_CASE("request frame front: a prefix longer than the announced payload is refused") {
+  const byte_buffer prefix(21, 0xAB);
+  CHECK_THROWS_AS(encode_request_front(make_id(1), 2, 103, 20, prefix), protocol_error);
+  CHECK_THROWS_AS(encode_request_front(make_id(1), 2, 101, 0, byte_buffer(1, 0)), protocol_error);
+  CHECK(encode_request_front(make_id(1), 2, 103, 21, prefix).size() == request_header_size + 21);
 }
 
 TEST_CASE("unknown request codes are not known and have no fixed size") {
@@ -181,6 +209,36 @@ TEST_CASE("golden: request header") {
                                     0x1B, 0x1C, 0x1D, 0x1E, 0x1F, 0x02, 0x67, 0x04, 0x03, 0x02, 0x01};
   CHECK(bytes == golden);
   CHECK(decode_request_header(golden) == header);
+}
+
+TEST_CASE("golden: whole request frame (102 with its 16-byte payload)") {
+  const auto frame = encode_request(make_id(0x10), 2, 102, encode_get_public_key_request({make_id(0xA0)}));
+  const byte_buffer golden{0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18, 0x19, 0x1A, 0x1B, 0x1C,
+                           0x1D, 0x1E, 0x1F,                                   // client ID
+                           0x02,                                               // version
+                           0x66,                                               // code 102
+                           0x10, 0x00, 0x00, 0x00,                             // payload size 16
+                           0xA0, 0xA1, 0xA2, 0xA3, 0xA4, 0xA5, 0xA6, 0xA7, 0xA8, 0xA9, 0xAA, 0xAB, 0xAC,
+                           0xAD, 0xAE, 0xAF};                                  // target ID
+  CHECK(frame == golden);
+}
+
+TEST_CASE("golden: request frame front (103 header announcing the whole payload, then its prefix)") {
+  const auto prefix = encode_send_message_prefix({make_id(0x20), 4, 1000});
+  const auto frame = encode_request_front(make_id(0x10), 1, 103, send_message_prefix_size + 1000, prefix);
+  const byte_buffer golden{0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18, 0x19, 0x1A, 0x1B, 0x1C,
+                           0x1D, 0x1E, 0x1F,                                   // client ID
+                           0x01,                                               // version, as given
+                           0x67,                                               // code 103
+                           0xFD, 0x03, 0x00, 0x00,                             // payload size 1021
+                           0x20, 0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x27, 0x28, 0x29, 0x2A, 0x2B, 0x2C,
+                           0x2D, 0x2E, 0x2F,                                   // to
+                           0x04,                                               // type: file
+                           0xE8, 0x03, 0x00, 0x00};                            // content size 1000
+  CHECK(frame == golden);
+  // The largest size the field holds is announced as is.
+  const auto largest = encode_request_front(make_id(0x10), 2, 103, max_payload_size, {});
+  CHECK(byte_buffer(largest.begin() + 18, largest.end()) == byte_buffer{0xFF, 0xFF, 0xFF, 0xFF});
 }
 
 TEST_CASE("golden: response headers") {

@@ -29,13 +29,14 @@ void send_pattern_content(raw_connection& connection, std::uint64_t seed, std::u
   }
 }
 
+// The header of a 103 (announcing 21 + content_size) and its 21-byte prefix, in one write; the
+// content is the caller's to send. Throws protocol_error when the size does not fit a u32.
 void send_103_front(raw_connection& connection, const protocol::client_id& from, const protocol::client_id& to,
                     std::uint8_t type, std::uint32_t content_size) {
-  const std::uint64_t payload_size = protocol::send_message_prefix_size + std::uint64_t{content_size};
-  if (payload_size > protocol::max_payload_size) throw connection_error("content too large for one 103");
-  connection.send_header(from, code_of(protocol::request_code::send_message),
-                         static_cast<std::uint32_t>(payload_size));
-  connection.send_bytes(protocol::encode_send_message_prefix({to, type, content_size}));
+  connection.send_bytes(protocol::encode_request_front(
+      from, protocol::client_version, code_of(protocol::request_code::send_message),
+      protocol::send_message_prefix_size + std::uint64_t{content_size},
+      protocol::encode_send_message_prefix({to, type, content_size})));
 }
 
 }  // namespace

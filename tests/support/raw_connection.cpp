@@ -89,13 +89,8 @@ void raw_connection::send_header(const protocol::client_id& client, std::uint8_t
 
 void raw_connection::send_request(const protocol::client_id& client, std::uint8_t code,
                                   protocol::bytes_view payload, std::uint8_t version) {
-  if (payload.size() > protocol::max_payload_size) throw connection_error("payload too large for a u32");
   // One write for header + payload: a request arrives as the server would usually see it.
-  const auto header =
-      protocol::encode_request_header({client, version, code, static_cast<std::uint32_t>(payload.size())});
-  protocol::byte_buffer frame(header.begin(), header.end());
-  frame.insert(frame.end(), payload.begin(), payload.end());
-  send_bytes(frame);
+  send_bytes(protocol::encode_request(client, version, code, payload));
 }
 
 void raw_connection::shutdown_send() {

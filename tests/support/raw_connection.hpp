@@ -68,7 +68,8 @@ class raw_connection {
   // The 22-byte request header alone (payload_size as given, whatever follows).
   void send_header(const protocol::client_id& client, std::uint8_t code, std::uint32_t payload_size,
                    std::uint8_t version = protocol::client_version);
-  // Header with payload_size = payload.size(), then the payload.
+  // Header with payload_size = payload.size(), then the payload, in one write. Throws
+  // protocol_error if the payload does not fit the u32 size field.
   void send_request(const protocol::client_id& client, std::uint8_t code,
                     protocol::bytes_view payload, std::uint8_t version = protocol::client_version);
   // Half-closes the sending side (the server reads EOF); reading still works.
