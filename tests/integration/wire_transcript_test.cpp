@@ -1,13 +1,71 @@
-// The wire transcript recorder (wire_transcript.hpp): how IDs, runs and long byte ranges are
-// rendered, and how two transcripts are compared.
+// Golden wire transcript: the server's protocol v1 behaviour must stay byte for byte what the
+// reference server recorded in golden/v1_wire_transcript.txt (docs/PROTOCOL.md is a contract
+// that never changes). The corpus (wire_corpus.cpp) runs against the server under test, each
+// scenario on a fresh database; its transcript is compared line by line with the golden file.
+// On a difference the test names the scenario and the first differing line and writes the
+// whole actual transcript to the working directory, for a diff.
+//
+// Recording a new golden file, only from a server whose wire behaviour is the reference (one
+// command line; LETTERBOX_RECORD_NOTE is optional and lands in the file's header):
+//   LETTERBOX_SERVER=/path/to/reference/server
+//   LETTERBOX_RECORD_TRANSCRIPT=tests/integration/golden/v1_wire_transcript.txt
+//   LETTERBOX_RECORD_NOTE="server of commit ..."
+//   build/tests/integration/integration_tests --test-suite=wire_transcript
+// LETTERBOX_SERVER alone replays against another binary (test_server.hpp).
+// The last two cases test the recorder itself (wire_transcript.hpp).
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
 #include "integration_support.hpp"
-#include "wire_transcript.hpp"
+#include "wire_corpus.hpp"
+
+#ifndef LETTERBOX_WIRE_GOLDEN_TRANSCRIPT
+#error "LETTERBOX_WIRE_GOLDEN_TRANSCRIPT must be defined (path of golden/v1_wire_transcript.txt)"
+#endif
 
 using namespace letterbox::test;
 using namespace letterbox::test::wire;
 namespace protocol = letterbox::protocol;
 
 namespace {
+
+const char* environment(const char* name) {
+  const char* value = std::getenv(name);
+  return value != nullptr && *value != '\0' ? value : nullptr;
+}
+
+std::string read_text(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+void write_text(const std::filesystem::path& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+  if (!out.flush()) throw std::runtime_error("cannot write " + path.string());
+}
+
+// The comment lines at the top of a recorded golden file (not compared).
+std::string golden_header() {
+  std::string text =
+      "# Letterbox protocol v1 golden wire transcript: every byte the server sent back for the corpus of\n"
+      "# tests/integration/wire_corpus.cpp, compared line by line by wire_transcript_test.cpp. Lines\n"
+      "# starting with '#' are not compared.\n"
+      "# Recorded against: " + default_server_binary().string() + "\n";
+  if (const char* note = environment("LETTERBOX_RECORD_NOTE")) text += "# Reference: " + std::string(note) + "\n";
+  text +=
+      "# Lines: 'cN > what | hdr <22 header bytes> | <payload>' a write on connection N;\n"
+      "#        'cN < code | <7 header bytes> | ...' a response, 'cN <   ...' one 1001 entry or 1004 message\n"
+      "#        (25-byte message header | content); closes by either side and timeouts are lines too.\n"
+      "# Bytes: hex; {Cn} the n-th client ID handed out in the scenario; 'xx*N' N bytes xx;\n"
+      "#        '<N bytes fnv1a64 H>' a range too long to show (IDs hashed as their placeholders).\n"
+      "# Re-record only against the reference server: see wire_transcript_test.cpp.\n";
+  return text;
+}
 
 protocol::client_id id_of(std::uint8_t first, std::uint8_t rest) {
   protocol::client_id id{};
@@ -19,6 +77,30 @@ protocol::client_id id_of(std::uint8_t first, std::uint8_t rest) {
 }  // namespace
 
 TEST_SUITE("wire_transcript") {
+
+TEST_CASE("protocol v1 on the wire: the corpus transcript equals the golden transcript") {
+  INFO("server binary: " << default_server_binary().string());
+  const std::string actual = record_v1_corpus();
+
+  if (const char* record_path = environment("LETTERBOX_RECORD_TRANSCRIPT")) {
+    write_text(record_path, golden_header() + actual);
+    MESSAGE("recorded the wire transcript of " << default_server_binary().string() << " to "
+                                               << std::string(record_path));
+    return;
+  }
+
+  const std::filesystem::path golden_path = LETTERBOX_WIRE_GOLDEN_TRANSCRIPT;
+  const std::string golden = read_text(golden_path);
+  REQUIRE_MESSAGE(!golden.empty(), "golden transcript missing or empty: " << golden_path.string()
+                                                                        << " (recording: see wire_transcript_test.cpp)");
+  const auto diff = first_difference(golden, actual);
+  if (diff) {
+    const auto actual_path = std::filesystem::absolute("v1_wire_transcript.actual.txt");
+    write_text(actual_path, golden_header() + actual);
+    FAIL("the server's wire transcript differs from the golden one\n"
+         << describe(*diff) << "\nwhole transcript: diff " << golden_path.string() << " " << actual_path.string());
+  }
+}
 
 TEST_CASE("transcript rendering: IDs numbered by first appearance, runs shortened, long ranges hashed") {
   const auto first = id_of(0x11, 0xC1);
