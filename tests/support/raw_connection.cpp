@@ -101,6 +101,19 @@ void raw_connection::shutdown_send() {
 }
 
 void raw_connection::read_exact(std::span<std::uint8_t> out) {
+  const std::size_t transferred = read_or_close(out);
+  if (transferred < out.size())
+    throw connection_closed("read: connection closed by server after " + std::to_string(transferred) + " of " +
+                            std::to_string(out.size()) + " bytes");
+}
+
+protocol::byte_buffer raw_connection::read_exact(std::size_t n) {
+  protocol::byte_buffer out(n);
+  read_exact(std::span<std::uint8_t>(out));
+  return out;
+}
+
+std::size_t raw_connection::read_or_close(std::span<std::uint8_t> out) {
   if (!is_open()) throw connection_error("read: connection is closed");
   std::optional<error_code> done;
   std::size_t transferred = 0;
@@ -110,18 +123,8 @@ void raw_connection::read_exact(std::span<std::uint8_t> out) {
                      transferred = n;
                    });
   impl_->run(done, timeout_, "read");
-  if (*done) {
-    if (is_close_error(*done))
-      throw connection_closed("read: connection closed by server after " + std::to_string(transferred) +
-                              " of " + std::to_string(out.size()) + " bytes (" + done->message() + ")");
-    throw_for(*done, "read");
-  }
-}
-
-protocol::byte_buffer raw_connection::read_exact(std::size_t n) {
-  protocol::byte_buffer out(n);
-  read_exact(std::span<std::uint8_t>(out));
-  return out;
+  if (*done && !is_close_error(*done)) throw_for(*done, "read");
+  return transferred;
 }
 
 protocol::response_header raw_connection::read_response_header() {

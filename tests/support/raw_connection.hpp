@@ -78,6 +78,9 @@ class raw_connection {
   // --- Receiving -------------------------------------------------------------------------
   void read_exact(std::span<std::uint8_t> out);
   protocol::byte_buffer read_exact(std::size_t n);
+  // Reads until `out` is full or the server closes (EOF or reset); returns the bytes read,
+  // fewer than out.size() only when the server closed. Throws operation_timeout on expiry.
+  std::size_t read_or_close(std::span<std::uint8_t> out);
   protocol::response_header read_response_header();
   // Header + payload. Throws connection_error if the payload is larger than max_payload
   // (the payload is then not read).
