@@ -49,16 +49,15 @@ class connection {
 
   // "address:port" of the peer, for log lines.
   const std::string& peer() const noexcept { return peer_; }
-  std::chrono::milliseconds io_timeout() const noexcept { return io_timeout_; }
   boost::asio::any_io_executor executor() { return socket_.get_executor(); }
 
   // Closes the socket when a read or write step has not completed by its deadline. Spawn it
   // beside the coroutine that uses the connection; it ends when the connection closes.
   boost::asio::awaitable<void> watch();
   // Ends the connection. While a file-pool thread uses the socket's descriptor it is only shut
-  // down; run_on_socket closes it when that call returns.
+  // down (the descriptor number must not be reused under that call); run_on_socket then throws
+  // operation_aborted and the owner's final close() releases the descriptor.
   void close() noexcept;
-  bool closing() const noexcept { return closing_; }
 
   // Waits for the next bytes when nothing is buffered. Returns false at a clean end of stream
   // (no exception: legacy clients end every connection this way).

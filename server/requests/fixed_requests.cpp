@@ -21,7 +21,7 @@ asio::awaitable<outcome> handle_fixed_request(request& r) {
   const client_id requester = r.header.client;
   switch (static_cast<request_code>(r.header.code)) {
     case request_code::register_client: {
-      auto job = [&handler, request = decode_register_request(payload)] { return handler.register_client(request); };
+      auto job = [&handler, decoded = decode_register_request(payload)] { return handler.register_client(decoded); };
       const auto result = co_await r.server.storage.run<registered>(std::move(job));
       co_return co_await respond(r, encode_response(result));
     }
@@ -31,8 +31,8 @@ asio::awaitable<outcome> handle_fixed_request(request& r) {
       co_return co_await respond(r, encode_response(result));
     }
     default: {  // 102: the session dispatches only 100, 101 and 102 here
-      auto job = [&handler, requester, request = decode_get_public_key_request(payload)] {
-        return handler.get_public_key(requester, request);
+      auto job = [&handler, requester, decoded = decode_get_public_key_request(payload)] {
+        return handler.get_public_key(requester, decoded);
       };
       const auto result = co_await r.server.storage.run<public_key_response>(std::move(job));
       co_return co_await respond(r, encode_response(result));

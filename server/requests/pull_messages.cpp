@@ -50,7 +50,7 @@ asio::awaitable<void> write_pull_response(request& r, const pull_batch& batch) {
   const auto header = encode_pull_response_header(batch);
   out.insert(out.end(), header.begin(), header.end());
   for (const auto& message : batch.messages) {
-    const auto message_header = encode_pulled_message(message);
+    const auto message_header = encode_pulled_header(message);
     out.insert(out.end(), message_header.begin(), message_header.end());
     if (message.content_file.empty()) {
       out.insert(out.end(), message.inline_content.begin(), message.inline_content.end());

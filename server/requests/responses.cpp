@@ -18,7 +18,7 @@ response_header_bytes encode_pull_response_header(const pull_batch& batch) {
   return encode_response_header({server_version, static_cast<std::uint16_t>(response_code::messages), batch.payload_size});
 }
 
-std::array<std::uint8_t, pulled_message_header_size> encode_pulled_message(const stored_message& message) {
+std::array<std::uint8_t, pulled_message_header_size> encode_pulled_header(const stored_message& message) {
   return encode_pulled_message_header({message.from, message.id, message.type, message.content_size});
 }
 

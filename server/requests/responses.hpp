@@ -17,6 +17,6 @@ const protocol::byte_buffer& error_response();                                  
 
 // 1004 is streamed: its header, then for each message its header and its content.
 protocol::response_header_bytes encode_pull_response_header(const pull_batch& batch);
-std::array<std::uint8_t, protocol::pulled_message_header_size> encode_pulled_message(const stored_message& message);
+std::array<std::uint8_t, protocol::pulled_message_header_size> encode_pulled_header(const stored_message& message);
 
 }  // namespace letterbox::server

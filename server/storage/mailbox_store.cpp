@@ -20,8 +20,9 @@ std::string utc_now() {
 
 mailbox_store::mailbox_store(record_store& records, spool_directory& spool, std::chrono::milliseconds last_seen_flush)
     : records_(records), spool_(spool), last_seen_flush_(last_seen_flush) {
-  for (auto& client : records_.load_clients()) clients_.emplace(client.id, client.key);
-  for (const auto& message : records_.load_message_locations()) mailboxes_[message.to].push_back(message.id);
+  records_.for_each_client([this](const client_id& id, const public_key& key) { clients_.emplace(id, key); });
+  records_.for_each_message_location(
+      [this](const message_location& message) { mailboxes_[message.to].push_back(message.id); });
   auto files = records_.referenced_content_files();
   swept_files_ = spool_.sweep(std::unordered_set<std::string>(files.begin(), files.end()));
 }

@@ -27,16 +27,13 @@
 
 namespace letterbox::server {
 
-// Longest time a last-seen update waits before it is written.
-inline constexpr std::chrono::seconds last_seen_flush_interval = deferred_write_interval;
-
 class mailbox_store final : public batch_store {
  public:
   // Loads the clients and the mailbox index from `records` and sweeps `spool` of files no
   // message references. Both must outlive the store. Throws storage_error.
   // last_seen_flush: how long last-seen updates may wait (see touch).
   mailbox_store(record_store& records, spool_directory& spool,
-                std::chrono::milliseconds last_seen_flush = last_seen_flush_interval);
+                std::chrono::milliseconds last_seen_flush = deferred_write_interval);
   ~mailbox_store() override;
   mailbox_store(const mailbox_store&) = delete;
   mailbox_store& operator=(const mailbox_store&) = delete;

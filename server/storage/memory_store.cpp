@@ -27,18 +27,12 @@ void memory_store::on_rollback(std::function<void()> undo) {
   if (in_transaction_) undo_log_.push_back(std::move(undo));  // outside one, a change is final (autocommit)
 }
 
-std::vector<client_record> memory_store::load_clients() {
-  std::vector<client_record> result;
-  result.reserve(clients_.size());
-  for (const auto& row : clients_) result.push_back(row.record);
-  return result;
+void memory_store::for_each_client(const std::function<void(const client_id&, const public_key&)>& fn) {
+  for (const auto& row : clients_) fn(row.record.id, row.record.key);
 }
 
-std::vector<message_location> memory_store::load_message_locations() {
-  std::vector<message_location> result;
-  result.reserve(messages_.size());
-  for (const auto& [id, message] : messages_) result.push_back({id, message.to});
-  return result;
+void memory_store::for_each_message_location(const std::function<void(const message_location&)>& fn) {
+  for (const auto& [id, message] : messages_) fn({id, message.to});
 }
 
 std::vector<std::string> memory_store::referenced_content_files() {
@@ -79,13 +73,20 @@ void memory_store::update_last_seen(const std::vector<client_id>& clients, const
 }
 
 std::uint32_t memory_store::insert_message(const new_message& message, const std::string&) {
+  // The schema's constraints: both ends are clients (foreign keys), the type is 1..4 (CHECK).
+  if (client_index_.count(message.to) == 0 || client_index_.count(message.from) == 0)
+    throw storage_error("store message: FOREIGN KEY constraint failed");
+  if (message.type < protocol::min_message_type || message.type > protocol::max_message_type)
+    throw storage_error("store message: CHECK constraint failed: Type");
   // As SQLite's rowid: one more than the largest ID stored.
   const std::uint64_t next = messages_.empty() ? 1 : std::uint64_t{messages_.rbegin()->first} + 1;
   if (next > std::numeric_limits<std::uint32_t>::max())
     throw storage_error("message IDs exhausted: the next ID does not fit 4 bytes");
   const auto id = static_cast<std::uint32_t>(next);
+  // Content is kept inline only when there is no spool file (as the Content column: NULL then).
   messages_.emplace(id, message_record{message.to, message.from, message.type, message.content_size,
-                                       message.inline_content, message.content_file});
+                                       message.content_file.empty() ? message.inline_content : byte_buffer{},
+                                       message.content_file});
   on_rollback([this, id] { messages_.erase(id); });
   return id;
 }

@@ -1,5 +1,5 @@
-// record_store in memory: the same semantics as sqlite_store (checked by the same contract
-// tests) without a file, for the handler and worker tests and as the reference a new backend
+// record_store in memory: the semantics of sqlite_store that the contract tests check (the
+// schema's constraints included) without a file, for the handler and worker tests and as the reference a new backend
 // is compared with. Transactions keep an undo log; nothing survives the object.
 #pragma once
 
@@ -25,8 +25,8 @@ class memory_store final : public record_store {
   void commit() override;
   void rollback() noexcept override;
 
-  std::vector<client_record> load_clients() override;
-  std::vector<message_location> load_message_locations() override;
+  void for_each_client(const std::function<void(const client_id&, const public_key&)>& fn) override;
+  void for_each_message_location(const std::function<void(const message_location&)>& fn) override;
   std::vector<std::string> referenced_content_files() override;
   std::vector<protocol::client_entry> list_clients() override;
 

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -54,10 +55,11 @@ class record_store {
   virtual void commit() = 0;
   virtual void rollback() noexcept = 0;
 
-  // Every client, in registration order.
-  virtual std::vector<client_record> load_clients() = 0;
-  // Every stored message's location, in ascending ID order.
-  virtual std::vector<message_location> load_message_locations() = 0;
+  // Calls fn for every client (ID and key), in registration order. (A visitor, not a vector:
+  // start-up holds no second copy of a large table.)
+  virtual void for_each_client(const std::function<void(const client_id&, const public_key&)>& fn) = 0;
+  // Calls fn for every stored message's location, in ascending ID order.
+  virtual void for_each_message_location(const std::function<void(const message_location&)>& fn) = 0;
   // Spool file names referenced by stored messages.
   virtual std::vector<std::string> referenced_content_files() = 0;
   // Every client's ID and name, in registration order.
@@ -68,7 +70,8 @@ class record_store {
   virtual bool insert_client(const client_record& client, const std::string& now) = 0;
   // Sets the last-seen time of each given client.
   virtual void update_last_seen(const std::vector<client_id>& clients, const std::string& now) = 0;
-  // Stores a message sent at `now`; returns its ID, larger than every ID stored so far.
+  // Stores a message sent at `now`; returns its ID, larger than every ID currently stored.
+  // Throws storage_error when `to` or `from` is not a client or the type is not 1..4.
   virtual std::uint32_t insert_message(const new_message& message, const std::string& now) = 0;
   // The message with this ID, or nullopt when there is none.
   virtual std::optional<message_record> read_message(std::uint32_t id) = 0;

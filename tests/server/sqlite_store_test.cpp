@@ -22,11 +22,6 @@ namespace {
 
 using store_fixture_sqlite = store_fixture<sqlite_backend>;
 
-std::vector<std::uint32_t> ids_of(const std::vector<stored_message>& messages) {
-  std::vector<std::uint32_t> ids;
-  for (const auto& m : messages) ids.push_back(m.id);
-  return ids;
-}
 
 }  // namespace
 
@@ -34,7 +29,7 @@ TEST_CASE("store: a fresh database gets the whole schema, user_version = number 
   store_fixture_sqlite f;
   const int migrations = static_cast<int>(schema_migrations().size());
   REQUIRE(migrations >= 1);
-  CHECK(f.backend.store->schema_version() == migrations);
+  CHECK(f.backend.db->schema_version() == migrations);
 
   auto db = f.backend.peek();
   CHECK(db.execAndGet("PRAGMA user_version").getInt() == migrations);
@@ -157,4 +152,51 @@ TEST_CASE("store: under continuous commits the WAL file stops growing (the write
   }
   MESSAGE("largest WAL: " << largest / 1024 << " KiB");
   CHECK(largest < 24ull * 1024 * 1024);  // 16 MiB catch-up threshold + a batch, far below 32 MiB
+}
+
+TEST_CASE("store: a statement that makes SQLite roll the transaction back fails the whole batch, and nothing of it stays") {
+  store_fixture_sqlite f;
+  REQUIRE(f.add_client(1, "alice"));
+  REQUIRE(f.add_client(2, "bob"));
+  // RAISE(ROLLBACK) rolls back the whole transaction, as SQLITE_FULL or SQLITE_IOERR may.
+  f.backend.peek(SQLite::OPEN_READWRITE)
+      .exec("CREATE TRIGGER lose_batch BEFORE INSERT ON messages WHEN NEW.Type = 3 "
+            "BEGIN SELECT RAISE(ROLLBACK, 'disk trouble'); END");
+  f.store->begin();
+  CHECK(f.store->add_client(make_id(3), "carol", make_key(3)));
+  CHECK_THROWS_AS(f.store->add_message({make_id(2), make_id(1), 3, 1, {1}, {}}), storage_error);
+  // Without a transaction the next statements would commit one by one: they must fail instead.
+  CHECK_THROWS_AS(f.store->add_client(make_id(4), "dave", make_key(4)), storage_error);
+  CHECK_THROWS_AS(f.store->add_message({make_id(2), make_id(1), 2, 1, {2}, {}}), storage_error);
+  CHECK_THROWS_AS(f.store->commit(), storage_error);
+  f.store->rollback();
+  CHECK_FALSE(f.store->client_exists(make_id(3)));
+  CHECK_FALSE(f.store->client_exists(make_id(4)));
+  CHECK(f.backend.client_count() == 2);  // neither carol nor dave reached the database
+  CHECK(f.backend.message_count() == 0);
+  CHECK(f.pending(2).empty());
+
+  // The next batch works normally.
+  f.backend.peek(SQLite::OPEN_READWRITE).exec("DROP TRIGGER lose_batch");
+  CHECK(f.add_client(4, "dave"));
+  CHECK(f.add_inline(2, 1, 3, {5}) >= 1);
+  f.reopen();
+  CHECK(f.store->client_exists(make_id(4)));
+  CHECK_FALSE(f.store->client_exists(make_id(3)));
+  CHECK(f.pending(2).size() == 1);
+}
+
+TEST_CASE("store: a constraint failure that rolled the transaction back is not reported as a taken name") {
+  store_fixture_sqlite f;
+  REQUIRE(f.add_client(1, "alice"));
+  f.backend.peek(SQLite::OPEN_READWRITE)
+      .exec("CREATE TRIGGER lose_batch BEFORE INSERT ON clients WHEN NEW.Name = 'mallory' "
+            "BEGIN SELECT RAISE(ROLLBACK, 'disk trouble'); END");
+  f.store->begin();
+  CHECK(f.store->add_client(make_id(2), "bob", make_key(2)));
+  CHECK_THROWS_AS(f.store->add_client(make_id(3), "mallory", make_key(3)), storage_error);
+  CHECK_THROWS_AS(f.store->commit(), storage_error);
+  f.store->rollback();
+  CHECK(f.backend.client_count() == 1);
+  CHECK_FALSE(f.store->client_exists(make_id(2)));
 }

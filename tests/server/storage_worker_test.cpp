@@ -240,8 +240,8 @@ TEST_CASE("storage worker: 1000 concurrent submissions are group-committed in fa
   const auto batches = worker.batches();
   MESSAGE("1000 jobs in " << batches << " batches");
   CHECK(batches < 1000);
-  // With a 1 ms commit the submissions pile up behind each batch (4-5 batches measured on an
-  // idle machine); the bound leaves room for a loaded machine yet still needs real grouping.
+  // With a 1 ms commit the submissions pile up behind each batch (the MESSAGE above shows how
+  // many); the bound leaves room for a loaded machine yet still needs real grouping.
   CHECK(batches <= 500);
   CHECK(batches >= (1000 + max_batch - 1) / max_batch);
   worker.stop();

@@ -31,12 +31,12 @@ namespace letterbox::server::test {
 struct sqlite_backend {
   temp_dir dir;
   std::filesystem::path db_path = dir / "server.db";
-  std::unique_ptr<sqlite_store> store = std::make_unique<sqlite_store>(db_path);
+  std::unique_ptr<sqlite_store> db = std::make_unique<sqlite_store>(db_path);
 
-  record_store& records() { return *store; }
-  void reopen() {
-    store.reset();
-    store = std::make_unique<sqlite_store>(db_path);
+  record_store& records() { return *db; }
+  void reopen() {  // closing the connection loses an open transaction
+    db.reset();
+    db = std::make_unique<sqlite_store>(db_path);
   }
   SQLite::Database peek(int flags = SQLite::OPEN_READONLY) const { return SQLite::Database(db_path.string(), flags); }
   int client_count() const { return peek().execAndGet("SELECT count(*) FROM clients").getInt(); }
@@ -53,20 +53,21 @@ struct sqlite_backend {
   }
 };
 
-// memory_store: reopen() keeps the object (the data); only the store over it is rebuilt.
+// memory_store: reopen() keeps the object (the committed data) and, as a closed connection
+// would, loses an open transaction.
 struct memory_backend {
   temp_dir dir;  // for the spool
-  memory_store store;
+  memory_store memory;
 
-  record_store& records() { return store; }
-  void reopen() {}
-  int client_count() const { return static_cast<int>(store.client_count()); }
-  int message_count() const { return static_cast<int>(store.message_count()); }
+  record_store& records() { return memory; }
+  void reopen() { memory.rollback(); }
+  int client_count() const { return static_cast<int>(memory.client_count()); }
+  int message_count() const { return static_cast<int>(memory.message_count()); }
   std::string last_seen(const protocol::client_id& id) const {
-    if (!store.has_client(id)) throw std::runtime_error("no such client");
-    return store.last_seen(id);
+    if (!memory.has_client(id)) throw std::runtime_error("no such client");
+    return memory.last_seen(id);
   }
-  void set_last_seen(const std::string& text) { store.set_last_seen_of_all(text); }
+  void set_last_seen(const std::string& text) { memory.set_last_seen_of_all(text); }
 };
 
 // Every contract test runs once per backend listed here.
@@ -78,6 +79,7 @@ class faulty_records final : public record_store {
  public:
   explicit faulty_records(record_store& inner) : inner_(inner) {}
   bool fail_next_commit = false;
+  bool fail_next_update_last_seen = false;
   bool fail_next_insert_message = false;
   bool fail_next_delete = false;
 
@@ -87,14 +89,19 @@ class faulty_records final : public record_store {
     inner_.commit();
   }
   void rollback() noexcept override { inner_.rollback(); }
-  std::vector<client_record> load_clients() override { return inner_.load_clients(); }
-  std::vector<message_location> load_message_locations() override { return inner_.load_message_locations(); }
+  void for_each_client(const std::function<void(const protocol::client_id&, const protocol::public_key&)>& fn) override {
+    inner_.for_each_client(fn);
+  }
+  void for_each_message_location(const std::function<void(const message_location&)>& fn) override {
+    inner_.for_each_message_location(fn);
+  }
   std::vector<std::string> referenced_content_files() override { return inner_.referenced_content_files(); }
   std::vector<protocol::client_entry> list_clients() override { return inner_.list_clients(); }
   bool insert_client(const client_record& client, const std::string& now) override {
     return inner_.insert_client(client, now);
   }
   void update_last_seen(const std::vector<protocol::client_id>& ids, const std::string& now) override {
+    fail_if(fail_next_update_last_seen, "update last seen failed: disk full");
     inner_.update_last_seen(ids, now);
   }
   std::uint32_t insert_message(const new_message& message, const std::string& now) override {
@@ -120,21 +127,24 @@ class faulty_records final : public record_store {
 constexpr std::uint64_t unlimited = ~std::uint64_t{0};
 constexpr std::size_t any_count = 1'000'000;
 
-// The store under test: a mailbox_store over a fresh backend of type Backend (see store_backends.hpp); reopen()
-// closes both and opens them again on the same data.
+// The store under test: a mailbox_store over a fresh backend of type Backend, through
+// faulty_records (faults) so a test can make an operation fail; reopen() closes both and
+// opens them again on the same data.
 template <typename Backend>
 struct store_fixture {
-  explicit store_fixture(std::chrono::milliseconds last_seen_flush = last_seen_flush_interval)
+  explicit store_fixture(std::chrono::milliseconds last_seen_flush = deferred_write_interval)
       : last_seen_flush_(last_seen_flush) {}
   Backend backend;
   spool_directory spool{backend.dir / "server.db.spool"};
   std::chrono::milliseconds last_seen_flush_;
-  std::unique_ptr<mailbox_store> store = std::make_unique<mailbox_store>(backend.records(), spool, last_seen_flush_);
+  std::unique_ptr<faulty_records> faults = std::make_unique<faulty_records>(backend.records());
+  std::unique_ptr<mailbox_store> store = std::make_unique<mailbox_store>(*faults, spool, last_seen_flush_);
 
   void reopen() {
     store.reset();
     backend.reopen();
-    store = std::make_unique<mailbox_store>(backend.records(), spool, last_seen_flush_);
+    faults = std::make_unique<faulty_records>(backend.records());
+    store = std::make_unique<mailbox_store>(*faults, spool, last_seen_flush_);
   }
 
   bool add_client(std::uint8_t seed, const std::string& name) {
@@ -167,5 +177,12 @@ struct store_fixture {
   }
   bool spool_file_exists(const std::string& name) const { return std::filesystem::exists(spool.path() / name); }
 };
+
+
+inline std::vector<std::uint32_t> ids_of(const std::vector<stored_message>& messages) {
+  std::vector<std::uint32_t> ids;
+  for (const auto& m : messages) ids.push_back(m.id);
+  return ids;
+}
 
 }  // namespace letterbox::server::test

@@ -37,11 +37,6 @@ std::string utc_text(std::time_t t) {
 }
 std::string utc_now_text() { return utc_text(std::chrono::system_clock::to_time_t(std::chrono::system_clock::now())); }
 
-std::vector<std::uint32_t> ids_of(const std::vector<stored_message>& messages) {
-  std::vector<std::uint32_t> ids;
-  for (const auto& m : messages) ids.push_back(m.id);
-  return ids;
-}
 
 }  // namespace
 
@@ -188,7 +183,7 @@ TEST_CASE_TEMPLATE("store: touch writes LastSeen as 'YYYY-MM-DD HH:MM:SS' UTC at
   CHECK_FALSE(f.store->has_deferred_writes());
 }
 
-TEST_CASE_TEMPLATE("store: last-seen times are deferred until last_seen_flush_interval passed, then any batch writes them", B, STORE_BACKENDS) {
+TEST_CASE_TEMPLATE("store: last-seen times are deferred until deferred_write_interval passed, then any batch writes them", B, STORE_BACKENDS) {
   store_fixture<B> f;  // default interval
   REQUIRE(f.add_client(1, "alice"));
   const std::string old = "2000-01-01 00:00:00";
@@ -206,7 +201,7 @@ TEST_CASE_TEMPLATE("store: last-seen times are deferred until last_seen_flush_in
   CHECK(f.backend.last_seen(make_id(1)) == old);  // still deferred, even in a batch that writes
   CHECK(f.store->has_deferred_writes());
 
-  std::this_thread::sleep_for(last_seen_flush_interval + std::chrono::milliseconds(100));
+  std::this_thread::sleep_for(deferred_write_interval + std::chrono::milliseconds(100));
   f.store->begin();
   f.store->commit();  // what the storage worker's idle flush does
   CHECK(f.backend.last_seen(make_id(1)) != old);
@@ -395,7 +390,7 @@ TEST_CASE_TEMPLATE("store: reopening the database keeps clients, keys, order and
   f.reopen();
 
   if constexpr (std::is_same_v<B, sqlite_backend>)
-    CHECK(f.backend.store->schema_version() == static_cast<int>(schema_migrations().size()));
+    CHECK(f.backend.db->schema_version() == static_cast<int>(schema_migrations().size()));
   CHECK(f.store->swept_files() == 0);
   CHECK(f.store->client_exists(make_id(1)));
   CHECK(f.store->public_key_of(make_id(4)) == make_key(4));
@@ -492,3 +487,116 @@ TEST_CASE_TEMPLATE("store: removing a message out of order keeps the rest of the
   CHECK(ids_of(f.pending(2)) == std::vector<std::uint32_t>{ids[0], ids[1], ids[3], ids[4]});
 }
 
+
+// --- What a backend itself must refuse or lose (not answered by mailbox_store's cache) -----
+
+TEST_CASE_TEMPLATE("store: a batch that was not committed is lost when the store closes", B, STORE_BACKENDS) {
+  store_fixture<B> f;
+  REQUIRE(f.add_client(1, "alice"));
+  REQUIRE(f.add_client(2, "bob"));
+  f.store->begin();
+  REQUIRE(f.store->add_client(make_id(3), "carol", make_key(3)));
+  f.store->add_message({make_id(2), make_id(1), 3, 1, {7}, {}});
+  f.reopen();  // as a stop or a crash before the commit
+  CHECK_FALSE(f.store->client_exists(make_id(3)));
+  CHECK(f.pending(2).empty());
+  CHECK(f.backend.client_count() == 2);
+  CHECK(f.backend.message_count() == 0);
+  CHECK(f.add_client(3, "carol"));  // and the store works on
+}
+
+TEST_CASE_TEMPLATE("store: the backend itself refuses a taken client ID or name", B, STORE_BACKENDS) {
+  store_fixture<B> f;
+  auto& records = f.backend.records();
+  records.begin();
+  CHECK(records.insert_client({make_id(1), "alice", make_key(1)}, "2026-01-01 00:00:00"));
+  CHECK_FALSE(records.insert_client({make_id(1), "alice2", make_key(1)}, "2026-01-01 00:00:00"));  // ID taken
+  CHECK_FALSE(records.insert_client({make_id(2), "alice", make_key(2)}, "2026-01-01 00:00:00"));   // name taken
+  records.commit();
+  CHECK(f.backend.client_count() == 1);
+}
+
+TEST_CASE_TEMPLATE("store: the backend refuses a message to or from an unknown client, or of a type outside 1..4", B,
+                   STORE_BACKENDS) {
+  store_fixture<B> f;
+  REQUIRE(f.add_client(1, "alice"));
+  REQUIRE(f.add_client(2, "bob"));
+  auto& records = f.backend.records();
+  for (const new_message& bad : {new_message{make_id(9), make_id(1), 3, 1, {1}, {}},
+                                 new_message{make_id(2), make_id(9), 3, 1, {1}, {}},
+                                 new_message{make_id(2), make_id(1), 0, 1, {1}, {}},
+                                 new_message{make_id(2), make_id(1), 5, 1, {1}, {}}}) {
+    CAPTURE(static_cast<int>(bad.type));
+    records.begin();
+    CHECK_THROWS_AS(records.insert_message(bad, "2026-01-01 00:00:00"), storage_error);
+    records.rollback();
+  }
+  CHECK(f.backend.message_count() == 0);
+}
+
+TEST_CASE_TEMPLATE("store: a message with a spool file has no inline content in the backend", B, STORE_BACKENDS) {
+  store_fixture<B> f;
+  REQUIRE(f.add_client(1, "alice"));
+  REQUIRE(f.add_client(2, "bob"));
+  const auto [id, file] = f.add_file(2, 1, make_content(100, 1));
+  const auto record = f.backend.records().read_message(id);
+  REQUIRE(record.has_value());
+  CHECK(record->content_file == file);
+  CHECK(record->inline_content.empty());
+  CHECK(record->to == make_id(2));
+  CHECK(record->from == make_id(1));
+  CHECK_FALSE(f.backend.records().read_message(id + 1).has_value());
+}
+
+// --- Failures: a batch that fails leaves memory as the database is ---------------------------
+
+TEST_CASE_TEMPLATE("store: a failed commit restores the client cache, the mailbox index, the touches and the spool list",
+                   B, STORE_BACKENDS) {
+  store_fixture<B> f{std::chrono::milliseconds(0)};  // no deferral: the touch is written by this commit
+  REQUIRE(f.add_client(1, "alice"));
+  REQUIRE(f.add_client(2, "bob"));
+  const auto [kept, kept_file] = f.add_file(2, 1, make_content(5000, 1));
+  f.backend.set_last_seen("2000-01-01 00:00:00");
+
+  f.store->begin();
+  REQUIRE(f.store->add_client(make_id(3), "carol", make_key(3)));
+  f.store->add_message({make_id(2), make_id(1), 3, 1, {9}, {}});
+  f.store->remove_messages(make_id(2), {kept});
+  f.store->touch(make_id(1));
+  f.faults->fail_next_commit = true;
+  CHECK_THROWS_AS(f.store->commit(), storage_error);
+  f.store->rollback();
+
+  CHECK_FALSE(f.store->client_exists(make_id(3)));                  // cache
+  CHECK(f.store->clients_except(make_id(1)).size() == 1);
+  CHECK(ids_of(f.pending(2)) == std::vector<std::uint32_t>{kept});  // index: neither added nor removed
+  CHECK(f.spool_file_exists(kept_file));                             // its file was not deleted
+  CHECK(f.backend.message_count() == 1);
+  CHECK(f.store->has_deferred_writes());                             // the touch waits for the next commit
+  CHECK(f.backend.last_seen(make_id(1)) == "2000-01-01 00:00:00");
+
+  f.store->begin();
+  f.store->commit();
+  CHECK_FALSE(f.store->has_deferred_writes());
+  CHECK(f.backend.last_seen(make_id(1)) != "2000-01-01 00:00:00");
+  CHECK(f.spool_file_exists(kept_file));  // a later commit does not delete what the failed batch listed
+  f.reopen();
+  CHECK(ids_of(f.pending(2)) == std::vector<std::uint32_t>{kept});
+  CHECK_FALSE(f.store->client_exists(make_id(3)));
+}
+
+TEST_CASE_TEMPLATE("store: a failed last-seen write at commit fails that commit only; the next one writes it", B,
+                   STORE_BACKENDS) {
+  store_fixture<B> f{std::chrono::milliseconds(0)};  // no deferral
+  REQUIRE(f.add_client(1, "alice"));
+  f.backend.set_last_seen("2000-01-01 00:00:00");
+  f.store->begin();
+  f.store->touch(make_id(1));
+  f.faults->fail_next_update_last_seen = true;
+  CHECK_THROWS_AS(f.store->commit(), storage_error);
+  f.store->rollback();
+  CHECK(f.backend.last_seen(make_id(1)) == "2000-01-01 00:00:00");
+  f.store->begin();
+  CHECK_NOTHROW(f.store->commit());
+  CHECK(f.backend.last_seen(make_id(1)) != "2000-01-01 00:00:00");
+}

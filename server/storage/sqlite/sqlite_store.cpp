@@ -10,6 +10,7 @@
 #include <limits>
 
 #include "schema.hpp"
+#include "sqlite_errors.hpp"
 
 namespace letterbox::server {
 namespace {
@@ -37,17 +38,23 @@ void bind_blob(SQLite::Statement& statement, int index, const Array& bytes) {
   statement.bind(index, bytes.data(), static_cast<int>(bytes.size()));
 }
 
-// Runs fn, translating SQLite exceptions into the storage layer's one error type.
+}  // namespace
+
+void sqlite_store::notice_lost_transaction() noexcept {
+  if (in_transaction_ && sqlite3_get_autocommit(db_.getHandle()) != 0) transaction_lost_ = true;
+}
+
 template <typename F>
-auto translate(const char* what, F&& fn) {
+auto sqlite_store::checked(const char* what, F&& fn) {
+  if (transaction_lost_)
+    throw storage_error(std::string(what) + ": the batch's transaction was rolled back by an earlier failure");
   try {
     return fn();
   } catch (const SQLite::Exception& e) {
+    notice_lost_transaction();
     throw storage_error(std::string(what) + ": " + e.what());
   }
 }
-
-}  // namespace
 
 sqlite_store::sqlite_store(const std::filesystem::path& db_path)
     : db_(translate("open database", [&] {
@@ -115,10 +122,13 @@ void sqlite_store::migrate() {
 
 void sqlite_store::begin() {
   translate("begin", [&] { db_.exec("BEGIN IMMEDIATE"); });
+  in_transaction_ = true;
+  transaction_lost_ = false;
 }
 
 void sqlite_store::commit() {
-  translate("commit", [&] { db_.exec("COMMIT"); });  // a batch that wrote nothing commits without an fsync
+  checked("commit", [&] { db_.exec("COMMIT"); });  // a batch that wrote nothing commits without an fsync
+  in_transaction_ = false;
   // The background checkpointer copies only what was committed before it started, and under
   // steady load there is always a newer commit: the WAL would grow forever. Between two
   // batches nothing else writes, so the writer finishes the copy (most pages are already
@@ -134,32 +144,28 @@ void sqlite_store::commit() {
 
 void sqlite_store::rollback() noexcept {
   if (sqlite3_get_autocommit(db_.getHandle()) == 0) sqlite3_exec(db_.getHandle(), "ROLLBACK", nullptr, nullptr, nullptr);
+  in_transaction_ = false;
+  transaction_lost_ = false;
 }
 
-std::vector<client_record> sqlite_store::load_clients() {
-  return translate("load clients", [&] {
-    std::vector<client_record> clients;
-    SQLite::Statement query(db_, "SELECT ID, Name, PublicKey FROM clients ORDER BY rowid");
+void sqlite_store::for_each_client(const std::function<void(const client_id&, const public_key&)>& fn) {
+  checked("load clients", [&] {
+    SQLite::Statement query(db_, "SELECT ID, PublicKey FROM clients ORDER BY rowid");
     while (query.executeStep())
-      clients.push_back({blob_to_array<client_id>(query.getColumn(0)), query.getColumn(1).getString(),
-                         blob_to_array<public_key>(query.getColumn(2))});
-    return clients;
+      fn(blob_to_array<client_id>(query.getColumn(0)), blob_to_array<public_key>(query.getColumn(1)));
   });
 }
 
-std::vector<message_location> sqlite_store::load_message_locations() {
-  return translate("load mailboxes", [&] {
-    std::vector<message_location> locations;
+void sqlite_store::for_each_message_location(const std::function<void(const message_location&)>& fn) {
+  checked("load mailboxes", [&] {
     SQLite::Statement query(db_, "SELECT ID, ToClient FROM messages ORDER BY ID");
     while (query.executeStep())
-      locations.push_back(
-          {static_cast<std::uint32_t>(query.getColumn(0).getInt64()), blob_to_array<client_id>(query.getColumn(1))});
-    return locations;
+      fn({static_cast<std::uint32_t>(query.getColumn(0).getInt64()), blob_to_array<client_id>(query.getColumn(1))});
   });
 }
 
 std::vector<std::string> sqlite_store::referenced_content_files() {
-  return translate("list content files", [&] {
+  return checked("list content files", [&] {
     std::vector<std::string> files;
     SQLite::Statement query(db_, "SELECT ContentFile FROM messages WHERE ContentFile IS NOT NULL");
     while (query.executeStep()) files.push_back(query.getColumn(0).getString());
@@ -168,7 +174,7 @@ std::vector<std::string> sqlite_store::referenced_content_files() {
 }
 
 std::vector<protocol::client_entry> sqlite_store::list_clients() {
-  return translate("list clients", [&] {
+  return checked("list clients", [&] {
     std::vector<protocol::client_entry> result;
     select_clients_->tryReset();
     while (select_clients_->executeStep())
@@ -179,7 +185,7 @@ std::vector<protocol::client_entry> sqlite_store::list_clients() {
 }
 
 bool sqlite_store::insert_client(const client_record& client, const std::string& now) {
-  return translate("add client", [&] {
+  return checked("add client", [&] {
     auto& insert = *insert_client_;
     insert.tryReset();
     bind_blob(insert, 1, client.id);
@@ -190,7 +196,8 @@ bool sqlite_store::insert_client(const client_record& client, const std::string&
       insert.exec();
     } catch (const SQLite::Exception& e) {
       insert.tryReset();
-      if ((e.getExtendedErrorCode() & 0xFF) == SQLITE_CONSTRAINT) return false;  // name (or ID) taken
+      notice_lost_transaction();  // a constraint failure that rolled everything back is no "name taken"
+      if ((e.getExtendedErrorCode() & 0xFF) == SQLITE_CONSTRAINT && !transaction_lost_) return false;  // name (or ID) taken
       throw;
     }
     insert.tryReset();
@@ -199,7 +206,7 @@ bool sqlite_store::insert_client(const client_record& client, const std::string&
 }
 
 void sqlite_store::update_last_seen(const std::vector<client_id>& clients, const std::string& now) {
-  translate("update last seen", [&] {
+  checked("update last seen", [&] {
     auto& touch = *touch_client_;
     for (const auto& id : clients) {
       touch.tryReset();  // also after an earlier failed exec
@@ -212,7 +219,7 @@ void sqlite_store::update_last_seen(const std::vector<client_id>& clients, const
 }
 
 std::uint32_t sqlite_store::insert_message(const new_message& message, const std::string& now) {
-  return translate("store message", [&] {
+  return checked("store message", [&] {
     auto& insert = *insert_message_;
     insert.tryReset();
     bind_blob(insert, 1, message.to);
@@ -241,7 +248,7 @@ std::uint32_t sqlite_store::insert_message(const new_message& message, const std
 }
 
 std::optional<message_record> sqlite_store::read_message(std::uint32_t id) {
-  return translate("read messages", [&]() -> std::optional<message_record> {
+  return checked("read messages", [&]() -> std::optional<message_record> {
     auto& query = *select_message_;
     query.tryReset();
     query.bind(1, static_cast<std::int64_t>(id));
@@ -267,7 +274,7 @@ std::optional<message_record> sqlite_store::read_message(std::uint32_t id) {
 }
 
 std::optional<deleted_message> sqlite_store::delete_message(const client_id& to, std::uint32_t id) {
-  return translate("remove messages", [&]() -> std::optional<deleted_message> {
+  return checked("remove messages", [&]() -> std::optional<deleted_message> {
     auto& remove = *delete_message_;
     remove.tryReset();
     remove.bind(1, static_cast<std::int64_t>(id));

@@ -24,12 +24,16 @@ class sqlite_store final : public record_store {
   sqlite_store(const sqlite_store&) = delete;
   sqlite_store& operator=(const sqlite_store&) = delete;
 
+  // A failed statement can make SQLite roll the whole transaction back (SQLITE_FULL,
+  // SQLITE_IOERR, SQLITE_BUSY, a trigger's RAISE(ROLLBACK)); the statements after it would
+  // then run and commit one by one. Once that happened, every later call of the batch and its
+  // commit() throw storage_error, so the whole batch fails, until rollback().
   void begin() override;
   void commit() override;
   void rollback() noexcept override;
 
-  std::vector<client_record> load_clients() override;
-  std::vector<message_location> load_message_locations() override;
+  void for_each_client(const std::function<void(const client_id&, const public_key&)>& fn) override;
+  void for_each_message_location(const std::function<void(const message_location&)>& fn) override;
   std::vector<std::string> referenced_content_files() override;
   std::vector<protocol::client_entry> list_clients() override;
 
@@ -44,10 +48,17 @@ class sqlite_store final : public record_store {
 
  private:
   void migrate();
+  // Runs fn, translating SQLite exceptions into storage_error and noticing a transaction that
+  // SQLite rolled back (see begin()).
+  template <typename F>
+  auto checked(const char* what, F&& fn);
+  void notice_lost_transaction() noexcept;
 
   SQLite::Database db_;
   std::unique_ptr<SQLite::Statement> insert_client_, insert_message_, touch_client_, select_message_,
       delete_message_, select_clients_;
+  bool in_transaction_ = false;
+  bool transaction_lost_ = false;
   int wal_pages_ = 0;  // pages in the WAL after the last commit (sqlite3_wal_hook)
   std::unique_ptr<wal_checkpointer> checkpointer_;  // declared last: stops before db_ closes
 };

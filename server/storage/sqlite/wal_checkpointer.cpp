@@ -5,23 +5,17 @@
 
 #include <string>
 
-#include "store_types.hpp"
+#include "sqlite_errors.hpp"
 
 namespace letterbox::server {
-namespace {
-
-SQLite::Database open_connection(const std::filesystem::path& db_path, int busy_timeout_ms) {
-  try {
-    return SQLite::Database(db_path.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_NOMUTEX, busy_timeout_ms);
-  } catch (const SQLite::Exception& e) {
-    throw storage_error(std::string("open checkpoint connection: ") + e.what());
-  }
-}
-
-}  // namespace
 
 wal_checkpointer::wal_checkpointer(const std::filesystem::path& db_path, int busy_timeout_ms)
-    : db_(open_connection(db_path, busy_timeout_ms)), thread_([this] { loop(); }) {}
+    : db_(translate("open checkpoint connection",
+                    [&] {
+                      return SQLite::Database(db_path.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_NOMUTEX,
+                                              busy_timeout_ms);
+                    })),
+      thread_([this] { loop(); }) {}
 
 wal_checkpointer::~wal_checkpointer() {
   {
