@@ -12,6 +12,7 @@
 
 #include "config.hpp"
 #include "handler.hpp"
+#include "instance_lock.hpp"
 #include "mailbox_store.hpp"
 #include "session.hpp"
 #include "spool.hpp"
@@ -70,6 +71,7 @@ asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, server_context& conte
 
 int run(const server_config& config) {
   const auto file_limit = raise_file_limit();
+  const instance_lock lock(config.db_path);  // before anything touches the database or the spool
   spool_directory spool(config.db_path.string() + ".spool");
   sqlite_store records(config.db_path);
   const int schema_version = records.schema_version();  // the store belongs to the worker from here on
