@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <ctime>
+#include <limits>
 
 namespace letterbox::server {
 namespace {
@@ -20,9 +21,17 @@ std::string utc_now() {
 
 mailbox_store::mailbox_store(record_store& records, spool_directory& spool, std::chrono::milliseconds last_seen_flush)
     : records_(records), spool_(spool), last_seen_flush_(last_seen_flush) {
-  records_.for_each_client([this](const client_id& id, const public_key& key) { clients_.emplace(id, key); });
-  records_.for_each_message_location(
-      [this](const message_location& message) { mailboxes_[message.to].push_back(message.id); });
+  records_.for_each_client([this](const client_id& id, const public_key& key, std::uint32_t last_message_id) {
+    clients_.emplace(id, client_state{key, last_message_id, last_message_id});
+  });
+  records_.for_each_message_location([this](const message_location& message) {
+    mailboxes_[message.to].push_back({message.id, message.row});
+    if (auto client = clients_.find(message.to); client != clients_.end())
+      client->second.last_id = std::max(client->second.last_id, message.id);
+  });
+  for (auto& [to, pending] : mailboxes_)  // stored order is send order; make sure of it
+    if (!std::is_sorted(pending.begin(), pending.end(), [](const auto& a, const auto& b) { return a.id < b.id; }))
+      std::sort(pending.begin(), pending.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
   auto files = records_.referenced_content_files();
   swept_files_ = spool_.sweep(std::unordered_set<std::string>(files.begin(), files.end()));
 }
@@ -35,20 +44,33 @@ std::string mailbox_store::now() const {
   return batch_time_.empty() ? utc_now() : batch_time_;  // outside a batch (tests): the time now
 }
 
+namespace {
+bool id_less(const auto& entry, std::uint32_t id) { return entry.id < id; }
+}  // namespace
+
+const mailbox_store::pending_entry* mailbox_store::find_pending(const client_id& to, std::uint32_t id) const {
+  auto it = mailboxes_.find(to);
+  if (it == mailboxes_.end()) return nullptr;
+  const auto& pending = it->second;
+  auto pos = std::lower_bound(pending.begin(), pending.end(), id, id_less<pending_entry>);
+  return pos != pending.end() && pos->id == id ? &*pos : nullptr;
+}
+
 void mailbox_store::apply_batch_to_mailboxes() {
-  // New IDs are larger than every ID stored, so appending keeps each mailbox sorted.
-  for (const auto& [to, id] : messages_added_in_batch_) mailboxes_[to].push_back(id);
+  // A mailbox's new IDs are larger than all its IDs, so appending keeps each mailbox sorted.
+  for (const auto& [to, entry] : messages_added_in_batch_) mailboxes_[to].push_back(entry);
   messages_added_in_batch_.clear();
-  for (const auto& [to, id] : messages_removed_in_batch_) {
+  for (const auto& [to, entry] : messages_removed_in_batch_) {
     auto it = mailboxes_.find(to);
     if (it == mailboxes_.end()) continue;
-    auto& ids = it->second;
-    if (!ids.empty() && ids.front() == id) {
-      ids.pop_front();  // the usual case: delivered in send order
-    } else if (auto pos = std::lower_bound(ids.begin(), ids.end(), id); pos != ids.end() && *pos == id) {
-      ids.erase(pos);
+    auto& pending = it->second;
+    if (!pending.empty() && pending.front().id == entry.id) {
+      pending.pop_front();  // the usual case: delivered in send order
+    } else if (auto pos = std::lower_bound(pending.begin(), pending.end(), entry.id, id_less<pending_entry>);
+               pos != pending.end() && pos->id == entry.id) {
+      pending.erase(pos);
     }
-    if (ids.empty()) mailboxes_.erase(it);
+    if (pending.empty()) mailboxes_.erase(it);
   }
   messages_removed_in_batch_.clear();
 }
@@ -63,7 +85,16 @@ void mailbox_store::commit() {
   const auto now = std::chrono::steady_clock::now();
   const bool flush_touches = !touched_.empty() && now - last_touch_flush_ >= last_seen_flush_;
   if (flush_touches) records_.update_last_seen(std::vector<client_id>(touched_.begin(), touched_.end()), batch_time_);
+  // Delivered IDs are recorded with their removal, so a mailbox emptied by a pull never
+  // hands out those IDs again, also after a restart. (Pending IDs are in their rows.)
+  for (const auto& [client, id] : removed_up_to_)
+    if (auto state = clients_.find(client); state != clients_.end() && id > state->second.recorded_id)
+      records_.record_last_message_id(client, id);
   records_.commit();  // a batch that wrote nothing commits without an fsync
+  for (const auto& [client, id] : removed_up_to_)
+    if (auto state = clients_.find(client); state != clients_.end())
+      state->second.recorded_id = std::max(state->second.recorded_id, id);
+  removed_up_to_.clear();
   in_batch_ = false;
   batch_time_.clear();
   apply_batch_to_mailboxes();
@@ -82,6 +113,9 @@ void mailbox_store::rollback() noexcept {
   batch_time_.clear();
   messages_added_in_batch_.clear();
   messages_removed_in_batch_.clear();
+  removed_up_to_.clear();
+  // IDs given in the failed batch stay used (last_id is not lowered): never delivered, they
+  // leave a gap, never a duplicate.
   for (const auto& id : added_in_batch_) clients_.erase(id);
   added_in_batch_.clear();
   files_to_remove_.clear();
@@ -93,7 +127,7 @@ bool mailbox_store::client_exists(const client_id& id) const { return clients_.c
 bool mailbox_store::add_client(const client_id& id, const std::string& name, const public_key& key) {
   if (clients_.count(id) != 0) return false;
   if (!records_.insert_client({id, name, key}, now())) return false;
-  clients_.emplace(id, key);
+  clients_.emplace(id, client_state{key, 0, 0});
   added_in_batch_.push_back(id);
   return true;
 }
@@ -101,7 +135,7 @@ bool mailbox_store::add_client(const client_id& id, const std::string& name, con
 std::optional<public_key> mailbox_store::public_key_of(const client_id& id) const {
   auto it = clients_.find(id);
   if (it == clients_.end()) return std::nullopt;
-  return it->second;
+  return it->second.key;
 }
 
 std::vector<protocol::client_entry> mailbox_store::clients_except(const client_id& except) {
@@ -113,8 +147,15 @@ std::vector<protocol::client_entry> mailbox_store::clients_except(const client_i
 void mailbox_store::touch(const client_id& id) { touched_.insert(id); }
 
 std::uint32_t mailbox_store::add_message(const new_message& message) {
-  const auto id = records_.insert_message(message, now());
-  messages_added_in_batch_.emplace_back(message.to, id);
+  auto recipient = clients_.find(message.to);
+  if (recipient == clients_.end()) throw storage_error("store message: recipient " + protocol::to_hex(message.to) + " is not a client");
+  auto& last_id = recipient->second.last_id;
+  if (last_id == std::numeric_limits<std::uint32_t>::max())
+    throw storage_error("mailbox " + protocol::to_hex(message.to) + " has used every 4-byte message ID");
+  const std::uint32_t id = last_id + 1;
+  const auto row = records_.insert_message(message, id, now());
+  last_id = id;
+  messages_added_in_batch_.push_back({message.to, {id, row}});
   return id;
 }
 
@@ -124,23 +165,26 @@ std::vector<stored_message> mailbox_store::pending_messages(const client_id& to,
   std::vector<stored_message> result;
   auto mailbox = mailboxes_.find(to);
   if (mailbox == mailboxes_.end()) return result;
-  const auto& ids = mailbox->second;
+  const auto& pending = mailbox->second;
   std::uint64_t payload = 0, inline_bytes = 0;
-  for (auto it = std::upper_bound(ids.begin(), ids.end(), after_id); it != ids.end() && result.size() < max_count;
-       ++it) {
-    auto record = records_.read_message(*it);
-    if (!record) continue;  // removed earlier in this batch
+  auto first = std::upper_bound(pending.begin(), pending.end(), after_id,
+                                [](std::uint32_t id, const pending_entry& entry) { return id < entry.id; });
+  for (auto it = first; it != pending.end() && result.size() < max_count; ++it) {
+    auto record = records_.read_message(it->row);
+    // Gone (removed earlier in this batch), or the row now holds another message (a row key
+    // is reused after the newest row was deleted): never hand out another mailbox's message.
+    if (!record || record->to != to || record->id != it->id) continue;
     const bool in_file = !record->content_file.empty();
     const std::uint64_t size = protocol::pulled_message_header_size + record->content_size;
     if (payload + size > max_payload_bytes) break;
     if (!in_file && !result.empty() && inline_bytes + record->content_size > max_inline_bytes) break;
     if (!in_file) {
       if (record->inline_content.size() != record->content_size)
-        throw storage_error("corrupt message " + std::to_string(*it) + ": content size mismatch");
+        throw storage_error("corrupt message " + std::to_string(it->id) + ": content size mismatch");
       inline_bytes += record->content_size;
     }
     payload += size;
-    result.push_back({*it, record->from, record->type, record->content_size, std::move(record->inline_content),
+    result.push_back({it->id, record->from, record->type, record->content_size, std::move(record->inline_content),
                       std::move(record->content_file)});
   }
   return result;
@@ -148,9 +192,13 @@ std::vector<stored_message> mailbox_store::pending_messages(const client_id& to,
 
 void mailbox_store::remove_messages(const client_id& to, const std::vector<std::uint32_t>& ids) {
   for (auto id : ids) {
-    auto deleted = records_.delete_message(to, id);
+    const auto* entry = find_pending(to, id);
+    if (entry == nullptr) continue;  // not (or no longer) in this mailbox
+    auto deleted = records_.delete_message(entry->row, to, id);
     if (!deleted) continue;
-    messages_removed_in_batch_.emplace_back(to, id);
+    messages_removed_in_batch_.push_back({to, *entry});
+    auto& up_to = removed_up_to_[to];
+    up_to = std::max(up_to, id);
     if (!deleted->content_file.empty()) files_to_remove_.push_back(std::move(deleted->content_file));
   }
 }

@@ -1,8 +1,11 @@
 // The store the request handler and the storage worker use: clients and their pending
 // messages, over any record_store backend. It holds the policy that is not the backend's:
 //   - a cache of the clients (ID → key), so "is this client registered" costs no query;
-//   - the mailbox index: each recipient's pending message IDs in send order, in memory
-//     (loaded at start-up; the batch's changes apply when it commits);
+//   - the mailbox index: each recipient's pending message IDs in send order with their rows,
+//     in memory (loaded at start-up; the batch's changes apply when it commits). A row read
+//     through the index is handed out only if it still is that message of that mailbox;
+//   - message IDs: a sequence per mailbox, never reused — one more than the highest ID the
+//     mailbox ever had (pending, or delivered and recorded with the removal);
 //   - last-seen deferral: touch() is written at most once per flush interval;
 //   - spool cleanup: files of delivered messages are deleted after the commit that removed
 //     their rows, never before; a rollback keeps them;
@@ -57,7 +60,9 @@ class mailbox_store final : public batch_store {
   // fsync and busy senders do not rewrite their client row in every batch.
   void touch(const client_id& id);
 
-  // Stores a message and returns its ID (send order: IDs increase). Throws storage_error.
+  // Stores a message and returns its ID in the recipient's mailbox (send order: IDs
+  // increase, and an ID is never given twice in one mailbox). Throws storage_error, also when
+  // the mailbox has used all 2^32 - 1 IDs.
   std::uint32_t add_message(const new_message& message);
   // Pending messages of `to` with ID > after_id, in send order, at most max_count of them and
   // stopping before inline content would exceed max_inline_bytes or the total 1004 payload
@@ -75,16 +80,31 @@ class mailbox_store final : public batch_store {
   std::size_t swept_files() const noexcept { return swept_files_; }
 
  private:
+  struct client_state {
+    public_key key{};
+    std::uint32_t last_id = 0;       // highest message ID given in this mailbox
+    std::uint32_t recorded_id = 0;   // highest delivered ID recorded in the backend
+  };
+  struct pending_entry {
+    std::uint32_t id = 0;
+    std::uint64_t row = 0;
+  };
+  struct batch_message {
+    client_id to{};
+    pending_entry entry;
+  };
   void apply_batch_to_mailboxes();
   std::string now() const;  // of the batch
+  const pending_entry* find_pending(const client_id& to, std::uint32_t id) const;
 
   record_store& records_;
   spool_directory& spool_;
-  std::unordered_map<client_id, public_key, client_id_hash> clients_;  // cache of the clients
+  std::unordered_map<client_id, client_state, client_id_hash> clients_;  // cache of the clients
   std::vector<client_id> added_in_batch_;
-  // Each recipient's pending message IDs in send order (committed state).
-  std::unordered_map<client_id, std::deque<std::uint32_t>, client_id_hash> mailboxes_;
-  std::vector<std::pair<client_id, std::uint32_t>> messages_added_in_batch_, messages_removed_in_batch_;
+  // Each recipient's pending messages in send order (committed state).
+  std::unordered_map<client_id, std::deque<pending_entry>, client_id_hash> mailboxes_;
+  std::vector<batch_message> messages_added_in_batch_, messages_removed_in_batch_;
+  std::unordered_map<client_id, std::uint32_t, client_id_hash> removed_up_to_;  // this batch's highest removed ID
   std::unordered_set<client_id, client_id_hash> touched_;  // last-seen updates not yet written
   std::vector<std::string> files_to_remove_;  // after the commit that deleted their rows
   std::string batch_time_;                      // UTC time of the current batch

@@ -27,12 +27,12 @@ void memory_store::on_rollback(std::function<void()> undo) {
   if (in_transaction_) undo_log_.push_back(std::move(undo));  // outside one, a change is final (autocommit)
 }
 
-void memory_store::for_each_client(const std::function<void(const client_id&, const public_key&)>& fn) {
-  for (const auto& row : clients_) fn(row.record.id, row.record.key);
+void memory_store::for_each_client(const client_visitor& fn) {
+  for (const auto& row : clients_) fn(row.record.id, row.record.key, row.last_message_id);
 }
 
 void memory_store::for_each_message_location(const std::function<void(const message_location&)>& fn) {
-  for (const auto& [id, message] : messages_) fn({id, message.to});
+  for (const auto& [row, message] : messages_) fn({row, message.to, message.id});
 }
 
 std::vector<std::string> memory_store::referenced_content_files() {
@@ -72,36 +72,43 @@ void memory_store::update_last_seen(const std::vector<client_id>& clients, const
   }
 }
 
-std::uint32_t memory_store::insert_message(const new_message& message, const std::string&) {
+void memory_store::record_last_message_id(const client_id& client, std::uint32_t id) {
+  auto it = client_index_.find(client);
+  if (it == client_index_.end()) return;  // as an UPDATE that matches no row
+  auto& row = clients_[it->second];
+  if (id <= row.last_message_id) return;
+  on_rollback([this, index = it->second, old = row.last_message_id] { clients_[index].last_message_id = old; });
+  row.last_message_id = id;
+}
+
+std::uint64_t memory_store::insert_message(const new_message& message, std::uint32_t id, const std::string&) {
   // The schema's constraints: both ends are clients (foreign keys), the type is 1..4 (CHECK).
   if (client_index_.count(message.to) == 0 || client_index_.count(message.from) == 0)
     throw storage_error("store message: FOREIGN KEY constraint failed");
   if (message.type < protocol::min_message_type || message.type > protocol::max_message_type)
     throw storage_error("store message: CHECK constraint failed: Type");
-  // As SQLite's rowid: one more than the largest ID stored.
-  const std::uint64_t next = messages_.empty() ? 1 : std::uint64_t{messages_.rbegin()->first} + 1;
-  if (next > std::numeric_limits<std::uint32_t>::max())
-    throw storage_error("message IDs exhausted: the next ID does not fit 4 bytes");
-  const auto id = static_cast<std::uint32_t>(next);
+  // As SQLite's rowid: one more than the largest row stored (so a row key can come back
+  // after the newest row was deleted; message IDs never do).
+  const std::uint64_t row = messages_.empty() ? 1 : messages_.rbegin()->first + 1;
   // Content is kept inline only when there is no spool file (as the Content column: NULL then).
-  messages_.emplace(id, message_record{message.to, message.from, message.type, message.content_size,
-                                       message.content_file.empty() ? message.inline_content : byte_buffer{},
-                                       message.content_file});
-  on_rollback([this, id] { messages_.erase(id); });
-  return id;
+  messages_.emplace(row, message_record{id, message.to, message.from, message.type, message.content_size,
+                                        message.content_file.empty() ? message.inline_content : byte_buffer{},
+                                        message.content_file});
+  on_rollback([this, row] { messages_.erase(row); });
+  return row;
 }
 
-std::optional<message_record> memory_store::read_message(std::uint32_t id) {
-  auto it = messages_.find(id);
+std::optional<message_record> memory_store::read_message(std::uint64_t row) {
+  auto it = messages_.find(row);
   if (it == messages_.end()) return std::nullopt;
   return it->second;
 }
 
-std::optional<deleted_message> memory_store::delete_message(const client_id& to, std::uint32_t id) {
-  auto it = messages_.find(id);
-  if (it == messages_.end() || it->second.to != to) return std::nullopt;
+std::optional<deleted_message> memory_store::delete_message(std::uint64_t row, const client_id& to, std::uint32_t id) {
+  auto it = messages_.find(row);
+  if (it == messages_.end() || it->second.to != to || it->second.id != id) return std::nullopt;
   deleted_message deleted{it->second.content_file};
-  on_rollback([this, id, message = std::move(it->second)]() mutable { messages_.emplace(id, std::move(message)); });
+  on_rollback([this, row, message = std::move(it->second)]() mutable { messages_.emplace(row, std::move(message)); });
   messages_.erase(it);
   return deleted;
 }

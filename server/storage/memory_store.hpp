@@ -25,16 +25,17 @@ class memory_store final : public record_store {
   void commit() override;
   void rollback() noexcept override;
 
-  void for_each_client(const std::function<void(const client_id&, const public_key&)>& fn) override;
+  void for_each_client(const client_visitor& fn) override;
   void for_each_message_location(const std::function<void(const message_location&)>& fn) override;
   std::vector<std::string> referenced_content_files() override;
   std::vector<protocol::client_entry> list_clients() override;
 
   bool insert_client(const client_record& client, const std::string& now) override;
   void update_last_seen(const std::vector<client_id>& clients, const std::string& now) override;
-  std::uint32_t insert_message(const new_message& message, const std::string& now) override;
-  std::optional<message_record> read_message(std::uint32_t id) override;
-  std::optional<deleted_message> delete_message(const client_id& to, std::uint32_t id) override;
+  void record_last_message_id(const client_id& client, std::uint32_t id) override;
+  std::uint64_t insert_message(const new_message& message, std::uint32_t id, const std::string& now) override;
+  std::optional<message_record> read_message(std::uint64_t row) override;
+  std::optional<deleted_message> delete_message(std::uint64_t row, const client_id& to, std::uint32_t id) override;
 
   // For tests: what is stored, seen from outside the store under test.
   bool has_client(const client_id& id) const { return client_index_.count(id) != 0; }
@@ -47,13 +48,14 @@ class memory_store final : public record_store {
   struct client_row {
     client_record record;
     std::string last_seen;
+    std::uint32_t last_message_id = 0;
   };
   void on_rollback(std::function<void()> undo);
 
   std::vector<client_row> clients_;  // registration order
   std::unordered_map<client_id, std::size_t, client_id_hash> client_index_;
   std::unordered_set<std::string> names_;
-  std::map<std::uint32_t, message_record> messages_;  // by ID
+  std::map<std::uint64_t, message_record> messages_;  // by row
   bool in_transaction_ = false;
   std::vector<std::function<void()>> undo_log_;  // run backwards by rollback()
 };

@@ -23,14 +23,17 @@ struct client_record {
   public_key key{};
 };
 
-// Where a stored message is: its ID and its recipient (what the mailbox index is built from).
+// Where a stored message is: its row, its recipient and its message ID in that mailbox (what
+// the mailbox index is built from).
 struct message_location {
-  std::uint32_t id = 0;
+  std::uint64_t row = 0;
   client_id to{};
+  std::uint32_t id = 0;
 };
 
 // A stored message row.
 struct message_record {
+  std::uint32_t id = 0;  // the message ID in the recipient's mailbox
   client_id to{};
   client_id from{};
   std::uint8_t type = 0;
@@ -55,10 +58,11 @@ class record_store {
   virtual void commit() = 0;
   virtual void rollback() noexcept = 0;
 
-  // Calls fn for every client (ID and key), in registration order. (A visitor, not a vector:
-  // start-up holds no second copy of a large table.)
-  virtual void for_each_client(const std::function<void(const client_id&, const public_key&)>& fn) = 0;
-  // Calls fn for every stored message's location, in ascending ID order.
+  // Calls fn for every client (ID, key, the last message ID recorded for its mailbox), in
+  // registration order. (A visitor, not a vector: start-up holds no second copy of a table.)
+  using client_visitor = std::function<void(const client_id&, const public_key&, std::uint32_t last_message_id)>;
+  virtual void for_each_client(const client_visitor& fn) = 0;
+  // Calls fn for every stored message's location, in ascending row order (= the order stored).
   virtual void for_each_message_location(const std::function<void(const message_location&)>& fn) = 0;
   // Spool file names referenced by stored messages.
   virtual std::vector<std::string> referenced_content_files() = 0;
@@ -70,13 +74,17 @@ class record_store {
   virtual bool insert_client(const client_record& client, const std::string& now) = 0;
   // Sets the last-seen time of each given client.
   virtual void update_last_seen(const std::vector<client_id>& clients, const std::string& now) = 0;
-  // Stores a message sent at `now`; returns its ID, larger than every ID currently stored.
-  // Throws storage_error when `to` or `from` is not a client or the type is not 1..4.
-  virtual std::uint32_t insert_message(const new_message& message, const std::string& now) = 0;
-  // The message with this ID, or nullopt when there is none.
-  virtual std::optional<message_record> read_message(std::uint32_t id) = 0;
-  // Deletes the message with this ID if its recipient is `to`; nullopt when there is none.
-  virtual std::optional<deleted_message> delete_message(const client_id& to, std::uint32_t id) = 0;
+  // Raises the last message ID recorded for a client's mailbox to `id` (never lowers it).
+  virtual void record_last_message_id(const client_id& client, std::uint32_t id) = 0;
+  // Stores a message with message ID `id` in its recipient's mailbox, sent at `now`; returns
+  // its row, larger than every row currently stored. Throws storage_error when `to` or
+  // `from` is not a client or the type is not 1..4.
+  virtual std::uint64_t insert_message(const new_message& message, std::uint32_t id, const std::string& now) = 0;
+  // The message in this row, or nullopt when there is none.
+  virtual std::optional<message_record> read_message(std::uint64_t row) = 0;
+  // Deletes the message in this row if it is message `id` of `to`'s mailbox; nullopt when
+  // there is no such message.
+  virtual std::optional<deleted_message> delete_message(std::uint64_t row, const client_id& to, std::uint32_t id) = 0;
 };
 
 }  // namespace letterbox::server

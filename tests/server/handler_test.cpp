@@ -276,8 +276,9 @@ TEST_CASE("handler: store_message answers 1003 with the to-ID and increasing mes
   const auto second = f.send(alice, bob, 1, {});
   const auto third = f.send(bob, alice, 2, make_content(128, 3));
   CHECK(second.message_id > sent.message_id);
-  CHECK(third.message_id > second.message_id);
+  CHECK(third.message_id == 1);  // IDs count per mailbox: alice's first message
   CHECK(third.to == alice);
+  CHECK(f.send(alice, bob, 2, make_content(16, 4)).message_id > second.message_id);
 }
 
 TEST_CASE("handler: begin_pull hands out the mailbox in send order; finish_pull removes it") {
@@ -449,4 +450,46 @@ TEST_CASE("handler: with the default limits every content size the server accept
   // be pulled, and pulls stop at it, so it would also block every later message of that mailbox.
   const server_limits limits;
   CHECK(limits.max_message_size + pulled_message_header_size <= limits.max_pull_payload);
+}
+
+// --- Mailboxes never cross -----------------------------------------------------------------
+
+TEST_CASE("handler: a message is never handed to another mailbox, even when its storage row is reused in one batch") {
+  // The storage row of X's newest message is deleted; a send to Y in the same batch gets that
+  // row again (rowids: one more than the largest); X pulls again before the batch commits,
+  // from its mailbox index. X must not be handed Y's message.
+  handler_fixture f;
+  const auto alice = f.register_client("alice", 1);
+  const auto x = f.register_client("x", 2);
+  const auto y = f.register_client("y", 3);
+  f.send(alice, x, 3, make_content(5, 1));
+  const auto delivered = f.begin_pull(x);
+  REQUIRE(delivered.messages.size() == 1);
+  const auto secret = make_content(6, 0x5E);
+  const auto stolen = f.in_batch([&] {
+    f.handler.finish_pull(delivered);
+    send_bytes(f.handler, alice, {y, 3, static_cast<std::uint32_t>(secret.size())}, secret, {});
+    return f.handler.begin_pull(x);
+  });
+  for (const auto& message : stolen.messages) CHECK(message.inline_content != secret);
+  CHECK(stolen.messages.empty());
+  f.finish_pull(stolen);
+  const auto for_y = f.begin_pull(y);
+  REQUIRE(for_y.messages.size() == 1);  // Y's message is still Y's
+  CHECK(for_y.messages[0].inline_content == secret);
+}
+
+TEST_CASE("handler: message IDs are per mailbox and never reused, also after every message was delivered") {
+  handler_fixture f;
+  const auto alice = f.register_client("alice", 1);
+  const auto bob = f.register_client("bob", 2);
+  const auto carol = f.register_client("carol", 3);
+  std::vector<std::uint32_t> to_bob;
+  for (int i = 0; i < 3; ++i) to_bob.push_back(f.send(alice, bob, 3, make_content(4, 1)).message_id);
+  CHECK(to_bob == std::vector<std::uint32_t>{1, 2, 3});
+  CHECK(f.send(alice, carol, 3, make_content(4, 1)).message_id == 1);  // carol's mailbox counts on its own
+  CHECK(f.pull_all(bob) == to_bob);
+  CHECK(f.begin_pull(bob).messages.empty());
+  const auto next = f.send(alice, bob, 3, make_content(4, 1)).message_id;
+  CHECK(next == 4);  // not 1 again: bob has seen 1, 2 and 3
 }

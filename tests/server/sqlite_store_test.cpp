@@ -120,6 +120,12 @@ TEST_CASE("store: a version 1 database is migrated to the current schema, keepin
   const auto pending = store.pending_messages(bob, 0, 100, 1 << 20, 1 << 20);
   CHECK(ids_of(pending) == std::vector<std::uint32_t>{7, 9});
   CHECK(store.pending_messages(alice, 0, 100, 1 << 20, 1 << 20).empty());
+  // Schema v3: the pending messages keep their IDs; every mailbox continues above the highest
+  // ID of the old global sequence still known (9), so none sees an ID it may have seen.
+  store.begin();
+  CHECK(store.add_message({bob, alice, 3, 1, {1}, {}}) == 10);
+  CHECK(store.add_message({alice, bob, 3, 1, {1}, {}}) == 10);
+  store.commit();
 }
 
 TEST_CASE("store: committed pages reach the database file in the background (no checkpoint inside a commit)") {
@@ -199,4 +205,27 @@ TEST_CASE("store: a constraint failure that rolled the transaction back is not r
   f.store->rollback();
   CHECK(f.backend.client_count() == 1);
   CHECK_FALSE(f.store->client_exists(make_id(2)));
+}
+
+TEST_CASE("store: row keys beyond 2^32 are fine: the message ID on the wire is the mailbox's own") {
+  store_fixture_sqlite f;
+  REQUIRE(f.add_client(1, "alice"));
+  REQUIRE(f.add_client(2, "bob"));
+  const auto first = f.add_inline(2, 1, 3, {1});
+  {
+    // A row far up, as after 2^32 messages in all: the next rowid is above 2^32 too.
+    auto db = f.backend.peek(SQLite::OPEN_READWRITE);
+    SQLite::Statement insert(db,
+        "INSERT INTO messages (ID, ToClient, FromClient, Type, Content, ContentSize, SentAt, MessageID) "
+        "VALUES (5000000000, ?, ?, 3, x'02', 1, '2026-01-01 00:00:00', 2)");
+    const auto bob = make_id(2), alice = make_id(1);
+    insert.bind(1, bob.data(), static_cast<int>(bob.size()));
+    insert.bind(2, alice.data(), static_cast<int>(alice.size()));
+    insert.exec();
+  }
+  f.reopen();
+  const auto third = f.add_inline(2, 1, 3, {3});  // row 5000000001
+  CHECK(third == 3);
+  CHECK(ids_of(f.pending(2)) == std::vector<std::uint32_t>{first, 2, 3});
+  CHECK(f.backend.peek().execAndGet("SELECT max(ID) FROM messages").getInt64() == 5000000001);
 }

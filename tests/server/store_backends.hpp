@@ -89,9 +89,7 @@ class faulty_records final : public record_store {
     inner_.commit();
   }
   void rollback() noexcept override { inner_.rollback(); }
-  void for_each_client(const std::function<void(const protocol::client_id&, const protocol::public_key&)>& fn) override {
-    inner_.for_each_client(fn);
-  }
+  void for_each_client(const client_visitor& fn) override { inner_.for_each_client(fn); }
   void for_each_message_location(const std::function<void(const message_location&)>& fn) override {
     inner_.for_each_message_location(fn);
   }
@@ -104,14 +102,18 @@ class faulty_records final : public record_store {
     fail_if(fail_next_update_last_seen, "update last seen failed: disk full");
     inner_.update_last_seen(ids, now);
   }
-  std::uint32_t insert_message(const new_message& message, const std::string& now) override {
-    fail_if(fail_next_insert_message, "insert failed: disk full");
-    return inner_.insert_message(message, now);
+  void record_last_message_id(const protocol::client_id& client, std::uint32_t id) override {
+    inner_.record_last_message_id(client, id);
   }
-  std::optional<message_record> read_message(std::uint32_t id) override { return inner_.read_message(id); }
-  std::optional<deleted_message> delete_message(const protocol::client_id& to, std::uint32_t id) override {
+  std::uint64_t insert_message(const new_message& message, std::uint32_t id, const std::string& now) override {
+    fail_if(fail_next_insert_message, "insert failed: disk full");
+    return inner_.insert_message(message, id, now);
+  }
+  std::optional<message_record> read_message(std::uint64_t row) override { return inner_.read_message(row); }
+  std::optional<deleted_message> delete_message(std::uint64_t row, const protocol::client_id& to,
+                                                std::uint32_t id) override {
     fail_if(fail_next_delete, "delete failed: disk full");
-    return inner_.delete_message(to, id);
+    return inner_.delete_message(row, to, id);
   }
 
  private:

@@ -528,7 +528,7 @@ TEST_CASE_TEMPLATE("store: the backend refuses a message to or from an unknown c
                                  new_message{make_id(2), make_id(1), 5, 1, {1}, {}}}) {
     CAPTURE(static_cast<int>(bad.type));
     records.begin();
-    CHECK_THROWS_AS(records.insert_message(bad, "2026-01-01 00:00:00"), storage_error);
+    CHECK_THROWS_AS(records.insert_message(bad, 1, "2026-01-01 00:00:00"), storage_error);
     records.rollback();
   }
   CHECK(f.backend.message_count() == 0);
@@ -539,13 +539,19 @@ TEST_CASE_TEMPLATE("store: a message with a spool file has no inline content in 
   REQUIRE(f.add_client(1, "alice"));
   REQUIRE(f.add_client(2, "bob"));
   const auto [id, file] = f.add_file(2, 1, make_content(100, 1));
-  const auto record = f.backend.records().read_message(id);
+  std::vector<message_location> rows;
+  f.backend.records().for_each_message_location([&](const message_location& l) { rows.push_back(l); });
+  REQUIRE(rows.size() == 1);
+  CHECK(rows[0].id == id);
+  CHECK(rows[0].to == make_id(2));
+  const auto record = f.backend.records().read_message(rows[0].row);
   REQUIRE(record.has_value());
+  CHECK(record->id == id);
   CHECK(record->content_file == file);
   CHECK(record->inline_content.empty());
   CHECK(record->to == make_id(2));
   CHECK(record->from == make_id(1));
-  CHECK_FALSE(f.backend.records().read_message(id + 1).has_value());
+  CHECK_FALSE(f.backend.records().read_message(rows[0].row + 1).has_value());
 }
 
 // --- Failures: a batch that fails leaves memory as the database is ---------------------------
@@ -599,4 +605,47 @@ TEST_CASE_TEMPLATE("store: a failed last-seen write at commit fails that commit 
   f.store->begin();
   CHECK_NOTHROW(f.store->commit());
   CHECK(f.backend.last_seen(make_id(1)) != "2000-01-01 00:00:00");
+}
+
+// --- Message IDs: per mailbox, never reused, 64-bit rows -------------------------------------
+
+TEST_CASE_TEMPLATE("store: message IDs count per mailbox and are not reused after delivery, also across a reopen", B,
+                   STORE_BACKENDS) {
+  store_fixture<B> f;
+  REQUIRE(f.add_client(1, "alice"));
+  REQUIRE(f.add_client(2, "bob"));
+  REQUIRE(f.add_client(3, "carol"));
+  std::vector<std::uint32_t> to_bob;
+  for (std::uint8_t i = 0; i < 3; ++i) to_bob.push_back(f.add_inline(2, 1, 3, {i}));
+  CHECK(to_bob == std::vector<std::uint32_t>{1, 2, 3});
+  CHECK(f.add_inline(3, 1, 3, {9}) == 1);  // carol's own sequence
+  f.store->begin();
+  f.store->remove_messages(make_id(2), to_bob);
+  f.store->commit();
+  CHECK(f.pending(2).empty());
+  CHECK(f.add_inline(2, 1, 3, {4}) == 4);
+  f.store->begin();
+  f.store->remove_messages(make_id(2), {4});
+  f.store->commit();
+  f.reopen();  // the mailbox is empty: the highest delivered ID must have been recorded
+  CHECK(f.add_inline(2, 1, 3, {5}) == 5);
+  CHECK(f.add_inline(3, 1, 3, {9}) == 2);
+}
+
+TEST_CASE_TEMPLATE("store: a mailbox that has used every 4-byte ID refuses more; other mailboxes go on", B,
+                   STORE_BACKENDS) {
+  store_fixture<B> f;
+  REQUIRE(f.add_client(1, "alice"));
+  REQUIRE(f.add_client(2, "bob"));
+  auto& records = f.backend.records();
+  records.begin();
+  records.record_last_message_id(make_id(2), 0xFFFFFFFEu);  // as if 2^32 - 2 messages were delivered
+  records.commit();
+  f.reopen();
+  CHECK(f.add_inline(2, 1, 3, {1}) == 0xFFFFFFFFu);
+  f.store->begin();
+  CHECK_THROWS_AS(f.store->add_message({make_id(2), make_id(1), 3, 1, {2}, {}}), storage_error);
+  f.store->rollback();
+  CHECK(f.add_inline(1, 2, 3, {3}) == 1);
+  CHECK(ids_of(f.pending(2)) == std::vector<std::uint32_t>{0xFFFFFFFFu});
 }

@@ -33,6 +33,14 @@ Array blob_to_array(const SQLite::Column& column) {
   return out;
 }
 
+// A message ID column: 0..2^32-1, anything else is a corrupt row.
+std::uint32_t message_id_of(const SQLite::Column& column) {
+  const auto value = column.getInt64();
+  if (value < 0 || value > std::numeric_limits<std::uint32_t>::max())
+    throw storage_error("corrupt row: message ID " + std::to_string(value));
+  return static_cast<std::uint32_t>(value);
+}
+
 template <typename Array>
 void bind_blob(SQLite::Statement& statement, int index, const Array& bytes) {
   statement.bind(index, bytes.data(), static_cast<int>(bytes.size()));
@@ -88,13 +96,16 @@ sqlite_store::sqlite_store(const std::filesystem::path& db_path)
         db_, "INSERT INTO clients (ID, Name, PublicKey, LastSeen) VALUES (?, ?, ?, ?)");
     insert_message_ = std::make_unique<SQLite::Statement>(
         db_,
-        "INSERT INTO messages (ToClient, FromClient, Type, Content, ContentSize, ContentFile, SentAt) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)");
+        "INSERT INTO messages (ToClient, FromClient, Type, Content, ContentSize, ContentFile, SentAt, MessageID) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
     touch_client_ = std::make_unique<SQLite::Statement>(db_, "UPDATE clients SET LastSeen = ? WHERE ID = ?");
     select_message_ = std::make_unique<SQLite::Statement>(
-        db_, "SELECT ToClient, FromClient, Type, ContentSize, Content, ContentFile FROM messages WHERE ID = ?");
+        db_,
+        "SELECT ToClient, FromClient, Type, ContentSize, Content, ContentFile, MessageID FROM messages WHERE ID = ?");
     delete_message_ = std::make_unique<SQLite::Statement>(
-        db_, "DELETE FROM messages WHERE ID = ? AND ToClient = ? RETURNING ContentFile");
+        db_, "DELETE FROM messages WHERE ID = ? AND ToClient = ? AND MessageID = ? RETURNING ContentFile");
+    record_last_id_ = std::make_unique<SQLite::Statement>(
+        db_, "UPDATE clients SET LastMessageID = max(LastMessageID, ?) WHERE ID = ?");
     select_clients_ = std::make_unique<SQLite::Statement>(db_, "SELECT ID, Name FROM clients ORDER BY rowid");
   });
   checkpointer_ = std::make_unique<wal_checkpointer>(db_path, busy_timeout_ms);
@@ -148,19 +159,21 @@ void sqlite_store::rollback() noexcept {
   transaction_lost_ = false;
 }
 
-void sqlite_store::for_each_client(const std::function<void(const client_id&, const public_key&)>& fn) {
+void sqlite_store::for_each_client(const client_visitor& fn) {
   checked("load clients", [&] {
-    SQLite::Statement query(db_, "SELECT ID, PublicKey FROM clients ORDER BY rowid");
+    SQLite::Statement query(db_, "SELECT ID, PublicKey, LastMessageID FROM clients ORDER BY rowid");
     while (query.executeStep())
-      fn(blob_to_array<client_id>(query.getColumn(0)), blob_to_array<public_key>(query.getColumn(1)));
+      fn(blob_to_array<client_id>(query.getColumn(0)), blob_to_array<public_key>(query.getColumn(1)),
+         message_id_of(query.getColumn(2)));
   });
 }
 
 void sqlite_store::for_each_message_location(const std::function<void(const message_location&)>& fn) {
   checked("load mailboxes", [&] {
-    SQLite::Statement query(db_, "SELECT ID, ToClient FROM messages ORDER BY ID");
+    SQLite::Statement query(db_, "SELECT ID, ToClient, MessageID FROM messages ORDER BY ID");
     while (query.executeStep())
-      fn({static_cast<std::uint32_t>(query.getColumn(0).getInt64()), blob_to_array<client_id>(query.getColumn(1))});
+      fn({static_cast<std::uint64_t>(query.getColumn(0).getInt64()), blob_to_array<client_id>(query.getColumn(1)),
+          message_id_of(query.getColumn(2))});
   });
 }
 
@@ -218,7 +231,18 @@ void sqlite_store::update_last_seen(const std::vector<client_id>& clients, const
   });
 }
 
-std::uint32_t sqlite_store::insert_message(const new_message& message, const std::string& now) {
+void sqlite_store::record_last_message_id(const client_id& client, std::uint32_t id) {
+  checked("record delivered message IDs", [&] {
+    auto& update = *record_last_id_;
+    update.tryReset();
+    update.bind(1, static_cast<std::int64_t>(id));
+    bind_blob(update, 2, client);
+    update.exec();
+    update.tryReset();
+  });
+}
+
+std::uint64_t sqlite_store::insert_message(const new_message& message, std::uint32_t id, const std::string& now) {
   return checked("store message", [&] {
     auto& insert = *insert_message_;
     insert.tryReset();
@@ -234,24 +258,18 @@ std::uint32_t sqlite_store::insert_message(const new_message& message, const std
     }
     insert.bind(5, static_cast<std::int64_t>(message.content_size));
     insert.bind(7, now);
+    insert.bind(8, static_cast<std::int64_t>(id));
     insert.exec();
     insert.tryReset();
-    const auto id = db_.getLastInsertRowid();
-    if (id <= 0 || id > std::numeric_limits<std::uint32_t>::max()) {
-      SQLite::Statement undo(db_, "DELETE FROM messages WHERE ID = ?");
-      undo.bind(1, id);
-      undo.exec();
-      throw storage_error("message IDs exhausted: the next ID does not fit 4 bytes");
-    }
-    return static_cast<std::uint32_t>(id);
+    return static_cast<std::uint64_t>(db_.getLastInsertRowid());  // 64-bit row keys do not run out
   });
 }
 
-std::optional<message_record> sqlite_store::read_message(std::uint32_t id) {
+std::optional<message_record> sqlite_store::read_message(std::uint64_t row) {
   return checked("read messages", [&]() -> std::optional<message_record> {
     auto& query = *select_message_;
     query.tryReset();
-    query.bind(1, static_cast<std::int64_t>(id));
+    query.bind(1, static_cast<std::int64_t>(row));
     if (!query.executeStep()) {
       query.tryReset();
       return std::nullopt;
@@ -261,6 +279,7 @@ std::optional<message_record> sqlite_store::read_message(std::uint32_t id) {
     message.from = blob_to_array<client_id>(query.getColumn(1));
     message.type = static_cast<std::uint8_t>(query.getColumn(2).getInt());
     message.content_size = static_cast<std::uint32_t>(query.getColumn(3).getInt64());
+    message.id = message_id_of(query.getColumn(6));
     if (!query.getColumn(5).isNull()) {
       message.content_file = query.getColumn(5).getString();
     } else {
@@ -273,12 +292,13 @@ std::optional<message_record> sqlite_store::read_message(std::uint32_t id) {
   });
 }
 
-std::optional<deleted_message> sqlite_store::delete_message(const client_id& to, std::uint32_t id) {
+std::optional<deleted_message> sqlite_store::delete_message(std::uint64_t row, const client_id& to, std::uint32_t id) {
   return checked("remove messages", [&]() -> std::optional<deleted_message> {
     auto& remove = *delete_message_;
     remove.tryReset();
-    remove.bind(1, static_cast<std::int64_t>(id));
+    remove.bind(1, static_cast<std::int64_t>(row));
     bind_blob(remove, 2, to);
+    remove.bind(3, static_cast<std::int64_t>(id));
     std::optional<deleted_message> deleted;
     while (remove.executeStep()) {
       deleted.emplace();

@@ -32,16 +32,17 @@ class sqlite_store final : public record_store {
   void commit() override;
   void rollback() noexcept override;
 
-  void for_each_client(const std::function<void(const client_id&, const public_key&)>& fn) override;
+  void for_each_client(const client_visitor& fn) override;
   void for_each_message_location(const std::function<void(const message_location&)>& fn) override;
   std::vector<std::string> referenced_content_files() override;
   std::vector<protocol::client_entry> list_clients() override;
 
   bool insert_client(const client_record& client, const std::string& now) override;
   void update_last_seen(const std::vector<client_id>& clients, const std::string& now) override;
-  std::uint32_t insert_message(const new_message& message, const std::string& now) override;
-  std::optional<message_record> read_message(std::uint32_t id) override;
-  std::optional<deleted_message> delete_message(const client_id& to, std::uint32_t id) override;
+  void record_last_message_id(const client_id& client, std::uint32_t id) override;
+  std::uint64_t insert_message(const new_message& message, std::uint32_t id, const std::string& now) override;
+  std::optional<message_record> read_message(std::uint64_t row) override;
+  std::optional<deleted_message> delete_message(std::uint64_t row, const client_id& to, std::uint32_t id) override;
 
   // The schema version of the open database (PRAGMA user_version).
   int schema_version();
@@ -56,7 +57,7 @@ class sqlite_store final : public record_store {
 
   SQLite::Database db_;
   std::unique_ptr<SQLite::Statement> insert_client_, insert_message_, touch_client_, select_message_,
-      delete_message_, select_clients_;
+      delete_message_, select_clients_, record_last_id_;
   bool in_transaction_ = false;
   bool transaction_lost_ = false;
   int wal_pages_ = 0;  // pages in the WAL after the last commit (sqlite3_wal_hook)
