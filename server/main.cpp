@@ -82,7 +82,9 @@ int run(const server_config& config) {
   storage_worker storage(store, config.limits.max_batch);
   asio::thread_pool file_pool(config.file_threads);
   asio::io_context io(1);
-  server_context context{storage, handler, spool, file_pool, config.limits};
+  pull_registry pulls;
+  log_limiter errors;
+  server_context context{storage, handler, spool, file_pool, pulls, errors, config.limits};
   session_registry sessions;
 
   tcp::acceptor acceptor(io);

@@ -79,7 +79,9 @@ class session : public std::enable_shared_from_this<session> {
     } catch (const protocol_error& e) {
       failure = e.what();
     } catch (const storage_error& e) {
-      spdlog::error("{}: storage error: {}", connection_.peer(), e.what());
+      if (const long dropped = context_.errors.allow("storage"); dropped >= 0)  // a full disk fails every request
+        spdlog::error("{}: storage error: {}{}", connection_.peer(), e.what(),
+                      dropped > 0 ? " (" + std::to_string(dropped) + " more storage errors not logged)" : std::string());
       failure = std::string("storage error: ") + e.what();
     }
     co_return co_await reject(r, std::move(failure));

@@ -58,6 +58,7 @@ class connection {
   // down (the descriptor number must not be reused under that call); run_on_socket then throws
   // operation_aborted and the owner's final close() releases the descriptor.
   void close() noexcept;
+  bool closing() const noexcept { return closing_; }
 
   // Waits for the next bytes when nothing is buffered. Returns false at a clean end of stream
   // (no exception: legacy clients end every connection this way).

@@ -62,23 +62,32 @@ message_sent request_handler::store_message(const client_id& sender, const send_
   return {prefix.to, id};
 }
 
+std::uint32_t pull_payload_size(const std::vector<stored_message>& messages) {
+  std::uint64_t payload = 0;
+  for (const auto& message : messages) payload += pulled_message_header_size + message.content_size;
+  return static_cast<std::uint32_t>(payload);  // the store kept it within u32
+}
+
 pull_batch request_handler::begin_pull(const client_id& requester) {
   require_registered(requester);
-  auto& reserved = reservations_[requester];
   pull_batch batch;
   batch.recipient = requester;
-  try {
-    batch.messages = store_.pending_messages(requester, reserved.last_reserved_id, limits_.max_messages_per_pull,
-                                             limits_.max_pull_inline_bytes, limits_.max_pull_payload);
-  } catch (...) {
-    if (reserved.active_pulls == 0) reservations_.erase(requester);
-    throw;
+  const std::map<std::uint32_t, held_message>* held = nullptr;
+  if (auto it = held_.find(requester); it != held_.end()) {
+    std::erase_if(it->second, [&](const auto& entry) { return !store_.is_pending(requester, entry.first); });
+    if (it->second.empty())
+      held_.erase(it);
+    else
+      held = &it->second;
   }
-  std::uint64_t payload = 0;
-  for (const auto& message : batch.messages) payload += pulled_message_header_size + message.content_size;
-  batch.payload_size = static_cast<std::uint32_t>(payload);  // the store kept it within u32
-  if (!batch.messages.empty()) reserved.last_reserved_id = batch.messages.back().id;
-  ++reserved.active_pulls;
+  const auto skip = [held](std::uint32_t id) {
+    if (held == nullptr) return false;
+    auto entry = held->find(id);
+    return entry != held->end() && entry->second.held_back();
+  };
+  batch.messages = store_.pending_messages(requester, 0, limits_.max_messages_per_pull, limits_.max_pull_inline_bytes,
+                                           limits_.max_pull_payload, skip);
+  batch.payload_size = pull_payload_size(batch.messages);
   return batch;
 }
 
@@ -86,21 +95,40 @@ void request_handler::finish_pull(const pull_batch& batch) {
   std::vector<std::uint32_t> ids;
   ids.reserve(batch.messages.size());
   for (const auto& message : batch.messages) ids.push_back(message.id);
+  if (auto it = held_.find(batch.recipient); it != held_.end())  // delivered twice already: retry their removal
+    for (const auto& [id, entry] : it->second)
+      if (!entry.quarantined && entry.deliveries_not_removed >= max_deliveries_while_deletes_fail) ids.push_back(id);
   try {
     if (!ids.empty()) store_.remove_messages(batch.recipient, ids);
   } catch (...) {
-    release(batch);
+    deletes_failed(batch);
     throw;
   }
-  release(batch);
 }
 
-void request_handler::abort_pull(const pull_batch& batch) noexcept { release(batch); }
+void request_handler::deletes_failed(const pull_batch& batch) noexcept {
+  if (batch.messages.empty()) return;
+  try {
+    auto& held = held_[batch.recipient];
+    for (const auto& message : batch.messages) {
+      auto& count = held[message.id].deliveries_not_removed;
+      count = std::min(count + 1, max_deliveries_while_deletes_fail);
+    }
+  } catch (...) {
+    // Out of memory: the messages are simply delivered again.
+  }
+}
 
-void request_handler::release(const pull_batch& batch) noexcept {
-  auto it = reservations_.find(batch.recipient);
-  if (it == reservations_.end()) return;
-  if (--it->second.active_pulls <= 0) reservations_.erase(it);  // next pull starts from the oldest again
+std::vector<std::uint32_t> request_handler::quarantine(const client_id& recipient,
+                                                       const std::vector<std::uint32_t>& ids) {
+  std::vector<std::uint32_t> newly;
+  auto& held = held_[recipient];
+  for (auto id : ids) {
+    auto& entry = held[id];
+    if (!entry.quarantined) newly.push_back(id);
+    entry.quarantined = true;
+  }
+  return newly;
 }
 
 }  // namespace letterbox::server

@@ -4,6 +4,7 @@
 // worker's thread, inside its batch transaction.
 #pragma once
 
+#include <map>
 #include <stdexcept>
 #include <string>
 #include <unordered_map>
@@ -37,6 +38,12 @@ struct pull_batch {
   std::vector<stored_message> messages;
   std::uint32_t payload_size = 0;  // of the 1004 response
 };
+// The 1004 payload size of these messages.
+std::uint32_t pull_payload_size(const std::vector<stored_message>& messages);
+
+// While the deletes after a delivered pull fail (a full disk), a message is delivered at most
+// this many times; then it is held back until a delete succeeds.
+inline constexpr int max_deliveries_while_deletes_fail = 2;
 
 class request_handler {
  public:
@@ -55,27 +62,37 @@ class request_handler {
   // 103 with its content (inline or a durable spool file); its ID once committed.
   protocol::message_sent store_message(const client_id& sender, const protocol::send_message_prefix& prefix,
                                        byte_buffer inline_content, std::string content_file);
-  // 104: reserves the next messages of the requester's mailbox. Concurrent pulls of one
-  // mailbox never hand out the same message.
+  // 104: the oldest messages of the requester's mailbox, within the per-pull limits, except
+  // quarantined ones and ones held back after failed deletes. Every pull starts from the
+  // oldest (the session ends an earlier pull of the same mailbox, see requests/request.hpp).
+  // A pull that is never finished leaves its messages where they are.
   pull_batch begin_pull(const client_id& requester);
-  // After the whole 1004 response was written: removes the batch's messages.
+  // After the whole 1004 response was written: removes the batch's messages (and retries
+  // removing those held back). If that fails, deletes_failed(batch) is recorded and it throws.
   void finish_pull(const pull_batch& batch);
-  // The response could not be written: the messages stay for the next pull.
-  void abort_pull(const pull_batch& batch) noexcept;
+  // The removal of a delivered batch failed (its job threw, or its batch did not commit):
+  // counts one more delivery without removal for each of its messages.
+  void deletes_failed(const pull_batch& batch) noexcept;
+  // Messages of `recipient` whose spool file is missing or shorter than the message: kept,
+  // never handed out again by this server process. Returns those not quarantined before.
+  std::vector<std::uint32_t> quarantine(const client_id& recipient, const std::vector<std::uint32_t>& ids);
 
   // Every rule violation throws request_rejected; storage failures throw storage_error.
 
  private:
   void require_registered(const client_id& id);  // and records its last-seen time
-  void release(const pull_batch& batch) noexcept;
 
-  struct reservation {
-    std::uint32_t last_reserved_id = 0;
-    int active_pulls = 0;
+  // A pending message a pull must treat specially.
+  struct held_message {
+    int deliveries_not_removed = 0;
+    bool quarantined = false;
+    bool held_back() const noexcept {
+      return quarantined || deliveries_not_removed >= max_deliveries_while_deletes_fail;
+    }
   };
   mailbox_store& store_;
   server_limits limits_;
-  std::unordered_map<client_id, reservation, client_id_hash> reservations_;
+  std::unordered_map<client_id, std::map<std::uint32_t, held_message>, client_id_hash> held_;
 };
 
 }  // namespace letterbox::server

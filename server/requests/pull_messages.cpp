@@ -5,6 +5,8 @@
 #include <sys/sendfile.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "request.hpp"
 #include "responses.hpp"
 
@@ -67,6 +69,27 @@ asio::awaitable<void> write_pull_response(request& r, const pull_batch& batch) {
   if (!out.empty()) co_await r.connection.write(asio::buffer(out));
 }
 
+// Messages of the batch whose spool file is missing or shorter than the message (a broken
+// spool: deleted or truncated by hand, a disk error). Looked at before the 1004 header is
+// written, which announces every size.
+std::vector<std::uint32_t> broken_spool_files(const spool_directory& spool, const pull_batch& batch) {
+  std::vector<std::uint32_t> broken;
+  for (const auto& message : batch.messages) {
+    if (message.content_file.empty()) continue;
+    const auto size = spool.file_size(message.content_file);
+    if (!size || *size < message.content_size) broken.push_back(message.id);
+  }
+  return broken;
+}
+
+// Ends the pull's registration when the flow ends, however it ends.
+struct pull_registration {
+  pull_registry& pulls;
+  const client_id& mailbox;
+  std::shared_ptr<pull_ticket> ticket;
+  ~pull_registration() { pulls.end(mailbox, ticket); }
+};
+
 }  // namespace
 
 asio::awaitable<outcome> handle_pull_messages(request& r) {
@@ -74,31 +97,46 @@ asio::awaitable<outcome> handle_pull_messages(request& r) {
   auto& handler = r.server.handler;
   auto& storage = r.server.storage;
   const client_id requester = r.header.client;
+  // The newest pull of a mailbox wins (see pull_registry): a pull in progress on another
+  // connection must not keep messages from this one.
+  const pull_registration registration{r.server.pulls, requester, r.server.pulls.begin(requester, r.connection)};
   auto begin = [&handler, requester] { return handler.begin_pull(requester); };
-  auto undo = [&handler](pull_batch& batch) noexcept { handler.abort_pull(batch); };
-  const pull_batch batch = co_await storage.run<pull_batch>(std::move(begin), std::move(undo));
-  std::exception_ptr failure;
-  try {
-    co_await write_pull_response(r, batch);
-  } catch (...) {
-    failure = std::current_exception();
-  }
-  if (failure) {
-    auto abort = [&handler, &batch] { handler.abort_pull(batch); };
-    co_await storage.run<void>(std::move(abort));
-    try {
-      std::rethrow_exception(failure);
-    } catch (const storage_error& e) {
-      // Part of the 1004 may be on the wire: no 9000 can follow, the connection must end.
-      throw std::runtime_error(std::string("pull aborted mid-response: ") + e.what());
+  pull_batch batch = co_await storage.run<pull_batch>(std::move(begin));
+  if (registration.ticket->superseded) batch.messages.clear();  // a newer pull delivers them
+  batch.payload_size = pull_payload_size(batch.messages);
+  registration.ticket->writing = !batch.messages.empty();
+  if (std::any_of(batch.messages.begin(), batch.messages.end(), [](const auto& m) { return !m.content_file.empty(); })) {
+    auto& spool = r.server.spool;
+    auto check = [&spool, &batch] { return broken_spool_files(spool, batch); };
+    const auto broken = co_await r.connection.run_blocking(std::move(check));
+    if (!broken.empty()) {
+      auto quarantine = [&handler, requester, broken] { return handler.quarantine(requester, broken); };
+      const auto newly = co_await storage.run<std::vector<std::uint32_t>>(std::move(quarantine));
+      for (auto id : newly)
+        spdlog::error("mailbox {}: message {} quarantined: its spool file is missing or shorter than the message "
+                      "(kept in the database; the rest of the mailbox is delivered)", to_hex(requester), id);
+      std::erase_if(batch.messages, [&](const stored_message& m) {
+        return std::find(broken.begin(), broken.end(), m.id) != broken.end();
+      });
+      batch.payload_size = pull_payload_size(batch.messages);
     }
   }
-  auto finish = [&handler, &batch] { handler.finish_pull(batch); };
   try {
-    co_await storage.run<void>(std::move(finish));
+    co_await write_pull_response(r, batch);
+  } catch (const storage_error& e) {
+    // Part of the 1004 may be on the wire: no 9000 can follow, the connection must end. The
+    // messages stay in the mailbox.
+    throw std::runtime_error(std::string("pull aborted mid-response: ") + e.what());
+  }
+  auto finish = [&handler, &batch] { handler.finish_pull(batch); };
+  auto not_committed = [&handler, &batch]() noexcept { handler.deletes_failed(batch); };
+  try {
+    co_await storage.run<void>(std::move(finish), std::move(not_committed));
   } catch (const std::exception& e) {
-    spdlog::error("{}: delivered messages could not be removed (they will be delivered again): {}",
-                  r.connection.peer(), e.what());
+    if (const long dropped = r.server.errors.allow("pull-remove"); dropped >= 0)
+      spdlog::error("{}: delivered messages could not be removed (each is delivered at most {} times while this "
+                    "lasts): {}{}", r.connection.peer(), max_deliveries_while_deletes_fail, e.what(),
+                    dropped > 0 ? " (" + std::to_string(dropped) + " more such lines dropped)" : std::string());
   }
   co_return outcome{static_cast<std::uint16_t>(response_code::messages), response_header_size + batch.payload_size,
                     {}, false};

@@ -9,8 +9,11 @@
 #include <utility>  // before Asio (Boost 1.74 + g++ 12 + C++20)
 
 #include <boost/asio.hpp>
+#include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <unordered_map>
 
 #include "connection.hpp"
 #include "handler.hpp"
@@ -21,12 +24,56 @@
 
 namespace letterbox::server {
 
+// One pull in progress (see pull_registry).
+struct pull_ticket {
+  net::connection* connection = nullptr;
+  bool writing = false;     // its 1004 carries messages and is being written
+  bool superseded = false;  // a newer pull of the mailbox came before it had messages
+};
+
+// Pulls in progress, one per mailbox (I/O thread only), so that a new pull of a mailbox sees
+// every message not yet delivered — also right after a cut connection the server has not
+// noticed yet, or while a reader has stopped reading. The newer pull always wins: an earlier
+// one that is writing messages has its connection closed (the messages stay in the mailbox);
+// an earlier one that has no messages yet is superseded and answers an empty 1004.
+class pull_registry {
+ public:
+  // Registers a pull of `mailbox` on `connection`, dealing with the pull it replaces.
+  std::shared_ptr<pull_ticket> begin(const client_id& mailbox, net::connection& connection);
+  // Ends the registration if `ticket` still holds it.
+  void end(const client_id& mailbox, const std::shared_ptr<pull_ticket>& ticket) noexcept;
+  std::size_t size() const noexcept { return pulls_.size(); }
+
+ private:
+  std::unordered_map<client_id, std::shared_ptr<pull_ticket>, client_id_hash> pulls_;
+};
+
+// Writes a line at most once per interval per key; the next one says how many were dropped.
+// For errors that repeat on every request while a disk is full.
+class log_limiter {
+ public:
+  explicit log_limiter(std::chrono::milliseconds interval = std::chrono::seconds(1)) : interval_(interval) {}
+  // Returns the number of lines dropped since the last one written (>= 0) when this one
+  // should be written, or -1 when it should be dropped.
+  long allow(const std::string& key, std::chrono::steady_clock::time_point now = std::chrono::steady_clock::now());
+
+ private:
+  struct state {
+    std::chrono::steady_clock::time_point last{};
+    long dropped = 0;
+  };
+  std::chrono::milliseconds interval_;
+  std::unordered_map<std::string, state> keys_;
+};
+
 // What every session shares; owned by main and outlives all sessions.
 struct server_context {
   storage_worker& storage;
   request_handler& handler;  // touched only inside storage jobs (the worker's thread)
   spool_directory& spool;
   boost::asio::thread_pool& file_pool;  // the connections' blocking file and socket calls
+  pull_registry& pulls;                 // I/O thread only
+  log_limiter& errors;                  // I/O thread only
   server_limits limits;
 };
 

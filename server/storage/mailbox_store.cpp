@@ -161,7 +161,8 @@ std::uint32_t mailbox_store::add_message(const new_message& message) {
 
 std::vector<stored_message> mailbox_store::pending_messages(const client_id& to, std::uint32_t after_id,
                                                             std::size_t max_count, std::uint64_t max_inline_bytes,
-                                                            std::uint64_t max_payload_bytes) {
+                                                            std::uint64_t max_payload_bytes,
+                                                            const std::function<bool(std::uint32_t)>& skip) {
   std::vector<stored_message> result;
   auto mailbox = mailboxes_.find(to);
   if (mailbox == mailboxes_.end()) return result;
@@ -170,6 +171,7 @@ std::vector<stored_message> mailbox_store::pending_messages(const client_id& to,
   auto first = std::upper_bound(pending.begin(), pending.end(), after_id,
                                 [](std::uint32_t id, const pending_entry& entry) { return id < entry.id; });
   for (auto it = first; it != pending.end() && result.size() < max_count; ++it) {
+    if (skip && skip(it->id)) continue;
     auto record = records_.read_message(it->row);
     // Gone (removed earlier in this batch), or the row now holds another message (a row key
     // is reused after the newest row was deleted): never hand out another mailbox's message.

@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -68,8 +69,12 @@ class mailbox_store final : public batch_store {
   // stopping before inline content would exceed max_inline_bytes or the total 1004 payload
   // would exceed max_payload_bytes (at least one message when any is pending and it fits the
   // payload limit). A message committed in the current batch is not seen before the commit.
+  // Messages for which skip(id) is true are passed over (they count for no limit).
   std::vector<stored_message> pending_messages(const client_id& to, std::uint32_t after_id, std::size_t max_count,
-                                               std::uint64_t max_inline_bytes, std::uint64_t max_payload_bytes);
+                                               std::uint64_t max_inline_bytes, std::uint64_t max_payload_bytes,
+                                               const std::function<bool(std::uint32_t)>& skip = {});
+  // True while message `id` of `to`'s mailbox is stored (committed state).
+  bool is_pending(const client_id& to, std::uint32_t id) const { return find_pending(to, id) != nullptr; }
   // Removes delivered messages of `to` (IDs of other mailboxes are ignored); their spool
   // files are deleted after the commit.
   void remove_messages(const client_id& to, const std::vector<std::uint32_t>& ids);

@@ -122,6 +122,12 @@ int spool_directory::open_for_read(const std::string& name) const {
   return fd;
 }
 
+std::optional<std::uint64_t> spool_directory::file_size(const std::string& name) const noexcept {
+  struct stat info {};
+  if (::stat((dir_ / name).c_str(), &info) != 0 || !S_ISREG(info.st_mode)) return std::nullopt;
+  return static_cast<std::uint64_t>(info.st_size);
+}
+
 void spool_directory::remove(const std::string& name) const noexcept {
   ::unlink((dir_ / name).c_str());
 }

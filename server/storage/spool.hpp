@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <span>
 #include <string>
 #include <unordered_set>
@@ -58,6 +59,8 @@ class spool_directory {
   // Opens a stored content for reading; returns a file descriptor the caller closes.
   // Throws storage_error when it is missing.
   int open_for_read(const std::string& name) const;
+  // The size of a stored content's file; nullopt when it is missing or cannot be looked at.
+  std::optional<std::uint64_t> file_size(const std::string& name) const noexcept;
   // Deletes a file; missing files are ignored.
   void remove(const std::string& name) const noexcept;
   // Deletes every file whose name is not in `keep` (half-written uploads, files of messages

@@ -59,7 +59,7 @@ class storage_worker {
 
   // As run(fn), and when the batch fails to commit after fn succeeded, undo(result) — undo()
   // for R = void — runs on the worker thread to take back what fn did outside the database
-  // (for example a reservation in memory).
+  // (for example a count kept in memory).
   template <typename R, typename F, typename Undo>
   boost::asio::awaitable<R> run(F fn, Undo undo) {
     // Deliberately not a coroutine itself: returning the awaitable keeps fn out of any

@@ -82,6 +82,7 @@ class faulty_records final : public record_store {
   bool fail_next_update_last_seen = false;
   bool fail_next_insert_message = false;
   bool fail_next_delete = false;
+  bool fail_deletes = false;  // every delete while set
 
   void begin() override { inner_.begin(); }
   void commit() override {
@@ -113,6 +114,7 @@ class faulty_records final : public record_store {
   std::optional<deleted_message> delete_message(std::uint64_t row, const protocol::client_id& to,
                                                 std::uint32_t id) override {
     fail_if(fail_next_delete, "delete failed: disk full");
+    if (fail_deletes) throw storage_error("delete failed: disk full");
     return inner_.delete_message(row, to, id);
   }
 

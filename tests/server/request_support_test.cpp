@@ -1,0 +1,60 @@
+// Tests of the pieces the request flows share (server/requests/request.hpp): the registry of
+// pulls in progress and the log limiter.
+#include <doctest/doctest.h>
+
+#include "request.hpp"
+#include "server_test_support.hpp"
+
+using namespace letterbox::server;
+using namespace std::chrono_literals;
+
+TEST_CASE("log limiter: one line per interval per key; the next says how many were dropped") {
+  log_limiter limiter(1000ms);
+  const auto t0 = std::chrono::steady_clock::time_point{} + 10s;
+  CHECK(limiter.allow("disk", t0) == 0);
+  CHECK(limiter.allow("disk", t0 + 1ms) == -1);
+  CHECK(limiter.allow("disk", t0 + 999ms) == -1);
+  CHECK(limiter.allow("other", t0 + 999ms) == 0);  // keys are independent
+  CHECK(limiter.allow("disk", t0 + 1000ms) == 2);  // two dropped since the last line
+  CHECK(limiter.allow("disk", t0 + 1001ms) == -1);
+  CHECK(limiter.allow("disk", t0 + 5000ms) == 1);
+  // 200 errors a second for 3 seconds: 3 lines, not 600.
+  log_limiter burst(1000ms);
+  int lines = 0;
+  for (int i = 0; i < 600; ++i) lines += burst.allow("pull", t0 + i * 5ms) >= 0;
+  CHECK(lines == 3);
+}
+
+TEST_CASE("pull registry: the newest pull of a mailbox wins; an earlier one writing is closed, one not yet writing superseded") {
+  boost::asio::io_context io;
+  boost::asio::thread_pool pool(1);
+  const boost::asio::ip::tcp::endpoint peer(boost::asio::ip::make_address("127.0.0.1"), 1);
+  boost::asio::ip::tcp::socket s1(io), s2(io), s3(io);
+  s1.open(boost::asio::ip::tcp::v4());
+  s2.open(boost::asio::ip::tcp::v4());
+  s3.open(boost::asio::ip::tcp::v4());
+  net::connection first(std::move(s1), peer, 1000ms, pool);
+  net::connection second(std::move(s2), peer, 1000ms, pool);
+  net::connection third(std::move(s3), peer, 1000ms, pool);
+  pull_registry pulls;
+  const auto bob = letterbox::server::test::make_id(2), carol = letterbox::server::test::make_id(3);
+
+  const auto a = pulls.begin(bob, first);
+  const auto c = pulls.begin(carol, third);  // another mailbox: independent
+  const auto b = pulls.begin(bob, second);   // a has no messages yet: superseded, not closed
+  CHECK(a->superseded);
+  CHECK_FALSE(first.closing());
+  CHECK_FALSE(c->superseded);
+  pulls.end(bob, a);  // the superseded pull ending must not drop the newer one
+  CHECK(pulls.size() == 2);
+
+  b->writing = true;                       // b is writing its messages
+  const auto d = pulls.begin(bob, first);  // a newer pull: b's connection is closed
+  CHECK(second.closing());
+  CHECK_FALSE(b->superseded);
+  pulls.end(bob, b);
+  pulls.end(bob, d);
+  pulls.end(carol, c);
+  CHECK(pulls.size() == 0);
+  pool.join();
+}
