@@ -234,19 +234,25 @@ byte_buffer encode_registered_response(const client_id& id) {
   return with_response_header(response_code::registered, id);
 }
 
-byte_buffer encode_client_list_response(const std::vector<client_entry>& clients) {
-  const std::uint64_t payload = static_cast<std::uint64_t>(clients.size()) * client_list_entry_size;
-  if (payload > max_payload_size) throw protocol_error("client list does not fit a u32 payload");
-  byte_buffer out;
-  out.reserve(response_header_size + payload);
-  auto header = encode_response_header({server_version, static_cast<std::uint16_t>(response_code::client_list),
-                                        static_cast<std::uint32_t>(payload)});
-  out.insert(out.end(), header.begin(), header.end());
+response_header_bytes encode_client_list_header(std::uint64_t count) {
+  const std::uint64_t payload = count * client_list_entry_size;
+  if (count > max_payload_size / client_list_entry_size) throw protocol_error("client list does not fit a u32 payload");
+  return encode_response_header({server_version, static_cast<std::uint16_t>(response_code::client_list),
+                                 static_cast<std::uint32_t>(payload)});
+}
+
+void append_client_list_entry(byte_buffer& out, const client_entry& client) {
   byte_writer w(out);
-  for (const auto& client : clients) {
-    w.bytes(client.id);
-    w.bytes(encode_name(client.name));
-  }
+  w.bytes(client.id);
+  w.bytes(encode_name(client.name));
+}
+
+byte_buffer encode_client_list_response(const std::vector<client_entry>& clients) {
+  const auto header = encode_client_list_header(clients.size());
+  byte_buffer out;
+  out.reserve(response_header_size + clients.size() * client_list_entry_size);
+  out.insert(out.end(), header.begin(), header.end());
+  for (const auto& client : clients) append_client_list_entry(out, client);
   return out;
 }
 

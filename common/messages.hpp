@@ -128,6 +128,11 @@ struct pulled_message_header {
 byte_buffer encode_error_response();
 byte_buffer encode_registered_response(const client_id& id);
 byte_buffer encode_client_list_response(const std::vector<client_entry>& clients);
+// The same in pieces, for a long list streamed as it is encoded: the 7-byte header of a 1001
+// carrying `count` entries (throws protocol_error when they do not fit a u32 payload), then
+// each 271-byte entry appended to `out`.
+response_header_bytes encode_client_list_header(std::uint64_t count);
+void append_client_list_entry(byte_buffer& out, const client_entry& client);
 byte_buffer encode_public_key_response(const public_key_response& response);
 byte_buffer encode_message_sent_response(const message_sent& sent);
 

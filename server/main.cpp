@@ -84,7 +84,7 @@ int run(const server_config& config) {
   asio::io_context io(1);
   pull_registry pulls;
   log_limiter errors;
-  server_context context{storage, handler, spool, file_pool, pulls, errors, config.limits};
+  server_context context{storage, handler, spool, store.directory(), file_pool, pulls, errors, config.limits};
   session_registry sessions;
 
   tcp::acceptor acceptor(io);

@@ -1,5 +1,7 @@
-// 100 register, 101 list clients, 102 public key: small fixed-size payloads, read whole,
-// decoded here, answered by one storage job each.
+// 100 register, 101 list clients, 102 public key: small fixed-size payloads, read whole and
+// decoded here. 100 and 102 are answered by one storage job each; 101 from the client
+// directory on the I/O thread, streamed, so a list of 100,000 clients neither waits for nor
+// holds up a batch, and is never built whole in memory.
 #include <array>
 
 #include "request.hpp"
@@ -8,6 +10,34 @@
 namespace letterbox::server {
 namespace asio = boost::asio;
 using namespace protocol;
+
+namespace {
+
+// Pieces in which a 1001 is encoded and written.
+constexpr std::size_t client_list_piece_bytes = 64 * 1024;
+
+asio::awaitable<outcome> list_clients(request& r) {
+  const client_id requester = r.header.client;
+  if (!r.server.directory.contains(requester))
+    throw request_rejected("client " + to_hex(requester) + " is not registered");
+  // Its last-seen time: a storage job nobody waits for.
+  auto touch = [&handler = r.server.handler, requester] { handler.touch(requester); };
+  asio::co_spawn(r.connection.executor(), r.server.storage.run<void>(std::move(touch)), asio::detached);
+  const auto clients = r.server.directory.current();
+  const auto header = encode_client_list_header(clients, requester);
+  byte_buffer out(header.begin(), header.end());
+  std::uint64_t written = 0;
+  for (std::size_t next = 0;;) {
+    encode_client_list_piece(clients, requester, next, client_list_piece_bytes, out);
+    if (out.empty()) break;
+    co_await r.connection.write(asio::buffer(out));
+    written += out.size();
+    out.clear();
+  }
+  co_return outcome{static_cast<std::uint16_t>(response_code::client_list), written, {}, false};
+}
+
+}  // namespace
 
 asio::awaitable<outcome> handle_fixed_request(request& r) {
   const auto expected = *fixed_payload_size(r.header.code);
@@ -25,11 +55,7 @@ asio::awaitable<outcome> handle_fixed_request(request& r) {
       const auto result = co_await r.server.storage.run<registered>(std::move(job));
       co_return co_await respond(r, encode_response(result));
     }
-    case request_code::list_clients: {
-      auto job = [&handler, requester] { return handler.list_clients(requester); };
-      const auto result = co_await r.server.storage.run<client_list>(std::move(job));
-      co_return co_await respond(r, encode_response(result));
-    }
+    case request_code::list_clients: co_return co_await list_clients(r);
     default: {  // 102: the session dispatches only 100, 101 and 102 here
       auto job = [&handler, requester, decoded = decode_get_public_key_request(payload)] {
         return handler.get_public_key(requester, decoded);

@@ -34,11 +34,6 @@ registered request_handler::register_client(const register_request& request) {
   return {id};
 }
 
-client_list request_handler::list_clients(const client_id& requester) {
-  require_registered(requester);
-  return {store_.clients_except(requester)};
-}
-
 public_key_response request_handler::get_public_key(const client_id& requester, const get_public_key_request& request) {
   require_registered(requester);
   const auto key = store_.public_key_of(request.target);

@@ -26,10 +26,6 @@ class request_rejected : public std::runtime_error {
 struct registered {
   client_id id{};
 };
-// 101: every other client (→ 1001).
-struct client_list {
-  std::vector<protocol::client_entry> clients;
-};
 // 102 → protocol::public_key_response (1002); 103 → protocol::message_sent (1003).
 
 // Messages handed out by one pull, to be removed once the whole response was written (→ 1004).
@@ -52,8 +48,9 @@ class request_handler {
 
   // 100: registers the name and public key under a new random ID.
   registered register_client(const protocol::register_request& request);
-  // 101: every client but the requester, in registration order.
-  client_list list_clients(const client_id& requester);
+  // Records that the client made a request now (its last-seen time). 101 is answered from the
+  // client directory on the I/O thread (requests/fixed_requests.cpp) and only records this.
+  void touch(const client_id& requester) { store_.touch(requester); }
   // 102: the target's public key.
   protocol::public_key_response get_public_key(const client_id& requester,
                                                const protocol::get_public_key_request& request);

@@ -15,6 +15,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "client_directory.hpp"
 #include "connection.hpp"
 #include "handler.hpp"
 #include "limits.hpp"
@@ -71,6 +72,7 @@ struct server_context {
   storage_worker& storage;
   request_handler& handler;  // touched only inside storage jobs (the worker's thread)
   spool_directory& spool;
+  const client_directory& directory;    // any thread
   boost::asio::thread_pool& file_pool;  // the connections' blocking file and socket calls
   pull_registry& pulls;                 // I/O thread only
   log_limiter& errors;                  // I/O thread only

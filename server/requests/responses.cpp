@@ -1,13 +1,31 @@
 // Response encoding (see responses.hpp).
 #include "responses.hpp"
 
+#include <algorithm>
+
 namespace letterbox::server {
 using namespace protocol;
 
 byte_buffer encode_response(const registered& result) { return encode_registered_response(result.id); }
-byte_buffer encode_response(const client_list& result) { return encode_client_list_response(result.clients); }
 byte_buffer encode_response(const public_key_response& result) { return encode_public_key_response(result); }
 byte_buffer encode_response(const message_sent& result) { return encode_message_sent_response(result); }
+
+response_header_bytes encode_client_list_header(const client_directory::snapshot& clients, const client_id& requester) {
+  std::uint64_t count = clients.size();
+  for (std::size_t i = 0; i < clients.size(); ++i)
+    if (clients[i].id == requester) {
+      --count;
+      break;
+    }
+  return protocol::encode_client_list_header(count);
+}
+
+void encode_client_list_piece(const client_directory::snapshot& clients, const client_id& requester, std::size_t& next,
+                              std::size_t max_bytes, byte_buffer& out) {
+  const std::size_t limit = out.size() + std::max(max_bytes, client_list_entry_size);  // one entry at least
+  for (; next < clients.size() && out.size() + client_list_entry_size <= limit; ++next)
+    if (clients[next].id != requester) append_client_list_entry(out, clients[next]);
+}
 
 const byte_buffer& error_response() {
   static const byte_buffer error = encode_error_response();

@@ -4,16 +4,24 @@
 
 #include <array>
 
+#include "client_directory.hpp"
 #include "handler.hpp"
 #include "messages.hpp"
 
 namespace letterbox::server {
 
 protocol::byte_buffer encode_response(const registered& result);                     // 1000
-protocol::byte_buffer encode_response(const client_list& result);                    // 1001
 protocol::byte_buffer encode_response(const protocol::public_key_response& result);  // 1002
 protocol::byte_buffer encode_response(const protocol::message_sent& result);         // 1003
 const protocol::byte_buffer& error_response();                                       // 9000
+
+// 1001 is streamed from a directory snapshot: its header, then pieces of about max_bytes.
+// The requester (when in the snapshot) is left out, as 1001 lists the other clients.
+protocol::response_header_bytes encode_client_list_header(const client_directory::snapshot& clients,
+                                                          const client_id& requester);
+// Appends entries from position `next` on (advancing it) until about max_bytes were added.
+void encode_client_list_piece(const client_directory::snapshot& clients, const client_id& requester,
+                              std::size_t& next, std::size_t max_bytes, protocol::byte_buffer& out);
 
 // 1004 is streamed: its header, then for each message its header and its content.
 protocol::response_header_bytes encode_pull_response_header(const pull_batch& batch);

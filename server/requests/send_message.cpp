@@ -78,6 +78,11 @@ asio::awaitable<outcome> handle_send_message(request& r) {
   auto& handler = r.server.handler;
   auto& storage = r.server.storage;
   const client_id sender = r.header.client;
+  // Before any content is read: sender and destination registered (the client directory,
+  // on this thread; the storage job checks again).
+  if (!r.server.directory.contains(sender)) throw request_rejected("client " + to_hex(sender) + " is not registered");
+  if (!r.server.directory.contains(prefix.to))
+    throw request_rejected("destination " + to_hex(prefix.to) + " is not registered");
   if (prefix.content_size <= r.server.limits.inline_content_limit) {
     auto content = co_await receive_inline(r, prefix.content_size);
     auto store = [&handler, sender, prefix, content = std::move(content)]() mutable {

@@ -21,9 +21,12 @@ std::string utc_now() {
 
 mailbox_store::mailbox_store(record_store& records, spool_directory& spool, std::chrono::milliseconds last_seen_flush)
     : records_(records), spool_(spool), last_seen_flush_(last_seen_flush) {
-  records_.for_each_client([this](const client_id& id, const public_key& key, std::uint32_t last_message_id) {
-    clients_.emplace(id, client_state{key, last_message_id, last_message_id});
+  std::vector<protocol::client_entry> directory;
+  records_.for_each_client([&](const client_record& client, std::uint32_t last_message_id) {
+    clients_.emplace(client.id, client_state{client.key, last_message_id, last_message_id});
+    directory.push_back({client.id, client.name});
   });
+  directory_.publish(directory);
   records_.for_each_message_location([this](const message_location& message) {
     mailboxes_[message.to].push_back({message.id, message.row});
     if (auto client = clients_.find(message.to); client != clients_.end())
@@ -102,6 +105,7 @@ void mailbox_store::commit() {
     touched_.clear();
     last_touch_flush_ = now;
   }
+  directory_.publish(added_in_batch_);  // before any job of this batch is answered
   added_in_batch_.clear();
   for (const auto& name : files_to_remove_) spool_.remove(name);
   files_to_remove_.clear();
@@ -116,7 +120,7 @@ void mailbox_store::rollback() noexcept {
   removed_up_to_.clear();
   // IDs given in the failed batch stay used (last_id is not lowered): never delivered, they
   // leave a gap, never a duplicate.
-  for (const auto& id : added_in_batch_) clients_.erase(id);
+  for (const auto& entry : added_in_batch_) clients_.erase(entry.id);
   added_in_batch_.clear();
   files_to_remove_.clear();
   // touched_ stays: the requests were made, whether or not their batch committed.
@@ -128,7 +132,7 @@ bool mailbox_store::add_client(const client_id& id, const std::string& name, con
   if (clients_.count(id) != 0) return false;
   if (!records_.insert_client({id, name, key}, now())) return false;
   clients_.emplace(id, client_state{key, 0, 0});
-  added_in_batch_.push_back(id);
+  added_in_batch_.push_back({id, name});
   return true;
 }
 
@@ -138,9 +142,12 @@ std::optional<public_key> mailbox_store::public_key_of(const client_id& id) cons
   return it->second.key;
 }
 
-std::vector<protocol::client_entry> mailbox_store::clients_except(const client_id& except) {
-  auto clients = records_.list_clients();
-  std::erase_if(clients, [&](const protocol::client_entry& entry) { return entry.id == except; });
+std::vector<protocol::client_entry> mailbox_store::clients_except(const client_id& except) const {
+  const auto snapshot = directory_.current();
+  std::vector<protocol::client_entry> clients;
+  clients.reserve(snapshot.size());
+  for (std::size_t i = 0; i < snapshot.size(); ++i)
+    if (snapshot[i].id != except) clients.push_back(snapshot[i]);
   return clients;
 }
 

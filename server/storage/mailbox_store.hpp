@@ -27,6 +27,7 @@
 #include "record_store.hpp"
 #include "spool.hpp"
 #include "batch_store.hpp"
+#include "client_directory.hpp"
 #include "store_types.hpp"
 
 namespace letterbox::server {
@@ -54,8 +55,10 @@ class mailbox_store final : public batch_store {
   // Adds a client. Returns false (and changes nothing) when the ID or the name is taken.
   bool add_client(const client_id& id, const std::string& name, const public_key& key);
   std::optional<public_key> public_key_of(const client_id& id) const;
-  // Every registered client except `except`, in registration order.
-  std::vector<protocol::client_entry> clients_except(const client_id& except);
+  // Every registered client except `except`, in registration order (committed ones).
+  std::vector<protocol::client_entry> clients_except(const client_id& except) const;
+  // The committed clients' IDs and names, readable from any thread (see client_directory).
+  const client_directory& directory() const noexcept { return directory_; }
   // Records that the client made a request now. Last-seen times are written at most once per
   // flush interval (with whatever batch commits then), so read-only requests rarely cause an
   // fsync and busy senders do not rewrite their client row in every batch.
@@ -105,7 +108,8 @@ class mailbox_store final : public batch_store {
   record_store& records_;
   spool_directory& spool_;
   std::unordered_map<client_id, client_state, client_id_hash> clients_;  // cache of the clients
-  std::vector<client_id> added_in_batch_;
+  std::vector<protocol::client_entry> added_in_batch_;
+  client_directory directory_;
   // Each recipient's pending messages in send order (committed state).
   std::unordered_map<client_id, std::deque<pending_entry>, client_id_hash> mailboxes_;
   std::vector<batch_message> messages_added_in_batch_, messages_removed_in_batch_;

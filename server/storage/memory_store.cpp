@@ -28,7 +28,7 @@ void memory_store::on_rollback(std::function<void()> undo) {
 }
 
 void memory_store::for_each_client(const client_visitor& fn) {
-  for (const auto& row : clients_) fn(row.record.id, row.record.key, row.last_message_id);
+  for (const auto& row : clients_) fn(row.record, row.last_message_id);
 }
 
 void memory_store::for_each_message_location(const std::function<void(const message_location&)>& fn) {
@@ -40,13 +40,6 @@ std::vector<std::string> memory_store::referenced_content_files() {
   for (const auto& [id, message] : messages_)
     if (!message.content_file.empty()) files.push_back(message.content_file);
   return files;
-}
-
-std::vector<protocol::client_entry> memory_store::list_clients() {
-  std::vector<protocol::client_entry> result;
-  result.reserve(clients_.size());
-  for (const auto& row : clients_) result.push_back({row.record.id, row.record.name});
-  return result;
 }
 
 bool memory_store::insert_client(const client_record& client, const std::string& now) {

@@ -28,7 +28,6 @@ class memory_store final : public record_store {
   void for_each_client(const client_visitor& fn) override;
   void for_each_message_location(const std::function<void(const message_location&)>& fn) override;
   std::vector<std::string> referenced_content_files() override;
-  std::vector<protocol::client_entry> list_clients() override;
 
   bool insert_client(const client_record& client, const std::string& now) override;
   void update_last_seen(const std::vector<client_id>& clients, const std::string& now) override;

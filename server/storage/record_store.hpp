@@ -58,16 +58,14 @@ class record_store {
   virtual void commit() = 0;
   virtual void rollback() noexcept = 0;
 
-  // Calls fn for every client (ID, key, the last message ID recorded for its mailbox), in
+  // Calls fn for every client (and the last message ID recorded for its mailbox), in
   // registration order. (A visitor, not a vector: start-up holds no second copy of a table.)
-  using client_visitor = std::function<void(const client_id&, const public_key&, std::uint32_t last_message_id)>;
+  using client_visitor = std::function<void(const client_record&, std::uint32_t last_message_id)>;
   virtual void for_each_client(const client_visitor& fn) = 0;
   // Calls fn for every stored message's location, in ascending row order (= the order stored).
   virtual void for_each_message_location(const std::function<void(const message_location&)>& fn) = 0;
   // Spool file names referenced by stored messages.
   virtual std::vector<std::string> referenced_content_files() = 0;
-  // Every client's ID and name, in registration order.
-  virtual std::vector<protocol::client_entry> list_clients() = 0;
 
   // Inserts a client with `now` as its last-seen time. Returns false (and changes nothing)
   // when the ID or the name is taken.

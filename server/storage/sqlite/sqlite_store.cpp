@@ -106,7 +106,6 @@ sqlite_store::sqlite_store(const std::filesystem::path& db_path)
         db_, "DELETE FROM messages WHERE ID = ? AND ToClient = ? AND MessageID = ? RETURNING ContentFile");
     record_last_id_ = std::make_unique<SQLite::Statement>(
         db_, "UPDATE clients SET LastMessageID = max(LastMessageID, ?) WHERE ID = ?");
-    select_clients_ = std::make_unique<SQLite::Statement>(db_, "SELECT ID, Name FROM clients ORDER BY rowid");
   });
   checkpointer_ = std::make_unique<wal_checkpointer>(db_path, busy_timeout_ms);
 }
@@ -161,10 +160,11 @@ void sqlite_store::rollback() noexcept {
 
 void sqlite_store::for_each_client(const client_visitor& fn) {
   checked("load clients", [&] {
-    SQLite::Statement query(db_, "SELECT ID, PublicKey, LastMessageID FROM clients ORDER BY rowid");
+    SQLite::Statement query(db_, "SELECT ID, Name, PublicKey, LastMessageID FROM clients ORDER BY rowid");
     while (query.executeStep())
-      fn(blob_to_array<client_id>(query.getColumn(0)), blob_to_array<public_key>(query.getColumn(1)),
-         message_id_of(query.getColumn(2)));
+      fn({blob_to_array<client_id>(query.getColumn(0)), query.getColumn(1).getString(),
+          blob_to_array<public_key>(query.getColumn(2))},
+         message_id_of(query.getColumn(3)));
   });
 }
 
@@ -183,17 +183,6 @@ std::vector<std::string> sqlite_store::referenced_content_files() {
     SQLite::Statement query(db_, "SELECT ContentFile FROM messages WHERE ContentFile IS NOT NULL");
     while (query.executeStep()) files.push_back(query.getColumn(0).getString());
     return files;
-  });
-}
-
-std::vector<protocol::client_entry> sqlite_store::list_clients() {
-  return checked("list clients", [&] {
-    std::vector<protocol::client_entry> result;
-    select_clients_->tryReset();
-    while (select_clients_->executeStep())
-      result.push_back({blob_to_array<client_id>(select_clients_->getColumn(0)), select_clients_->getColumn(1).getString()});
-    select_clients_->tryReset();
-    return result;
   });
 }
 

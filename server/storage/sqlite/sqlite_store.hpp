@@ -35,7 +35,6 @@ class sqlite_store final : public record_store {
   void for_each_client(const client_visitor& fn) override;
   void for_each_message_location(const std::function<void(const message_location&)>& fn) override;
   std::vector<std::string> referenced_content_files() override;
-  std::vector<protocol::client_entry> list_clients() override;
 
   bool insert_client(const client_record& client, const std::string& now) override;
   void update_last_seen(const std::vector<client_id>& clients, const std::string& now) override;
@@ -57,7 +56,7 @@ class sqlite_store final : public record_store {
 
   SQLite::Database db_;
   std::unique_ptr<SQLite::Statement> insert_client_, insert_message_, touch_client_, select_message_,
-      delete_message_, select_clients_, record_last_id_;
+      delete_message_, record_last_id_;
   bool in_transaction_ = false;
   bool transaction_lost_ = false;
   int wal_pages_ = 0;  // pages in the WAL after the last commit (sqlite3_wal_hook)
