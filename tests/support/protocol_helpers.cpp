@@ -17,15 +17,18 @@ response expect_code(response reply, protocol::response_code expected, const cha
   return reply;
 }
 
-void send_pattern_content(raw_connection& connection, std::uint64_t seed, std::uint64_t bytes) {
+void send_pattern_content(raw_connection& connection, std::uint64_t seed, std::uint64_t bytes,
+                          std::size_t chunk_size = stream_chunk_size, const send_progress& progress = {}) {
   content_pattern pattern(seed);
-  protocol::byte_buffer chunk(std::min<std::uint64_t>(bytes, stream_chunk_size));
-  while (bytes > 0) {
-    const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(bytes, chunk.size()));
+  protocol::byte_buffer chunk(std::min<std::uint64_t>(bytes, std::max<std::size_t>(chunk_size, 1)));
+  std::uint64_t sent = 0;
+  while (sent < bytes) {
+    const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(bytes - sent, chunk.size()));
     std::span<std::uint8_t> part(chunk.data(), n);
     pattern.fill(part);
     connection.send_bytes(part);
-    bytes -= n;
+    sent += n;
+    if (progress) progress(sent);
   }
 }
 
@@ -124,21 +127,13 @@ std::vector<pulled_message> pull_all(raw_connection& connection, const protocol:
 std::vector<streamed_message> pull_all_streamed(raw_connection& connection, const protocol::client_id& self,
                                                 const std::map<std::uint32_t, std::uint64_t>& seeds,
                                                 int max_pulls) {
-  std::vector<streamed_message> all;
-  for (int pulls = 0; pulls < max_pulls; ++pulls) {
-    connection.send_request(self, code_of(protocol::request_code::pull_messages), {});
-    const auto header = connection.read_response_header();
-    if (header.code != code_of(protocol::response_code::messages))
-      throw unexpected_response("pull: expected response 1004, got " + std::to_string(header.code), header.code);
-    if (header.payload_size == 0) return all;
-    auto part = read_streamed_pull_payload(connection, header.payload_size,
-                                           [&](std::size_t, const protocol::pulled_message_header& message) {
-                                             const auto it = seeds.find(message.message_id);
-                                             return it == seeds.end() ? std::uint64_t{0} : it->second;
-                                           });
-    all.insert(all.end(), part.begin(), part.end());
-  }
-  throw connection_error("mailbox not empty after " + std::to_string(max_pulls) + " pulls");
+  return pull_all_streamed_by(
+      connection, self,
+      [&](const protocol::pulled_message_header& message) {
+        const auto it = seeds.find(message.message_id);
+        return it == seeds.end() ? std::uint64_t{0} : it->second;
+      },
+      max_pulls);
 }
 
 // splitmix64: fast, and every seed gives a distinct well-mixed stream.
@@ -174,8 +169,15 @@ void content_pattern::fill(std::span<std::uint8_t> out) noexcept {
 protocol::message_sent send_pattern_message(raw_connection& connection, const protocol::client_id& from,
                                             const protocol::client_id& to, std::uint8_t type,
                                             std::uint32_t content_size, std::uint64_t seed) {
+  return send_pattern_message(connection, from, to, type, content_size, seed, stream_chunk_size, {});
+}
+
+protocol::message_sent send_pattern_message(raw_connection& connection, const protocol::client_id& from,
+                                            const protocol::client_id& to, std::uint8_t type,
+                                            std::uint32_t content_size, std::uint64_t seed,
+                                            std::size_t chunk_size, const send_progress& progress) {
   send_103_front(connection, from, to, type, content_size);
-  send_pattern_content(connection, seed, content_size);
+  send_pattern_content(connection, seed, content_size, chunk_size, progress);
   auto reply = expect_code(connection.read_response(), protocol::response_code::message_sent, "send message");
   return protocol::decode_message_sent_payload(reply.payload);
 }

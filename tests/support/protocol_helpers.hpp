@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <string_view>
@@ -82,6 +83,14 @@ class content_pattern {
 protocol::message_sent send_pattern_message(raw_connection& connection, const protocol::client_id& from,
                                             const protocol::client_id& to, std::uint8_t type,
                                             std::uint32_t content_size, std::uint64_t seed);
+// Called after each chunk of a streamed content was written, with the content bytes written so far.
+using send_progress = std::function<void(std::uint64_t bytes_sent)>;
+// send_pattern_message() writing the content in chunks of `chunk_size` bytes (> 0) and calling
+// `progress` after each one, so a test can act while an upload is under way.
+protocol::message_sent send_pattern_message(raw_connection& connection, const protocol::client_id& from,
+                                            const protocol::client_id& to, std::uint8_t type,
+                                            std::uint32_t content_size, std::uint64_t seed,
+                                            std::size_t chunk_size, const send_progress& progress);
 // Like send_pattern_message() but stops after `send_limit` content bytes (an aborted upload);
 // reads no response.
 void send_partial_pattern_message(raw_connection& connection, const protocol::client_id& from,
@@ -108,6 +117,11 @@ std::vector<streamed_message> read_streamed_pull_payload(raw_connection& connect
 std::vector<streamed_message> pull_all_streamed(raw_connection& connection, const protocol::client_id& self,
                                                 const std::map<std::uint32_t, std::uint64_t>& seeds,
                                                 int max_pulls = 100);
+// pull_all_streamed() with the expected seed of each content chosen by seed_of(header), for
+// tests that know a message by more than its ID (sender, size) before they know its ID.
+template <typename SeedOf>
+std::vector<streamed_message> pull_all_streamed_by(raw_connection& connection, const protocol::client_id& self,
+                                                   SeedOf seed_of, int max_pulls = 100);
 
 // Reads one content of `size` bytes and compares it with content_pattern(seed).
 streamed_message verify_streamed_content(raw_connection& connection, const protocol::pulled_message_header& header,
@@ -129,6 +143,25 @@ std::vector<streamed_message> read_streamed_pull_payload(raw_connection& connect
     remaining -= header.content_size;
   }
   return messages;
+}
+
+template <typename SeedOf>
+std::vector<streamed_message> pull_all_streamed_by(raw_connection& connection, const protocol::client_id& self,
+                                                   SeedOf seed_of, int max_pulls) {
+  std::vector<streamed_message> all;
+  for (int pulls = 0; pulls < max_pulls; ++pulls) {
+    connection.send_request(self, code_of(protocol::request_code::pull_messages), {});
+    const auto header = connection.read_response_header();
+    if (header.code != code_of(protocol::response_code::messages))
+      throw unexpected_response("pull: expected response 1004, got " + std::to_string(header.code), header.code);
+    if (header.payload_size == 0) return all;
+    auto part = read_streamed_pull_payload(connection, header.payload_size,
+                                           [&](std::size_t, const protocol::pulled_message_header& message) {
+                                             return seed_of(message);
+                                           });
+    all.insert(all.end(), part.begin(), part.end());
+  }
+  throw connection_error("mailbox not empty after " + std::to_string(max_pulls) + " pulls");
 }
 
 }  // namespace letterbox::test
