@@ -45,9 +45,42 @@ parsed_config parse_command_line(int argc, char** argv) {
   app.add_option("--max-message-size", config.limits.max_message_size, "largest message content in bytes")
       ->capture_default_str()
       ->check(CLI::Range(std::uint64_t{0}, default_max_message_size));
-  app.add_option("--max-connections", config.limits.max_connections, "connections served at once; more are closed")
+  double grace_seconds = std::chrono::duration<double>(config.limits.request_grace).count();
+  app.add_option("--request-grace", grace_seconds,
+                 "seconds a whole request may take before its size counts (see --min-rate)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.001, max_timeout_seconds));
+  app.add_option("--min-rate", config.limits.min_rate,
+                 "bytes per second a request must move after --request-grace, request and response counted "
+                 "(storage waits not); slower ones are closed. 0: no such deadline")
+      ->capture_default_str();
+  app.add_option("--max-connections", config.limits.max_connections,
+                 "connections served at once; when full, a new one is served and the one idle or slow longest is closed")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  app.add_option("--max-connections-per-ip", config.limits.max_connections_per_ip,
+                 "connections from one IP address at once; more are closed")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--registration-rate", config.limits.registration_rate,
+                 "registrations (100) per minute from one IP address; more are answered 9000")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--max-pull-memory", config.limits.max_pull_memory,
+                 "bytes of inline content all pulls in progress may hold together")
+      ->capture_default_str()
+      ->check(CLI::Range(std::uint64_t{1} << 20, std::uint64_t{1} << 40));
+  app.add_option("--max-mailbox-messages", config.limits.max_mailbox_messages,
+                 "pending messages one mailbox may hold; more sends to it are answered 9000")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--max-mailbox-bytes", config.limits.max_mailbox_bytes,
+                 "bytes of pending content one mailbox may hold; more sends to it are answered 9000")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--min-free-disk", config.limits.min_free_disk,
+                 "a send is answered 9000 when it would leave less free space than this on the database's disk")
+      ->capture_default_str();
   app.add_option("--inline-limit", config.limits.inline_content_limit,
                  "contents up to this many bytes are kept inside server.db, larger ones in spool files")
       ->capture_default_str()
@@ -66,6 +99,7 @@ parsed_config parse_command_line(int argc, char** argv) {
   spdlog::set_level(spdlog::level::from_str(config.log_level));
   config.limits.io_timeout =
       std::chrono::milliseconds(static_cast<std::int64_t>(timeout_seconds * 1000.0 + 0.5));
+  config.limits.request_grace = std::chrono::milliseconds(static_cast<std::int64_t>(grace_seconds * 1000.0 + 0.5));
   if (port) {
     config.port = static_cast<std::uint16_t>(*port);
   } else {

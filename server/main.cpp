@@ -61,9 +61,16 @@ asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, server_context& conte
       co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
       continue;
     }
-    if (sessions.size() >= context.limits.max_connections) {
-      spdlog::warn("refusing connection: {} connections open (--max-connections)", sessions.size());
+    if (sessions.count_from(peer.address()) >= context.limits.max_connections_per_ip) {
+      spdlog::warn("refusing connection from {}: {} connections from that address (--max-connections-per-ip)",
+                   peer.address().to_string(), sessions.count_from(peer.address()));
       continue;  // the socket closes as it goes out of scope
+    }
+    if (sessions.size() >= context.limits.max_connections) {
+      // Serve the new one anyway: a full server must not lock out legitimate clients.
+      const auto closed = sessions.close_least_active();
+      spdlog::warn("{} connections open (--max-connections): closed {} to serve {}", sessions.size(),
+                   closed.empty() ? std::string("none") : closed, peer.address().to_string());
     }
     start_session(std::move(socket), peer, context, sessions);
   }
@@ -84,7 +91,11 @@ int run(const server_config& config) {
   asio::io_context io(1);
   pull_registry pulls;
   log_limiter errors;
-  server_context context{storage, handler, spool, store.directory(), file_pool, pulls, errors, config.limits};
+  rate_limiter registrations(config.limits.registration_rate);
+  disk_space disk(std::filesystem::absolute(config.db_path).parent_path(), config.limits.min_free_disk);
+  memory_budget pull_memory(config.limits.max_pull_memory);
+  server_context context{storage,       handler, spool,       store.directory(), file_pool, pulls, errors,
+                         registrations, disk,    pull_memory, config.limits};
   session_registry sessions;
 
   tcp::acceptor acceptor(io);
@@ -101,6 +112,7 @@ int run(const server_config& config) {
     spdlog::info("signal {} received: closing {} connection(s) and shutting down", signal, sessions.size());
     boost::system::error_code ignored;
     acceptor.close(ignored);
+    pull_memory.cancel_all();
     sessions.close_all();
   });
   asio::co_spawn(io, accept_loop(acceptor, context, sessions), asio::detached);

@@ -20,7 +20,9 @@ using namespace protocol;
 class session : public std::enable_shared_from_this<session> {
  public:
   session(tcp::socket socket, const tcp::endpoint& peer, server_context& context, session_registry& registry)
-      : connection_(std::move(socket), peer, context.limits.io_timeout, context.file_pool),
+      : connection_(std::move(socket), peer,
+                    net::timing{context.limits.io_timeout, context.limits.request_grace, context.limits.min_rate},
+                    context.file_pool),
         context_(context),
         registry_(registry) {
     registry_.add(this);
@@ -33,6 +35,7 @@ class session : public std::enable_shared_from_this<session> {
     asio::co_spawn(connection_.executor(), [self] { return self->connection_.watch(); }, asio::detached);
   }
   void close() noexcept { connection_.close(); }
+  const net::connection& connection() const noexcept { return connection_; }
 
   std::size_t registry_index = 0;
 
@@ -40,11 +43,14 @@ class session : public std::enable_shared_from_this<session> {
   asio::awaitable<void> run() {
     try {
       while (co_await connection_.wait_for_input()) {  // false: the peer closed between requests
+        connection_.begin_request(request_header_size);
         request_header_bytes header_bytes;
         co_await connection_.read_exact(header_bytes.data(), header_bytes.size());
         const auto started = clock_type::now();
         request current{decode_request_header(header_bytes), connection_, context_};
+        connection_.extend_request(current.header.payload_size);
         const outcome result = co_await handle(current);
+        connection_.end_request();
         log_request(current.header, result, started);
         if (result.close) {
           co_await connection_.linger_before_close();
@@ -121,9 +127,15 @@ class session : public std::enable_shared_from_this<session> {
   session_registry& registry_;
 };
 
+std::size_t session_registry::count_from(const asio::ip::address& address) const {
+  auto it = per_address_.find(address);
+  return it == per_address_.end() ? 0 : it->second;
+}
+
 void session_registry::add(session* s) {
   s->registry_index = sessions_.size();
   sessions_.push_back(s);
+  ++per_address_[s->connection().peer_address()];
 }
 
 void session_registry::remove(session* s) noexcept {
@@ -132,6 +144,29 @@ void session_registry::remove(session* s) noexcept {
   sessions_[index] = sessions_.back();
   sessions_[index]->registry_index = index;
   sessions_.pop_back();
+  if (auto it = per_address_.find(s->connection().peer_address()); it != per_address_.end() && --it->second == 0)
+    per_address_.erase(it);
+}
+
+std::string session_registry::close_least_active() {
+  session* victim = nullptr;
+  net::activity chosen{};
+  for (auto* s : sessions_) {
+    if (s->connection().closing()) continue;  // already on its way out
+    const auto a = s->connection().activity();
+    // Idle ones first; among equals, the one inactive (or in its request) longest.
+    if (victim == nullptr || (!a.in_request && chosen.in_request) ||
+        (a.in_request == chosen.in_request && a.since < chosen.since)) {
+      victim = s;
+      chosen = a;
+    }
+  }
+  if (victim == nullptr) return {};
+  const auto seconds = std::chrono::duration<double>(clock_type::now() - chosen.since).count();
+  std::string what = victim->connection().peer() + (chosen.in_request ? " (in a request for " : " (idle for ") +
+                     std::to_string(static_cast<long>(seconds * 1000)) + " ms)";
+  victim->close();
+  return what;
 }
 
 void session_registry::close_all() {

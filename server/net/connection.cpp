@@ -8,15 +8,40 @@
 namespace letterbox::server::net {
 namespace asio = boost::asio;
 
-connection::connection(tcp::socket socket, const tcp::endpoint& peer, std::chrono::milliseconds io_timeout,
-                       asio::thread_pool& file_pool)
+connection::connection(tcp::socket socket, const tcp::endpoint& peer, const timing& times, asio::thread_pool& file_pool)
     : socket_(std::move(socket)),
       watchdog_(socket_.get_executor()),
-      io_timeout_(io_timeout),
+      times_(times),
+      activity_{false, clock_type::now()},
       file_pool_(file_pool),
-      peer_(peer.address().to_string() + ":" + std::to_string(peer.port())) {
+      peer_(peer.address().to_string() + ":" + std::to_string(peer.port())),
+      peer_address_(peer.address()) {
   boost::system::error_code ec;
   socket_.set_option(tcp::no_delay(true), ec);
+}
+
+void connection::begin_request(std::uint64_t bytes) {
+  const auto now = clock_type::now();
+  activity_ = {true, now};
+  request_deadline_ = clock_type::time_point::max();
+  if (times_.min_rate == 0) return;
+  request_deadline_ = now + times_.request_grace;
+  extend_request(bytes);
+}
+
+void connection::extend_request(std::uint64_t bytes) {
+  if (times_.min_rate == 0 || request_deadline_ == clock_type::time_point::max()) return;
+  const auto allowed = std::chrono::duration<double>(static_cast<double>(bytes) / static_cast<double>(times_.min_rate));
+  const auto limit = clock_type::time_point::max() - request_deadline_;  // never overflow
+  const auto extra = allowed < std::chrono::duration<double>(limit)
+                         ? std::chrono::duration_cast<clock_type::duration>(allowed)
+                         : limit;
+  request_deadline_ += extra;
+}
+
+void connection::end_request() {
+  request_deadline_ = clock_type::time_point::max();
+  activity_ = {false, clock_type::now()};
 }
 
 void connection::close() noexcept {
@@ -33,13 +58,18 @@ asio::awaitable<void> connection::watch() {
   boost::system::error_code ec;
   while (socket_.is_open() && !closing_) {
     if (deadline_ <= clock_type::now()) {
-      spdlog::info("{}: a read or write step took longer than {} ms, closing", peer_, io_timeout_.count());
+      if (deadline_ == request_deadline_)
+        spdlog::info("{}: the request took longer than its deadline ({} ms + its size at {} B/s), closing", peer_,
+                     times_.request_grace.count(), times_.min_rate);
+      else
+        spdlog::info("{}: a read or write step took longer than {} ms, closing", peer_, times_.io_timeout.count());
       close();
       break;
     }
     // No deadline (waiting for storage): look again one timeout later. Never wait for
     // time_point::max(), or a deadline set meanwhile would go unnoticed.
-    watchdog_.expires_at(deadline_ == clock_type::time_point::max() ? clock_type::now() + io_timeout_ : deadline_);
+    watchdog_expiry_ = deadline_ == clock_type::time_point::max() ? clock_type::now() + times_.io_timeout : deadline_;
+    watchdog_.expires_at(watchdog_expiry_);
     co_await watchdog_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
   }
 }
@@ -111,7 +141,7 @@ void connection::make_non_blocking() {
 asio::awaitable<void> connection::linger_before_close() {
   boost::system::error_code ec;
   socket_.shutdown(tcp::socket::shutdown_send, ec);
-  deadline_ = clock_type::now() + std::min<clock_type::duration>(io_timeout_, close_linger_time);
+  deadline_ = clock_type::now() + std::min<clock_type::duration>(times_.io_timeout, close_linger_time);
   for (std::size_t drained = 0; drained < close_linger_bytes;) {
     drained += co_await socket_.async_read_some(asio::buffer(input_), asio::redirect_error(asio::use_awaitable, ec));
     if (ec) break;  // the peer closed, or the watchdog did at the deadline

@@ -19,6 +19,25 @@
 
 namespace letterbox::server::net {
 
+// How long a connection's reads and writes may take.
+struct timing {
+  // Each read or write step (waiting for the next request, for more bytes of one, for the
+  // peer to take more of a response) may take this long.
+  std::chrono::milliseconds io_timeout{30'000};
+  // And a whole request — from its first byte until its response is written — may take
+  // request_grace plus its size (request and response bytes) at min_rate bytes per second,
+  // so a peer that drips a byte now and then cannot hold a connection forever. The time spent
+  // waiting for storage does not count. min_rate 0: no request deadline.
+  std::chrono::milliseconds request_grace{10'000};
+  std::uint64_t min_rate = 0;
+};
+
+// What a connection is doing, for choosing one to close when the server is full.
+struct activity {
+  bool in_request = false;
+  std::chrono::steady_clock::time_point since{};  // idle since, or the request began at
+};
+
 // Per-connection input buffer: holds a whole small request (a 64-byte text send is 107 bytes)
 // while staying cheap for 10,000 idle connections.
 inline constexpr std::size_t input_buffer_size = 512;
@@ -41,14 +60,24 @@ class connection {
   using clock_type = std::chrono::steady_clock;
   using tcp = boost::asio::ip::tcp;
 
-  // peer: where the socket was accepted from. io_timeout: how long each read or write step may
-  // take before the watchdog closes the connection. file_pool runs the blocking calls; it
-  // must outlive the connection.
+  // peer: where the socket was accepted from. times: the deadlines the watchdog enforces.
+  // file_pool runs the blocking calls; it must outlive the connection.
+  connection(tcp::socket socket, const tcp::endpoint& peer, const timing& times, boost::asio::thread_pool& file_pool);
   connection(tcp::socket socket, const tcp::endpoint& peer, std::chrono::milliseconds io_timeout,
-             boost::asio::thread_pool& file_pool);
+             boost::asio::thread_pool& file_pool)
+      : connection(std::move(socket), peer, timing{io_timeout, {}, 0}, file_pool) {}
 
-  // "address:port" of the peer, for log lines.
+  // "address:port" of the peer, for log lines; its address alone.
   const std::string& peer() const noexcept { return peer_; }
+  const boost::asio::ip::address& peer_address() const noexcept { return peer_address_; }
+
+  // A request began (its first `bytes` are known): its deadline starts now. extend_request
+  // adds bytes learnt later (the payload size from the header, a response's size);
+  // end_request: the response was written.
+  void begin_request(std::uint64_t bytes);
+  void extend_request(std::uint64_t bytes);
+  void end_request();
+  net::activity activity() const noexcept { return activity_; }
   boost::asio::any_io_executor executor() { return socket_.get_executor(); }
 
   // Closes the socket when a read or write step has not completed by its deadline. Spawn it
@@ -118,7 +147,10 @@ class connection {
   // A read or write step: the watchdog closes the connection unless it ends in time.
   class deadline_guard {
    public:
-    explicit deadline_guard(connection& c) : c_(c) { c_.deadline_ = clock_type::now() + c_.io_timeout_; }
+    explicit deadline_guard(connection& c) : c_(c) {
+      c_.deadline_ = std::min(clock_type::now() + c_.times_.io_timeout, c_.request_deadline_);
+      if (c_.deadline_ < c_.watchdog_expiry_) c_.watchdog_.cancel();  // it sleeps past this deadline: wake it
+    }
     ~deadline_guard() { c_.deadline_ = clock_type::time_point::max(); }
     deadline_guard(const deadline_guard&) = delete;
     deadline_guard& operator=(const deadline_guard&) = delete;
@@ -134,13 +166,17 @@ class connection {
   tcp::socket socket_;
   boost::asio::steady_timer watchdog_;
   clock_type::time_point deadline_ = clock_type::time_point::max();
-  std::chrono::milliseconds io_timeout_;
+  clock_type::time_point request_deadline_ = clock_type::time_point::max();
+  clock_type::time_point watchdog_expiry_ = clock_type::time_point::max();  // when the watchdog looks next
+  timing times_;
+  net::activity activity_;
   boost::asio::thread_pool& file_pool_;
   std::array<std::uint8_t, input_buffer_size> input_{};
   std::size_t input_begin_ = 0, input_end_ = 0;  // unconsumed bytes in input_
   bool pool_operation_active_ = false;  // a file-pool thread is using the socket's descriptor
   bool closing_ = false;
   std::string peer_;
+  boost::asio::ip::address peer_address_;
 };
 
 }  // namespace letterbox::server::net

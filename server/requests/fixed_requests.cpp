@@ -25,6 +25,7 @@ asio::awaitable<outcome> list_clients(request& r) {
   asio::co_spawn(r.connection.executor(), r.server.storage.run<void>(std::move(touch)), asio::detached);
   const auto clients = r.server.directory.current();
   const auto header = encode_client_list_header(clients, requester);
+  r.connection.extend_request(response_header_size + decode_response_header(header).payload_size);
   byte_buffer out(header.begin(), header.end());
   std::uint64_t written = 0;
   for (std::size_t next = 0;;) {
@@ -51,6 +52,9 @@ asio::awaitable<outcome> handle_fixed_request(request& r) {
   const client_id requester = r.header.client;
   switch (static_cast<request_code>(r.header.code)) {
     case request_code::register_client: {
+      if (!r.server.registrations.allow(r.connection.peer_address()))
+        throw request_rejected("registrations from " + r.connection.peer_address().to_string() + " exceed " +
+                               std::to_string(r.server.limits.registration_rate) + " a minute (--registration-rate)");
       auto job = [&handler, decoded = decode_register_request(payload)] { return handler.register_client(decoded); };
       const auto result = co_await r.server.storage.run<registered>(std::move(job));
       co_return co_await respond(r, encode_response(result));

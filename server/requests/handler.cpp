@@ -44,6 +44,13 @@ public_key_response request_handler::get_public_key(const client_id& requester, 
 void request_handler::check_send(const client_id& sender, const send_message_prefix& prefix) {
   require_registered(sender);
   if (!store_.client_exists(prefix.to)) throw request_rejected("destination " + to_hex(prefix.to) + " is not registered");
+  const auto usage = store_.usage_of(prefix.to);
+  if (usage.messages >= limits_.max_mailbox_messages)
+    throw request_rejected("mailbox " + to_hex(prefix.to) + " holds " + std::to_string(usage.messages) +
+                           " messages (--max-mailbox-messages)");
+  if (usage.bytes + prefix.content_size > limits_.max_mailbox_bytes)
+    throw request_rejected("mailbox " + to_hex(prefix.to) + " would hold more than " +
+                           std::to_string(limits_.max_mailbox_bytes) + " bytes (--max-mailbox-bytes)");
 }
 
 message_sent request_handler::store_message(const client_id& sender, const send_message_prefix& prefix,
@@ -63,7 +70,7 @@ std::uint32_t pull_payload_size(const std::vector<stored_message>& messages) {
   return static_cast<std::uint32_t>(payload);  // the store kept it within u32
 }
 
-pull_batch request_handler::begin_pull(const client_id& requester) {
+pull_batch request_handler::begin_pull(const client_id& requester, std::uint64_t inline_budget) {
   require_registered(requester);
   pull_batch batch;
   batch.recipient = requester;
@@ -80,8 +87,9 @@ pull_batch request_handler::begin_pull(const client_id& requester) {
     auto entry = held->find(id);
     return entry != held->end() && entry->second.held_back();
   };
-  batch.messages = store_.pending_messages(requester, 0, limits_.max_messages_per_pull, limits_.max_pull_inline_bytes,
-                                           limits_.max_pull_payload, skip);
+  batch.messages = store_.pending_messages(requester, 0, limits_.max_messages_per_pull,
+                                           std::min(inline_budget, limits_.max_pull_inline_bytes), limits_.max_pull_payload,
+                                           skip);
   batch.payload_size = pull_payload_size(batch.messages);
   return batch;
 }

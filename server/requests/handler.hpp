@@ -63,7 +63,9 @@ class request_handler {
   // quarantined ones and ones held back after failed deletes. Every pull starts from the
   // oldest (the session ends an earlier pull of the same mailbox, see requests/request.hpp).
   // A pull that is never finished leaves its messages where they are.
-  pull_batch begin_pull(const client_id& requester);
+  // inline_budget: inline content bytes this pull may hold (at most --max-pull-inline-bytes);
+  // by default the per-pull limit.
+  pull_batch begin_pull(const client_id& requester, std::uint64_t inline_budget = ~std::uint64_t{0});
   // After the whole 1004 response was written: removes the batch's messages (and retries
   // removing those held back). If that fails, deletes_failed(batch) is recorded and it throws.
   void finish_pull(const pull_batch& batch);

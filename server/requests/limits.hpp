@@ -28,7 +28,26 @@ inline constexpr std::uint64_t default_max_pull_inline_bytes = 16ull << 20;
 // next request, a header, a fixed-size payload, a response write; for a message content, the
 // wait for its next bytes to arrive.
 inline constexpr std::chrono::seconds default_io_timeout{30};
+// A whole request (from its first byte until its response is written, storage waits not
+// counted) may take this grace plus its size at the minimum rate: one byte every 29 s no
+// longer holds a connection forever. 4 KiB/s is far below any real link.
+inline constexpr std::chrono::seconds default_request_grace{10};
+inline constexpr std::uint64_t default_min_rate = 4096;  // bytes per second
+// Connections served at once; when full, a new connection is served anyway and the one idle
+// (or slow) longest is closed.
 inline constexpr std::size_t default_max_connections = 16'384;
+// Connections from one IP address at once; more are closed at once.
+inline constexpr std::size_t default_max_connections_per_ip = 256;
+// Registrations (100) from one IP address per minute (a token bucket holding as many).
+inline constexpr std::uint32_t default_registration_rate = 60;
+// Inline content held in memory by all pulls in progress together (each pull at most
+// max_pull_inline_bytes); a pull waits while the server is at this bound.
+inline constexpr std::uint64_t default_max_pull_memory = 64ull << 20;
+// Per mailbox: pending messages and bytes of content at most; a send beyond is refused.
+inline constexpr std::uint64_t default_max_mailbox_messages = 1'000'000;
+inline constexpr std::uint64_t default_max_mailbox_bytes = 64ull << 30;
+// A send is refused when the free space of the database's file system would drop below this.
+inline constexpr std::uint64_t default_min_free_disk = 64ull << 20;
 // Jobs the storage worker runs in one transaction (one fsync) at most.
 inline constexpr std::size_t default_max_batch = 4096;
 
@@ -39,7 +58,15 @@ struct server_limits {
   std::uint64_t max_pull_inline_bytes = default_max_pull_inline_bytes;
   std::uint64_t max_pull_payload = protocol::max_payload_size;
   std::chrono::milliseconds io_timeout = default_io_timeout;
+  std::chrono::milliseconds request_grace = default_request_grace;
+  std::uint64_t min_rate = default_min_rate;
   std::size_t max_connections = default_max_connections;
+  std::size_t max_connections_per_ip = default_max_connections_per_ip;
+  std::uint32_t registration_rate = default_registration_rate;
+  std::uint64_t max_pull_memory = default_max_pull_memory;
+  std::uint64_t max_mailbox_messages = default_max_mailbox_messages;
+  std::uint64_t max_mailbox_bytes = default_max_mailbox_bytes;
+  std::uint64_t min_free_disk = default_min_free_disk;
   std::size_t max_batch = default_max_batch;
 };
 

@@ -82,6 +82,13 @@ std::vector<std::uint32_t> broken_spool_files(const spool_directory& spool, cons
   return broken;
 }
 
+// Gives the pull's share of the memory budget back when the flow ends, however it ends.
+struct budget_share {
+  memory_budget& budget;
+  std::uint64_t bytes = 0;
+  ~budget_share() { budget.release(bytes); }
+};
+
 // Ends the pull's registration when the flow ends, however it ends.
 struct pull_registration {
   pull_registry& pulls;
@@ -100,10 +107,19 @@ asio::awaitable<outcome> handle_pull_messages(request& r) {
   // The newest pull of a mailbox wins (see pull_registry): a pull in progress on another
   // connection must not keep messages from this one.
   const pull_registration registration{r.server.pulls, requester, r.server.pulls.begin(requester, r.connection)};
-  auto begin = [&handler, requester] { return handler.begin_pull(requester); };
+  // Inline contents are held in memory until written: take a share of the server-wide budget
+  // (at least one inline content's worth, so a pull always makes progress).
+  budget_share share{r.server.pull_memory};
+  share.bytes = co_await r.server.pull_memory.acquire(
+      std::max<std::uint64_t>(r.server.limits.inline_content_limit, 1), r.server.limits.max_pull_inline_bytes);
+  auto begin = [&handler, requester, budget = share.bytes] { return handler.begin_pull(requester, budget); };
   pull_batch batch = co_await storage.run<pull_batch>(std::move(begin));
   if (registration.ticket->superseded) batch.messages.clear();  // a newer pull delivers them
   batch.payload_size = pull_payload_size(batch.messages);
+  std::uint64_t held = 0;
+  for (const auto& m : batch.messages) held += m.inline_content.size();
+  r.server.pull_memory.release(share.bytes - std::min(held, share.bytes));  // keep only what is used
+  share.bytes = std::min(held, share.bytes);
   registration.ticket->writing = !batch.messages.empty();
   if (std::any_of(batch.messages.begin(), batch.messages.end(), [](const auto& m) { return !m.content_file.empty(); })) {
     auto& spool = r.server.spool;
@@ -121,6 +137,7 @@ asio::awaitable<outcome> handle_pull_messages(request& r) {
       batch.payload_size = pull_payload_size(batch.messages);
     }
   }
+  r.connection.extend_request(response_header_size + batch.payload_size);  // time to write it
   try {
     co_await write_pull_response(r, batch);
   } catch (const storage_error& e) {

@@ -2,6 +2,7 @@
 #include "request.hpp"
 
 #include <spdlog/spdlog.h>
+#include <sys/statvfs.h>
 
 namespace letterbox::server {
 
@@ -24,6 +25,62 @@ std::shared_ptr<pull_ticket> pull_registry::begin(const client_id& mailbox, net:
 void pull_registry::end(const client_id& mailbox, const std::shared_ptr<pull_ticket>& ticket) noexcept {
   auto it = pulls_.find(mailbox);
   if (it != pulls_.end() && it->second == ticket) pulls_.erase(it);
+}
+
+bool disk_space::allows(std::uint64_t bytes, std::chrono::steady_clock::time_point now) {
+  if (min_free_ == 0) return true;
+  if (!known_ || now - checked_ >= std::chrono::milliseconds(100)) {
+    struct statvfs info {};
+    if (::statvfs(directory_.c_str(), &info) == 0) {
+      free_ = static_cast<std::uint64_t>(info.f_bavail) * info.f_frsize;
+      known_ = true;
+    }
+    checked_ = now;
+  }
+  return !known_ || (free_ >= bytes && free_ - bytes >= min_free_);  // unknown: let the storage say
+}
+
+boost::asio::awaitable<std::uint64_t> memory_budget::acquire(std::uint64_t min, std::uint64_t max) {
+  min = std::min(min, total_);
+  for (;;) {
+    if (cancelled_) throw boost::system::system_error(boost::asio::error::operation_aborted);
+    if (total_ - used_ >= min) {
+      const std::uint64_t take = std::min(max, total_ - used_);
+      used_ += take;
+      co_return take;
+    }
+    boost::asio::steady_timer wake(co_await boost::asio::this_coro::executor, boost::asio::steady_timer::time_point::max());
+    waiters_.push_back(&wake);
+    boost::system::error_code ec;
+    co_await wake.async_wait(boost::asio::redirect_error(boost::asio::use_awaitable, ec));  // release() cancels it
+    std::erase(waiters_, &wake);
+  }
+}
+
+void memory_budget::release(std::uint64_t bytes) noexcept {
+  used_ -= std::min(bytes, used_);
+  for (auto* waiter : waiters_) waiter->cancel();  // each looks again; those that fit go on
+}
+
+void memory_budget::cancel_all() noexcept {
+  cancelled_ = true;
+  for (auto* waiter : waiters_) waiter->cancel();
+}
+
+bool rate_limiter::allow(const boost::asio::ip::address& address, std::chrono::steady_clock::time_point now) {
+  const double capacity = per_minute_;
+  auto [it, inserted] = buckets_.try_emplace(address, bucket{capacity, now});
+  auto& b = it->second;
+  b.tokens = std::min(capacity, b.tokens + std::chrono::duration<double>(now - b.updated).count() * capacity / 60.0);
+  b.updated = now;
+  if (b.tokens < 1.0) return false;
+  b.tokens -= 1.0;
+  if (buckets_.size() > 100'000)  // bounded: forget addresses whose bucket is full again
+    std::erase_if(buckets_, [&](const auto& entry) {
+      return entry.second.tokens + std::chrono::duration<double>(now - entry.second.updated).count() * capacity / 60.0 >=
+             capacity;
+    });
+  return true;
 }
 
 long log_limiter::allow(const std::string& key, std::chrono::steady_clock::time_point now) {

@@ -10,6 +10,8 @@
 
 #include <boost/asio.hpp>
 #include <chrono>
+#include <filesystem>
+#include <map>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -67,6 +69,63 @@ class log_limiter {
   std::unordered_map<std::string, state> keys_;
 };
 
+// So many events per minute per IP address (a token bucket per address holding as many).
+// For registrations: one address cannot fill the directory. I/O thread only.
+class rate_limiter {
+ public:
+  explicit rate_limiter(std::uint32_t per_minute) : per_minute_(per_minute) {}
+  // True (and counted) when one more event from `address` is within the rate.
+  bool allow(const boost::asio::ip::address& address,
+             std::chrono::steady_clock::time_point now = std::chrono::steady_clock::now());
+
+ private:
+  struct bucket {
+    double tokens = 0;
+    std::chrono::steady_clock::time_point updated{};
+  };
+  std::uint32_t per_minute_;
+  std::map<boost::asio::ip::address, bucket> buckets_;
+};
+
+// The free space of the file system holding the database and the spool, looked at no more
+// than every 100 ms: sends are refused before the disk is full. I/O thread only.
+class disk_space {
+ public:
+  disk_space(std::filesystem::path directory, std::uint64_t min_free)
+      : directory_(std::move(directory)), min_free_(min_free) {}
+  // True when storing `bytes` more leaves at least the minimum free (or the minimum is 0).
+  bool allows(std::uint64_t bytes, std::chrono::steady_clock::time_point now = std::chrono::steady_clock::now());
+  std::uint64_t min_free() const noexcept { return min_free_; }
+
+ private:
+  std::filesystem::path directory_;
+  std::uint64_t min_free_;
+  std::uint64_t free_ = 0;
+  std::chrono::steady_clock::time_point checked_{};
+  bool known_ = false;
+};
+
+// Bytes of inline content all pulls in progress hold together, at most `total`. A pull takes
+// its share before it reads messages and gives back what it did not use at once, the rest
+// when its response was written; a pull that finds too little waits. I/O thread only.
+class memory_budget {
+ public:
+  explicit memory_budget(std::uint64_t total) : total_(total) {}
+  // Waits until `min` bytes (at most the total) are free, then takes as much as is free up to
+  // `max`; returns what it took. Throws operation_aborted after cancel_all().
+  boost::asio::awaitable<std::uint64_t> acquire(std::uint64_t min, std::uint64_t max);
+  void release(std::uint64_t bytes) noexcept;
+  // Ends every wait (shutdown).
+  void cancel_all() noexcept;
+  std::uint64_t in_use() const noexcept { return used_; }
+
+ private:
+  std::uint64_t total_;
+  std::uint64_t used_ = 0;
+  bool cancelled_ = false;
+  std::vector<boost::asio::steady_timer*> waiters_;
+};
+
 // What every session shares; owned by main and outlives all sessions.
 struct server_context {
   storage_worker& storage;
@@ -76,6 +135,9 @@ struct server_context {
   boost::asio::thread_pool& file_pool;  // the connections' blocking file and socket calls
   pull_registry& pulls;                 // I/O thread only
   log_limiter& errors;                  // I/O thread only
+  rate_limiter& registrations;          // I/O thread only
+  disk_space& disk;                     // I/O thread only
+  memory_budget& pull_memory;           // I/O thread only
   server_limits limits;
 };
 

@@ -83,6 +83,9 @@ asio::awaitable<outcome> handle_send_message(request& r) {
   if (!r.server.directory.contains(sender)) throw request_rejected("client " + to_hex(sender) + " is not registered");
   if (!r.server.directory.contains(prefix.to))
     throw request_rejected("destination " + to_hex(prefix.to) + " is not registered");
+  if (!r.server.disk.allows(prefix.content_size))
+    throw request_rejected("the disk holding the database has less than " + std::to_string(r.server.disk.min_free()) +
+                           " bytes free after this message (--min-free-disk)");
   if (prefix.content_size <= r.server.limits.inline_content_limit) {
     auto content = co_await receive_inline(r, prefix.content_size);
     auto store = [&handler, sender, prefix, content = std::move(content)]() mutable {

@@ -28,9 +28,12 @@ mailbox_store::mailbox_store(record_store& records, spool_directory& spool, std:
   });
   directory_.publish(directory);
   records_.for_each_message_location([this](const message_location& message) {
-    mailboxes_[message.to].push_back({message.id, message.row});
-    if (auto client = clients_.find(message.to); client != clients_.end())
+    mailboxes_[message.to].push_back({message.id, message.row, message.content_size});
+    if (auto client = clients_.find(message.to); client != clients_.end()) {
       client->second.last_id = std::max(client->second.last_id, message.id);
+      ++client->second.usage.messages;
+      client->second.usage.bytes += message.content_size;
+    }
   });
   for (auto& [to, pending] : mailboxes_)  // stored order is send order; make sure of it
     if (!std::is_sorted(pending.begin(), pending.end(), [](const auto& a, const auto& b) { return a.id < b.id; }))
@@ -115,15 +118,30 @@ void mailbox_store::rollback() noexcept {
   records_.rollback();
   in_batch_ = false;
   batch_time_.clear();
+  removed_up_to_.clear();
+  for (const auto& [to, entry] : messages_added_in_batch_)  // usage back to what was committed
+    if (auto state = clients_.find(to); state != clients_.end()) {
+      --state->second.usage.messages;
+      state->second.usage.bytes -= entry.content_size;
+    }
+  for (const auto& [to, entry] : messages_removed_in_batch_)
+    if (auto state = clients_.find(to); state != clients_.end()) {
+      ++state->second.usage.messages;
+      state->second.usage.bytes += entry.content_size;
+    }
   messages_added_in_batch_.clear();
   messages_removed_in_batch_.clear();
-  removed_up_to_.clear();
   // IDs given in the failed batch stay used (last_id is not lowered): never delivered, they
   // leave a gap, never a duplicate.
   for (const auto& entry : added_in_batch_) clients_.erase(entry.id);
   added_in_batch_.clear();
   files_to_remove_.clear();
   // touched_ stays: the requests were made, whether or not their batch committed.
+}
+
+mailbox_usage mailbox_store::usage_of(const client_id& to) const {
+  auto it = clients_.find(to);
+  return it == clients_.end() ? mailbox_usage{} : it->second.usage;
 }
 
 bool mailbox_store::client_exists(const client_id& id) const { return clients_.count(id) != 0; }
@@ -162,7 +180,9 @@ std::uint32_t mailbox_store::add_message(const new_message& message) {
   const std::uint32_t id = last_id + 1;
   const auto row = records_.insert_message(message, id, now());
   last_id = id;
-  messages_added_in_batch_.push_back({message.to, {id, row}});
+  messages_added_in_batch_.push_back({message.to, {id, row, message.content_size}});
+  ++recipient->second.usage.messages;
+  recipient->second.usage.bytes += message.content_size;
   return id;
 }
 
@@ -206,6 +226,10 @@ void mailbox_store::remove_messages(const client_id& to, const std::vector<std::
     auto deleted = records_.delete_message(entry->row, to, id);
     if (!deleted) continue;
     messages_removed_in_batch_.push_back({to, *entry});
+    if (auto state = clients_.find(to); state != clients_.end()) {
+      --state->second.usage.messages;
+      state->second.usage.bytes -= entry->content_size;
+    }
     auto& up_to = removed_up_to_[to];
     up_to = std::max(up_to, id);
     if (!deleted->content_file.empty()) files_to_remove_.push_back(std::move(deleted->content_file));

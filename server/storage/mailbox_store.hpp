@@ -32,6 +32,12 @@
 
 namespace letterbox::server {
 
+// Pending messages of a mailbox and their content bytes.
+struct mailbox_usage {
+  std::uint64_t messages = 0;
+  std::uint64_t bytes = 0;
+};
+
 class mailbox_store final : public batch_store {
  public:
   // Loads the clients and the mailbox index from `records` and sweeps `spool` of files no
@@ -81,6 +87,8 @@ class mailbox_store final : public batch_store {
   // Removes delivered messages of `to` (IDs of other mailboxes are ignored); their spool
   // files are deleted after the commit.
   void remove_messages(const client_id& to, const std::vector<std::uint32_t>& ids);
+  // What `to`'s mailbox holds now (this batch's sends and removals included), for quotas.
+  mailbox_usage usage_of(const client_id& to) const;
   // Spool file names referenced by stored messages.
   std::vector<std::string> referenced_content_files() { return records_.referenced_content_files(); }
 
@@ -92,10 +100,12 @@ class mailbox_store final : public batch_store {
     public_key key{};
     std::uint32_t last_id = 0;       // highest message ID given in this mailbox
     std::uint32_t recorded_id = 0;   // highest delivered ID recorded in the backend
+    mailbox_usage usage;             // pending, this batch's changes included
   };
   struct pending_entry {
     std::uint32_t id = 0;
     std::uint64_t row = 0;
+    std::uint32_t content_size = 0;
   };
   struct batch_message {
     client_id to{};

@@ -32,7 +32,7 @@ void memory_store::for_each_client(const client_visitor& fn) {
 }
 
 void memory_store::for_each_message_location(const std::function<void(const message_location&)>& fn) {
-  for (const auto& [row, message] : messages_) fn({row, message.to, message.id});
+  for (const auto& [row, message] : messages_) fn({row, message.to, message.id, message.content_size});
 }
 
 std::vector<std::string> memory_store::referenced_content_files() {

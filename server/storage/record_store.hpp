@@ -29,6 +29,7 @@ struct message_location {
   std::uint64_t row = 0;
   client_id to{};
   std::uint32_t id = 0;
+  std::uint32_t content_size = 0;
 };
 
 // A stored message row.

@@ -170,10 +170,10 @@ void sqlite_store::for_each_client(const client_visitor& fn) {
 
 void sqlite_store::for_each_message_location(const std::function<void(const message_location&)>& fn) {
   checked("load mailboxes", [&] {
-    SQLite::Statement query(db_, "SELECT ID, ToClient, MessageID FROM messages ORDER BY ID");
+    SQLite::Statement query(db_, "SELECT ID, ToClient, MessageID, ContentSize FROM messages ORDER BY ID");
     while (query.executeStep())
       fn({static_cast<std::uint64_t>(query.getColumn(0).getInt64()), blob_to_array<client_id>(query.getColumn(1)),
-          message_id_of(query.getColumn(2))});
+          message_id_of(query.getColumn(2)), static_cast<std::uint32_t>(query.getColumn(3).getInt64())});
   });
 }
 
