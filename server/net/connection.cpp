@@ -21,26 +21,25 @@ connection::connection(tcp::socket socket, const tcp::endpoint& peer, const timi
 }
 
 void connection::begin_request(std::uint64_t bytes) {
-  const auto now = clock_type::now();
-  activity_ = {true, now};
-  request_deadline_ = clock_type::time_point::max();
+  activity_ = {true, clock_type::now()};
+  request_used_ = clock_type::duration::zero();
+  request_allowed_ = clock_type::duration::max();
   if (times_.min_rate == 0) return;
-  request_deadline_ = now + times_.request_grace;
+  request_allowed_ = times_.request_grace;
   extend_request(bytes);
 }
 
 void connection::extend_request(std::uint64_t bytes) {
-  if (times_.min_rate == 0 || request_deadline_ == clock_type::time_point::max()) return;
-  const auto allowed = std::chrono::duration<double>(static_cast<double>(bytes) / static_cast<double>(times_.min_rate));
-  const auto limit = clock_type::time_point::max() - request_deadline_;  // never overflow
-  const auto extra = allowed < std::chrono::duration<double>(limit)
-                         ? std::chrono::duration_cast<clock_type::duration>(allowed)
-                         : limit;
-  request_deadline_ += extra;
+  if (times_.min_rate == 0 || request_allowed_ == clock_type::duration::max()) return;
+  const auto more = std::chrono::duration<double>(static_cast<double>(bytes) / static_cast<double>(times_.min_rate));
+  const auto room = clock_type::duration::max() - request_allowed_;  // never overflow
+  request_allowed_ += more < std::chrono::duration<double>(room) ? std::chrono::duration_cast<clock_type::duration>(more)
+                                                                  : room;
 }
 
 void connection::end_request() {
-  request_deadline_ = clock_type::time_point::max();
+  request_allowed_ = clock_type::duration::max();
+  request_used_ = clock_type::duration::zero();
   activity_ = {false, clock_type::now()};
 }
 
@@ -58,8 +57,8 @@ asio::awaitable<void> connection::watch() {
   boost::system::error_code ec;
   while (socket_.is_open() && !closing_) {
     if (deadline_ <= clock_type::now()) {
-      if (deadline_ == request_deadline_)
-        spdlog::info("{}: the request took longer than its deadline ({} ms + its size at {} B/s), closing", peer_,
+      if (deadline_is_request_)
+        spdlog::info("{}: the request's reads and writes took longer than {} ms + its size at {} B/s, closing", peer_,
                      times_.request_grace.count(), times_.min_rate);
       else
         spdlog::info("{}: a read or write step took longer than {} ms, closing", peer_, times_.io_timeout.count());

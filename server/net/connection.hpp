@@ -24,10 +24,11 @@ struct timing {
   // Each read or write step (waiting for the next request, for more bytes of one, for the
   // peer to take more of a response) may take this long.
   std::chrono::milliseconds io_timeout{30'000};
-  // And a whole request — from its first byte until its response is written — may take
-  // request_grace plus its size (request and response bytes) at min_rate bytes per second,
-  // so a peer that drips a byte now and then cannot hold a connection forever. The time spent
-  // waiting for storage does not count. min_rate 0: no request deadline.
+  // And the steps of a whole request together — from its first byte until its response is
+  // written — may take request_grace plus its size (request and response bytes) at min_rate
+  // bytes per second, so a peer that drips a byte now and then cannot hold a connection
+  // forever. Time outside the steps (waiting for storage or for memory) does not count.
+  // min_rate 0: no such limit.
   std::chrono::milliseconds request_grace{10'000};
   std::uint64_t min_rate = 0;
 };
@@ -147,16 +148,23 @@ class connection {
   // A read or write step: the watchdog closes the connection unless it ends in time.
   class deadline_guard {
    public:
-    explicit deadline_guard(connection& c) : c_(c) {
-      c_.deadline_ = std::min(clock_type::now() + c_.times_.io_timeout, c_.request_deadline_);
+    explicit deadline_guard(connection& c) : c_(c), started_(clock_type::now()) {
+      const auto left = c_.request_allowed_ - c_.request_used_;  // of the request's time for steps
+      c_.deadline_is_request_ = left < c_.times_.io_timeout;
+      c_.deadline_ = started_ + (c_.deadline_is_request_ ? std::max(left, clock_type::duration::zero())
+                                                         : clock_type::duration(c_.times_.io_timeout));
       if (c_.deadline_ < c_.watchdog_expiry_) c_.watchdog_.cancel();  // it sleeps past this deadline: wake it
     }
-    ~deadline_guard() { c_.deadline_ = clock_type::time_point::max(); }
+    ~deadline_guard() {
+      c_.deadline_ = clock_type::time_point::max();
+      c_.request_used_ += clock_type::now() - started_;
+    }
     deadline_guard(const deadline_guard&) = delete;
     deadline_guard& operator=(const deadline_guard&) = delete;
 
    private:
     connection& c_;
+    clock_type::time_point started_;
   };
 
   // read_some and sendfile must not block the thread. Asio's own async operations do not care;
@@ -166,7 +174,10 @@ class connection {
   tcp::socket socket_;
   boost::asio::steady_timer watchdog_;
   clock_type::time_point deadline_ = clock_type::time_point::max();
-  clock_type::time_point request_deadline_ = clock_type::time_point::max();
+  // Time the current request's steps may take, and have taken (see timing).
+  clock_type::duration request_allowed_ = clock_type::duration::max();
+  clock_type::duration request_used_{};
+  bool deadline_is_request_ = false;  // the current step's deadline is the request's
   clock_type::time_point watchdog_expiry_ = clock_type::time_point::max();  // when the watchdog looks next
   timing times_;
   net::activity activity_;
