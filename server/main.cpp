@@ -48,7 +48,7 @@ void write_ready_file(const std::filesystem::path& path, std::uint16_t port) {
   std::filesystem::rename(temporary, path);
 }
 
-asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, server_context& context, session_registry& sessions) {
+asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, server_context& context, net::connection_registry& sessions) {
   for (;;) {
     boost::system::error_code ec;
     tcp::endpoint peer;
@@ -96,7 +96,7 @@ int run(const server_config& config) {
   memory_budget pull_memory(config.limits.max_pull_memory);
   server_context context{storage,       handler, spool,       store.directory(), file_pool, pulls, errors,
                          registrations, disk,    pull_memory, config.limits};
-  session_registry sessions;
+  net::connection_registry sessions;
 
   tcp::acceptor acceptor(io);
   const tcp::endpoint endpoint(asio::ip::make_address(config.bind_address), config.port);

@@ -19,26 +19,21 @@ using namespace protocol;
 
 class session : public std::enable_shared_from_this<session> {
  public:
-  session(tcp::socket socket, const tcp::endpoint& peer, server_context& context, session_registry& registry)
+  session(tcp::socket socket, const tcp::endpoint& peer, server_context& context, net::connection_registry& registry)
       : connection_(std::move(socket), peer,
                     net::timing{context.limits.io_timeout, context.limits.request_grace, context.limits.min_rate},
                     context.file_pool),
         context_(context),
         registry_(registry) {
-    registry_.add(this);
+    registry_.add(connection_);
   }
-  ~session() { registry_.remove(this); }
+  ~session() { registry_.remove(connection_); }
 
   void start() {
     auto self = shared_from_this();
     asio::co_spawn(connection_.executor(), [self] { return self->run(); }, asio::detached);
     asio::co_spawn(connection_.executor(), [self] { return self->connection_.watch(); }, asio::detached);
   }
-  void close() noexcept { connection_.close(); }
-  const net::connection& connection() const noexcept { return connection_; }
-
-  std::size_t registry_index = 0;
-
  private:
   asio::awaitable<void> run() {
     try {
@@ -124,57 +119,11 @@ class session : public std::enable_shared_from_this<session> {
 
   net::connection connection_;
   server_context& context_;
-  session_registry& registry_;
+  net::connection_registry& registry_;
 };
 
-std::size_t session_registry::count_from(const asio::ip::address& address) const {
-  auto it = per_address_.find(address);
-  return it == per_address_.end() ? 0 : it->second;
-}
-
-void session_registry::add(session* s) {
-  s->registry_index = sessions_.size();
-  sessions_.push_back(s);
-  ++per_address_[s->connection().peer_address()];
-}
-
-void session_registry::remove(session* s) noexcept {
-  const auto index = s->registry_index;
-  if (index >= sessions_.size() || sessions_[index] != s) return;
-  sessions_[index] = sessions_.back();
-  sessions_[index]->registry_index = index;
-  sessions_.pop_back();
-  if (auto it = per_address_.find(s->connection().peer_address()); it != per_address_.end() && --it->second == 0)
-    per_address_.erase(it);
-}
-
-std::string session_registry::close_least_active() {
-  session* victim = nullptr;
-  net::activity chosen{};
-  for (auto* s : sessions_) {
-    if (s->connection().closing()) continue;  // already on its way out
-    const auto a = s->connection().activity();
-    // Idle ones first; among equals, the one inactive (or in its request) longest.
-    if (victim == nullptr || (!a.in_request && chosen.in_request) ||
-        (a.in_request == chosen.in_request && a.since < chosen.since)) {
-      victim = s;
-      chosen = a;
-    }
-  }
-  if (victim == nullptr) return {};
-  const auto seconds = std::chrono::duration<double>(clock_type::now() - chosen.since).count();
-  std::string what = victim->connection().peer() + (chosen.in_request ? " (in a request for " : " (idle for ") +
-                     std::to_string(static_cast<long>(seconds * 1000)) + " ms)";
-  victim->close();
-  return what;
-}
-
-void session_registry::close_all() {
-  for (auto* s : std::vector<session*>(sessions_)) s->close();
-}
-
 void start_session(tcp::socket socket, const tcp::endpoint& peer, server_context& context,
-                   session_registry& registry) {
+                   net::connection_registry& registry) {
   std::make_shared<session>(std::move(socket), peer, context, registry)->start();
 }
 

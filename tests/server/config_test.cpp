@@ -150,6 +150,42 @@ TEST_CASE("config: the other flags reach the config") {
   parse({"--port", "1", "--log-level", "info"});  // restore the global spdlog level
 }
 
+TEST_CASE("config: the abuse limits and quotas reach the config, with their documented defaults") {
+  working_directory cwd;
+  const auto defaults = parse({"--port", "1"});
+  REQUIRE(defaults.config.has_value());
+  CHECK(defaults.config->limits.request_grace == std::chrono::seconds(10));
+  CHECK(defaults.config->limits.min_rate == 4096);
+  CHECK(defaults.config->limits.max_connections_per_ip == 256);
+  CHECK(defaults.config->limits.registration_rate == 60);
+  CHECK(defaults.config->limits.max_pull_memory == 64ull << 20);
+  CHECK(defaults.config->limits.max_mailbox_messages == 1'000'000);
+  CHECK(defaults.config->limits.max_mailbox_bytes == 64ull << 30);
+  CHECK(defaults.config->limits.min_free_disk == 64ull << 20);
+  const auto parsed = parse({"--port", "1", "--request-grace", "2.5", "--min-rate", "0", "--max-connections-per-ip", "3",
+                             "--registration-rate", "1000", "--max-pull-memory", "2000000", "--max-mailbox-messages", "9",
+                             "--max-mailbox-bytes", "123456", "--min-free-disk", "0"});
+  REQUIRE(parsed.config.has_value());
+  const auto& limits = parsed.config->limits;
+  CHECK(limits.request_grace == std::chrono::milliseconds(2500));
+  CHECK(limits.min_rate == 0);
+  CHECK(limits.max_connections_per_ip == 3);
+  CHECK(limits.registration_rate == 1000);
+  CHECK(limits.max_pull_memory == 2'000'000);
+  CHECK(limits.max_mailbox_messages == 9);
+  CHECK(limits.max_mailbox_bytes == 123456);
+  CHECK(limits.min_free_disk == 0);
+  for (const auto& bad : std::vector<std::vector<std::string>>{{"--max-connections-per-ip", "0"},
+                                                               {"--registration-rate", "0"},
+                                                               {"--max-pull-memory", "1000"},
+                                                               {"--request-grace", "0"}}) {
+    std::vector<std::string> args{"--port", "1"};
+    args.insert(args.end(), bad.begin(), bad.end());
+    CAPTURE(bad[0]);
+    CHECK_FALSE(parse(args).config.has_value());
+  }
+}
+
 TEST_CASE("config: without --port the port comes from port.info in the working directory") {
   working_directory cwd;
   SUBCASE("a valid port.info") {

@@ -1,0 +1,54 @@
+// The registry of connections (see connection_registry.hpp).
+#include "connection_registry.hpp"
+
+namespace letterbox::server::net {
+
+std::size_t connection_registry::count_from(const boost::asio::ip::address& address) const {
+  auto it = per_address_.find(address);
+  return it == per_address_.end() ? 0 : it->second;
+}
+
+void connection_registry::add(connection& c) {
+  index_[&c] = connections_.size();
+  connections_.push_back(&c);
+  ++per_address_[c.peer_address()];
+}
+
+void connection_registry::remove(connection& c) noexcept {
+  auto it = index_.find(&c);
+  if (it == index_.end()) return;
+  const auto index = it->second;
+  index_.erase(it);
+  connections_[index] = connections_.back();
+  connections_.pop_back();
+  if (index < connections_.size()) index_[connections_[index]] = index;
+  if (auto count = per_address_.find(c.peer_address()); count != per_address_.end() && --count->second == 0)
+    per_address_.erase(count);
+}
+
+void connection_registry::close_all() noexcept {
+  for (auto* c : std::vector<connection*>(connections_)) c->close();
+}
+
+std::string connection_registry::close_least_active() {
+  connection* victim = nullptr;
+  activity chosen{};
+  for (auto* c : connections_) {
+    if (c->closing()) continue;  // already on its way out
+    const auto a = c->activity();
+    // Idle ones first; among equals, the one inactive (or in its request) longest.
+    if (victim == nullptr || (!a.in_request && chosen.in_request) ||
+        (a.in_request == chosen.in_request && a.since < chosen.since)) {
+      victim = c;
+      chosen = a;
+    }
+  }
+  if (victim == nullptr) return {};
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - chosen.since);
+  std::string what = victim->peer() + (chosen.in_request ? " (in a request for " : " (idle for ") +
+                     std::to_string(ms.count()) + " ms)";
+  victim->close();
+  return what;
+}
+
+}  // namespace letterbox::server::net
