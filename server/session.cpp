@@ -38,12 +38,11 @@ class session : public std::enable_shared_from_this<session> {
   asio::awaitable<void> run() {
     try {
       while (co_await connection_.wait_for_input()) {  // false: the peer closed between requests
-        connection_.begin_request(request_header_size);
+        connection_.begin_request();
         request_header_bytes header_bytes;
         co_await connection_.read_exact(header_bytes.data(), header_bytes.size());
         const auto started = clock_type::now();
         request current{decode_request_header(header_bytes), connection_, context_};
-        connection_.extend_request(current.header.payload_size);
         const outcome result = co_await handle(current);
         connection_.end_request();
         log_request(current.header, result, started);

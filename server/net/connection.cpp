@@ -20,27 +20,26 @@ connection::connection(tcp::socket socket, const tcp::endpoint& peer, const timi
   socket_.set_option(tcp::no_delay(true), ec);
 }
 
-void connection::begin_request(std::uint64_t bytes) {
-  activity_ = {true, clock_type::now()};
+void connection::begin_request() {
+  activity_ = {true, clock_type::now(), 0};
   request_used_ = clock_type::duration::zero();
-  request_allowed_ = clock_type::duration::max();
-  if (times_.min_rate == 0) return;
-  request_allowed_ = times_.request_grace;
-  extend_request(bytes);
-}
-
-void connection::extend_request(std::uint64_t bytes) {
-  if (times_.min_rate == 0 || request_allowed_ == clock_type::duration::max()) return;
-  const auto more = std::chrono::duration<double>(static_cast<double>(bytes) / static_cast<double>(times_.min_rate));
-  const auto room = clock_type::duration::max() - request_allowed_;  // never overflow
-  request_allowed_ += more < std::chrono::duration<double>(room) ? std::chrono::duration_cast<clock_type::duration>(more)
-                                                                  : room;
+  in_request_limit_ = times_.min_rate != 0;
 }
 
 void connection::end_request() {
-  request_allowed_ = clock_type::duration::max();
+  in_request_limit_ = false;
   request_used_ = clock_type::duration::zero();
-  activity_ = {false, clock_type::now()};
+  activity_ = {false, clock_type::now(), 0};
+}
+
+connection::clock_type::duration connection::request_time_left(std::uint64_t bytes) const noexcept {
+  if (!in_request_limit_) return clock_type::duration::max();
+  // grace + bytes / rate, in double seconds: no overflow for any byte count.
+  const double allowed = std::chrono::duration<double>(times_.request_grace).count() +
+                         static_cast<double>(activity_.moved + bytes) / static_cast<double>(times_.min_rate);
+  const double left = allowed - std::chrono::duration<double>(request_used_).count();
+  if (left >= std::chrono::duration<double>(std::chrono::hours(24 * 365)).count()) return clock_type::duration::max();
+  return std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(left));
 }
 
 void connection::close() noexcept {
@@ -58,7 +57,7 @@ asio::awaitable<void> connection::watch() {
   while (socket_.is_open() && !closing_) {
     if (deadline_ <= clock_type::now()) {
       if (deadline_is_request_)
-        spdlog::info("{}: the request's reads and writes took longer than {} ms + its size at {} B/s, closing", peer_,
+        spdlog::info("{}: the request's reads and writes took longer than {} ms + the bytes it moved at {} B/s, closing", peer_,
                      times_.request_grace.count(), times_.min_rate);
       else
         spdlog::info("{}: a read or write step took longer than {} ms, closing", peer_, times_.io_timeout.count());
@@ -94,8 +93,9 @@ asio::awaitable<void> connection::read_exact(std::uint8_t* destination, std::siz
   input_begin_ += buffered;
   destination += buffered;
   n -= buffered;
+  count_moved(buffered);
   if (n == 0) co_return;
-  deadline_guard step(*this);
+  deadline_guard step(*this, n);
   if (n >= input_.size()) {
     co_await asio::async_read(socket_, asio::buffer(destination, n), asio::use_awaitable);
   } else {
@@ -105,6 +105,7 @@ asio::awaitable<void> connection::read_exact(std::uint8_t* destination, std::siz
     std::memcpy(destination, input_.data(), n);
     input_begin_ = n;
   }
+  count_moved(n);
 }
 
 asio::awaitable<void> connection::wait_readable() {
@@ -130,6 +131,7 @@ std::size_t connection::read_available(std::uint8_t* destination, std::size_t n)
     if (ec) throw boost::system::system_error(ec);
     got += more;
   }
+  count_moved(got);
   return got;
 }
 
@@ -141,6 +143,8 @@ asio::awaitable<void> connection::linger_before_close() {
   boost::system::error_code ec;
   socket_.shutdown(tcp::socket::shutdown_send, ec);
   deadline_ = clock_type::now() + std::min<clock_type::duration>(times_.io_timeout, close_linger_time);
+  deadline_is_request_ = false;
+  if (deadline_ < watchdog_expiry_) watchdog_.cancel();  // wake it for this shorter deadline
   for (std::size_t drained = 0; drained < close_linger_bytes;) {
     drained += co_await socket_.async_read_some(asio::buffer(input_), asio::redirect_error(asio::use_awaitable, ec));
     if (ec) break;  // the peer closed, or the watchdog did at the deadline

@@ -25,10 +25,11 @@ struct timing {
   // peer to take more of a response) may take this long.
   std::chrono::milliseconds io_timeout{30'000};
   // And the steps of a whole request together — from its first byte until its response is
-  // written — may take request_grace plus its size (request and response bytes) at min_rate
-  // bytes per second, so a peer that drips a byte now and then cannot hold a connection
-  // forever. Time outside the steps (waiting for storage or for memory) does not count.
-  // min_rate 0: no such limit.
+  // written — may take request_grace plus the bytes the request has moved so far (read and
+  // written, the current step's included) at min_rate bytes per second: a peer must keep
+  // the bytes coming, so one that drips a byte now and then cannot hold a connection — not
+  // even by announcing a huge size. Time outside the steps (waiting for storage or for
+  // memory) does not count. min_rate 0: no such limit.
   std::chrono::milliseconds request_grace{10'000};
   std::uint64_t min_rate = 0;
 };
@@ -37,6 +38,7 @@ struct timing {
 struct activity {
   bool in_request = false;
   std::chrono::steady_clock::time_point since{};  // idle since, or the request began at
+  std::uint64_t moved = 0;                         // bytes the request has moved so far
 };
 
 // Per-connection input buffer: holds a whole small request (a 64-byte text send is 107 bytes)
@@ -72,12 +74,12 @@ class connection {
   const std::string& peer() const noexcept { return peer_; }
   const boost::asio::ip::address& peer_address() const noexcept { return peer_address_; }
 
-  // A request began (its first `bytes` are known): its deadline starts now. extend_request
-  // adds bytes learnt later (the payload size from the header, a response's size);
-  // end_request: the response was written.
-  void begin_request(std::uint64_t bytes);
-  void extend_request(std::uint64_t bytes);
+  // A request began: its time limit (see timing) starts now; end_request: its response was
+  // written. Bytes moved outside this class's reads and writes (splice, sendfile on the
+  // file pool) are reported with count_moved.
+  void begin_request();
   void end_request();
+  void count_moved(std::uint64_t bytes) noexcept { activity_.moved += bytes; }
   net::activity activity() const noexcept { return activity_; }
   boost::asio::any_io_executor executor() { return socket_.get_executor(); }
 
@@ -106,12 +108,17 @@ class connection {
   std::span<const std::uint8_t> buffered() const noexcept {
     return {input_.data() + input_begin_, input_end_ - input_begin_};
   }
-  void consume(std::size_t n) noexcept { input_begin_ += n; }
+  void consume(std::size_t n) noexcept {
+    input_begin_ += n;
+    count_moved(n);
+  }
 
   template <typename ConstBufferSequence>
   boost::asio::awaitable<void> write(const ConstBufferSequence& buffers) {
-    deadline_guard step(*this);
+    const std::uint64_t size = boost::asio::buffer_size(buffers);
+    deadline_guard step(*this, size);
     co_await boost::asio::async_write(socket_, buffers, boost::asio::use_awaitable);
+    count_moved(size);
   }
   // Returns once the socket can take more bytes.
   boost::asio::awaitable<void> wait_writable();
@@ -148,8 +155,9 @@ class connection {
   // A read or write step: the watchdog closes the connection unless it ends in time.
   class deadline_guard {
    public:
-    explicit deadline_guard(connection& c) : c_(c), started_(clock_type::now()) {
-      const auto left = c_.request_allowed_ - c_.request_used_;  // of the request's time for steps
+    // bytes: what this step will move when it completes (0: not known in advance).
+    explicit deadline_guard(connection& c, std::uint64_t bytes = 0) : c_(c), started_(clock_type::now()) {
+      const auto left = c_.request_time_left(bytes);
       c_.deadline_is_request_ = left < c_.times_.io_timeout;
       c_.deadline_ = started_ + (c_.deadline_is_request_ ? std::max(left, clock_type::duration::zero())
                                                          : clock_type::duration(c_.times_.io_timeout));
@@ -174,9 +182,11 @@ class connection {
   tcp::socket socket_;
   boost::asio::steady_timer watchdog_;
   clock_type::time_point deadline_ = clock_type::time_point::max();
-  // Time the current request's steps may take, and have taken (see timing).
-  clock_type::duration request_allowed_ = clock_type::duration::max();
-  clock_type::duration request_used_{};
+  // Time the current request's steps may still take, counting `bytes` more than moved so far.
+  clock_type::duration request_time_left(std::uint64_t bytes) const noexcept;
+
+  bool in_request_limit_ = false;  // a request is running and min_rate applies
+  clock_type::duration request_used_{};  // by its steps so far
   bool deadline_is_request_ = false;  // the current step's deadline is the request's
   clock_type::time_point watchdog_expiry_ = clock_type::time_point::max();  // when the watchdog looks next
   timing times_;

@@ -21,8 +21,8 @@ class connection_registry {
   void add(connection& c);
   void remove(connection& c) noexcept;
   void close_all() noexcept;
-  // Closes the connection idle longest — or, when none is idle, the one whose request began
-  // longest ago (the slowest) — and returns a description of it for the log; "" when none.
+  // Closes the connection idle longest — or, when none is idle, the one whose request moves
+  // its bytes slowest — and returns a description of it for the log; "" when none.
   std::string close_least_active();
 
  private:

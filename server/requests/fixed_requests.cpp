@@ -25,7 +25,6 @@ asio::awaitable<outcome> list_clients(request& r) {
   asio::co_spawn(r.connection.executor(), r.server.storage.run<void>(std::move(touch)), asio::detached);
   const auto clients = r.server.directory.current();
   const auto header = encode_client_list_header(clients, requester);
-  r.connection.extend_request(response_header_size + decode_response_header(header).payload_size);
   byte_buffer out(header.begin(), header.end());
   std::uint64_t written = 0;
   for (std::size_t next = 0;;) {

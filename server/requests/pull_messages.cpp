@@ -43,6 +43,7 @@ asio::awaitable<void> send_file(net::connection& connection, const spool_directo
     if (sent < 0 && error != EAGAIN && error != EINTR)
       throw boost::system::system_error(error, boost::system::system_category());
     if (sent == 0) throw storage_error("spool file " + name + " is shorter than its message");
+    if (sent > 0) connection.count_moved(static_cast<std::uint64_t>(sent));
   }
 }
 
@@ -104,17 +105,16 @@ asio::awaitable<outcome> handle_pull_messages(request& r) {
   auto& handler = r.server.handler;
   auto& storage = r.server.storage;
   const client_id requester = r.header.client;
-  // The newest pull of a mailbox wins (see pull_registry): a pull in progress on another
-  // connection must not keep messages from this one.
+  // A pull of this mailbox still writing on another connection is closed (see pull_registry).
   const pull_registration registration{r.server.pulls, requester, r.server.pulls.begin(requester, r.connection)};
   // Inline contents are held in memory until written: take a share of the server-wide budget
   // (at least one inline content's worth, so a pull always makes progress).
   budget_share share{r.server.pull_memory};
-  share.bytes = co_await r.server.pull_memory.acquire(
-      std::max<std::uint64_t>(r.server.limits.inline_content_limit, 1), r.server.limits.max_pull_inline_bytes);
+  share.bytes = co_await r.server.pull_memory.acquire(std::max<std::uint64_t>(r.server.limits.inline_content_limit, 1),
+                                                      r.server.limits.max_pull_inline_bytes, r.connection,
+                                                      r.server.limits.io_timeout);
   auto begin = [&handler, requester, budget = share.bytes] { return handler.begin_pull(requester, budget); };
   pull_batch batch = co_await storage.run<pull_batch>(std::move(begin));
-  if (registration.ticket->superseded) batch.messages.clear();  // a newer pull delivers them
   batch.payload_size = pull_payload_size(batch.messages);
   std::uint64_t held = 0;
   for (const auto& m : batch.messages) held += m.inline_content.size();
@@ -137,9 +137,9 @@ asio::awaitable<outcome> handle_pull_messages(request& r) {
       batch.payload_size = pull_payload_size(batch.messages);
     }
   }
-  r.connection.extend_request(response_header_size + batch.payload_size);  // time to write it
   try {
     co_await write_pull_response(r, batch);
+    registration.ticket->writing = false;  // written: a newer pull must not close it now
   } catch (const storage_error& e) {
     // Part of the 1004 may be on the wire: no 9000 can follow, the connection must end. The
     // messages stay in the mailbox.

@@ -2,6 +2,7 @@
 #include "request.hpp"
 
 #include <spdlog/spdlog.h>
+#include <algorithm>
 #include <sys/statvfs.h>
 
 namespace letterbox::server {
@@ -10,14 +11,10 @@ std::shared_ptr<pull_ticket> pull_registry::begin(const client_id& mailbox, net:
   auto ticket = std::make_shared<pull_ticket>();
   ticket->connection = &connection;
   auto& slot = pulls_[mailbox];
-  if (const auto earlier = std::exchange(slot, ticket)) {
-    if (earlier->writing) {
-      spdlog::info("{}: a new pull of mailbox {} ends the pull in progress on {} (its messages stay)",
-                   connection.peer(), protocol::to_hex(mailbox), earlier->connection->peer());
-      earlier->connection->close();
-    } else {
-      earlier->superseded = true;
-    }
+  if (const auto earlier = std::exchange(slot, ticket); earlier && earlier->writing) {
+    spdlog::info("{}: a new pull of mailbox {} ends the pull in progress on {} (its messages stay)", connection.peer(),
+                 protocol::to_hex(mailbox), earlier->connection->peer());
+    earlier->connection->close();
   }
   return ticket;
 }
@@ -40,19 +37,28 @@ bool disk_space::allows(std::uint64_t bytes, std::chrono::steady_clock::time_poi
   return !known_ || (free_ >= bytes && free_ - bytes >= min_free_);  // unknown: let the storage say
 }
 
-boost::asio::awaitable<std::uint64_t> memory_budget::acquire(std::uint64_t min, std::uint64_t max) {
+boost::asio::awaitable<std::uint64_t> memory_budget::acquire(std::uint64_t min, std::uint64_t max,
+                                                             const net::connection& connection,
+                                                             std::chrono::milliseconds patience) {
   min = std::min(min, total_);
+  const auto give_up = std::chrono::steady_clock::now() + patience;
   for (;;) {
     if (cancelled_) throw boost::system::system_error(boost::asio::error::operation_aborted);
-    if (total_ - used_ >= min) {
-      const std::uint64_t take = std::min(max, total_ - used_);
+    const std::uint64_t free = total_ - used_;
+    if (free >= min) {
+      const std::uint64_t take = std::clamp(free / 8, min, std::max(min, max));
       used_ += take;
       co_return take;
     }
-    boost::asio::steady_timer wake(co_await boost::asio::this_coro::executor, boost::asio::steady_timer::time_point::max());
+    if (connection.closing()) throw request_rejected("connection closed while waiting for pull memory");
+    if (std::chrono::steady_clock::now() >= give_up)
+      throw request_rejected("the memory for pulls in progress stayed taken for " + std::to_string(patience.count()) +
+                             " ms (--max-pull-memory); try again");
+    // Woken by release(), or every 100 ms to look at the connection and the time.
+    boost::asio::steady_timer wake(co_await boost::asio::this_coro::executor, std::chrono::milliseconds(100));
     waiters_.push_back(&wake);
     boost::system::error_code ec;
-    co_await wake.async_wait(boost::asio::redirect_error(boost::asio::use_awaitable, ec));  // release() cancels it
+    co_await wake.async_wait(boost::asio::redirect_error(boost::asio::use_awaitable, ec));
     std::erase(waiters_, &wake);
   }
 }

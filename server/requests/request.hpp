@@ -30,15 +30,15 @@ namespace letterbox::server {
 // One pull in progress (see pull_registry).
 struct pull_ticket {
   net::connection* connection = nullptr;
-  bool writing = false;     // its 1004 carries messages and is being written
-  bool superseded = false;  // a newer pull of the mailbox came before it had messages
+  bool writing = false;  // its 1004 carries messages and is being written
 };
 
 // Pulls in progress, one per mailbox (I/O thread only), so that a new pull of a mailbox sees
 // every message not yet delivered — also right after a cut connection the server has not
-// noticed yet, or while a reader has stopped reading. The newer pull always wins: an earlier
-// one that is writing messages has its connection closed (the messages stay in the mailbox);
-// an earlier one that has no messages yet is superseded and answers an empty 1004.
+// noticed yet, or while a reader has stopped reading: every pull starts from the oldest
+// message, and a new pull of a mailbox closes the connection of an earlier one that is still
+// writing messages (they stay in the mailbox; nothing of that pull is removed). Two pulls
+// that overlap otherwise may both deliver a message (at least once, never lost).
 class pull_registry {
  public:
   // Registers a pull of `mailbox` on `connection`, dealing with the pull it replaces.
@@ -111,9 +111,12 @@ class disk_space {
 class memory_budget {
  public:
   explicit memory_budget(std::uint64_t total) : total_(total) {}
-  // Waits until `min` bytes (at most the total) are free, then takes as much as is free up to
-  // `max`; returns what it took. Throws operation_aborted after cancel_all().
-  boost::asio::awaitable<std::uint64_t> acquire(std::uint64_t min, std::uint64_t max);
+  // Waits until `min` bytes (at most the total) are free, then takes a fair share — an eighth
+  // of what is free, at least `min`, at most `max` — and returns it. Gives up, throwing
+  // request_rejected, when `connection` closes or after `patience`; operation_aborted after
+  // cancel_all().
+  boost::asio::awaitable<std::uint64_t> acquire(std::uint64_t min, std::uint64_t max, const net::connection& connection,
+                                                std::chrono::milliseconds patience);
   void release(std::uint64_t bytes) noexcept;
   // Ends every wait (shutdown).
   void cancel_all() noexcept;

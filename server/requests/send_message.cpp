@@ -53,6 +53,7 @@ asio::awaitable<std::unique_ptr<spool_directory::upload>> receive_to_spool(reque
     co_await connection.wait_readable();
     auto receive = [&upload, left](int socket_fd) { return upload->receive_from_socket(socket_fd, left); };
     const auto received = co_await connection.run_on_socket(std::move(receive));
+    connection.count_moved(received.bytes);
     r.unread_payload -= received.bytes;
     left -= received.bytes;
     if (received.socket_error != 0)

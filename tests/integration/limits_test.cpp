@@ -59,6 +59,47 @@ TEST_CASE("a request that drips a byte now and then is closed by its total deadl
   CHECK(send_message(normal, fixture.alice, fixture.bob, 3, text_of(size, 'y')).to == fixture.bob);
 }
 
+TEST_CASE("announcing a huge content buys no time: a drip under it is closed as soon as a small one") {
+  server_with_clients fixture({"--request-grace", "0.5", "--min-rate", "1000"});
+  LETTERBOX_ATTACH_SERVER_LOG(fixture.server);
+  constexpr std::uint32_t announced = 100 * 1024 * 1024;  // spooled; at 1000 B/s it would "allow" 29 h
+  auto drip = fixture.connect();
+  const auto prefix = protocol::encode_send_message_prefix({fixture.bob, 4, announced});
+  drip.send_bytes(protocol::encode_request_front(fixture.alice, protocol::client_version, send_code,
+                                                 prefix.size() + announced, prefix));
+  const auto started = std::chrono::steady_clock::now();
+  bool closed = false;
+  for (int i = 0; i < 40 && !closed; ++i) {
+    try {
+      drip.send_bytes(text_of(1, 'x'));
+    } catch (const connection_error&) {
+      closed = true;
+      break;
+    }
+    closed = drip.wait_for_close(200ms) == close_outcome::closed;
+  }
+  const auto took = std::chrono::steady_clock::now() - started;
+  CHECK(closed);
+  CHECK(took < 6s);
+  LETTERBOX_REPORT("drip under a 100 MiB announcement closed after "
+                   << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms");
+}
+
+TEST_CASE("a slow upload that keeps above --min-rate is not cut") {
+  server_with_clients fixture({"--request-grace", "0.5", "--min-rate", "1000"});
+  LETTERBOX_ATTACH_SERVER_LOG(fixture.server);
+  constexpr std::uint32_t size = 100 * 1024;  // spooled, sent at ~20 KB/s over ~5 s
+  auto uploader = fixture.connect();
+  const auto prefix = protocol::encode_send_message_prefix({fixture.bob, 4, size});
+  uploader.send_bytes(protocol::encode_request_front(fixture.alice, protocol::client_version, send_code,
+                                                     prefix.size() + size, prefix));
+  for (std::uint32_t sent = 0; sent < size; sent += 4096) {
+    uploader.send_bytes(text_of(std::min<std::uint32_t>(4096, size - sent), 'u'));
+    std::this_thread::sleep_for(200ms);
+  }
+  CHECK(uploader.read_response().code() == code_of(protocol::response_code::message_sent));
+}
+
 TEST_CASE("a full server still serves new clients: it closes the connection idle longest") {
   server_with_clients fixture({"--max-connections", "20"});
   LETTERBOX_ATTACH_SERVER_LOG(fixture.server);
