@@ -61,16 +61,22 @@ asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, server_context& conte
       co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
       continue;
     }
+    // Refusals repeat as fast as a peer can connect: at most a line a second of each kind.
+    const auto dropped_note = [](long dropped) {
+      return dropped > 0 ? " (" + std::to_string(dropped) + " more such lines dropped)" : std::string();
+    };
     if (sessions.count_from(peer.address()) >= context.limits.max_connections_per_ip) {
-      spdlog::warn("refusing connection from {}: {} connections from that address (--max-connections-per-ip)",
-                   peer.address().to_string(), sessions.count_from(peer.address()));
+      if (const long dropped = context.errors.allow("per-ip"); dropped >= 0)
+        spdlog::warn("refusing connection from {}: {} connections from its network (--max-connections-per-ip){}",
+                     peer.address().to_string(), sessions.count_from(peer.address()), dropped_note(dropped));
       continue;  // the socket closes as it goes out of scope
     }
     if (sessions.size() >= context.limits.max_connections) {
       // Serve the new one anyway: a full server must not lock out legitimate clients.
       const auto closed = sessions.close_least_active();
-      spdlog::warn("{} connections open (--max-connections): closed {} to serve {}", sessions.size(),
-                   closed.empty() ? std::string("none") : closed, peer.address().to_string());
+      if (const long dropped = context.errors.allow("full"); dropped >= 0)
+        spdlog::warn("{} connections open (--max-connections): closed {} to serve {}{}", sessions.size(),
+                     closed.empty() ? std::string("none") : closed, peer.address().to_string(), dropped_note(dropped));
     }
     start_session(std::move(socket), peer, context, sessions);
   }

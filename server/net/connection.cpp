@@ -15,9 +15,19 @@ connection::connection(tcp::socket socket, const tcp::endpoint& peer, const timi
       activity_{false, clock_type::now()},
       file_pool_(file_pool),
       peer_(peer.address().to_string() + ":" + std::to_string(peer.port())),
-      peer_address_(peer.address()) {
+      peer_address_(peer.address()),
+      peer_network_(network_of(peer.address())) {
   boost::system::error_code ec;
   socket_.set_option(tcp::no_delay(true), ec);
+}
+
+asio::ip::address network_of(const asio::ip::address& address) {
+  if (!address.is_v6()) return address;
+  const auto v6 = address.to_v6();
+  if (v6.is_v4_mapped()) return asio::ip::make_address_v4(asio::ip::v4_mapped, v6);
+  auto bytes = v6.to_bytes();
+  std::fill(bytes.begin() + 8, bytes.end(), 0);
+  return asio::ip::address_v6(bytes);
 }
 
 void connection::begin_request() {

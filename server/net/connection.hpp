@@ -73,6 +73,9 @@ class connection {
   // "address:port" of the peer, for log lines; its address alone.
   const std::string& peer() const noexcept { return peer_; }
   const boost::asio::ip::address& peer_address() const noexcept { return peer_address_; }
+  // The address as per-address limits count it: IPv4 as is, IPv6 by its /64 (one end site
+  // gets a whole /64, so counting single IPv6 addresses would limit nothing).
+  const boost::asio::ip::address& peer_network() const noexcept { return peer_network_; }
 
   // A request began: its time limit (see timing) starts now; end_request: its response was
   // written. Bytes moved outside this class's reads and writes (splice, sendfile on the
@@ -198,6 +201,10 @@ class connection {
   bool closing_ = false;
   std::string peer_;
   boost::asio::ip::address peer_address_;
+  boost::asio::ip::address peer_network_;
 };
+
+// The /64 of an IPv6 address (IPv4 and IPv4-mapped addresses as IPv4); see peer_network().
+boost::asio::ip::address network_of(const boost::asio::ip::address& address);
 
 }  // namespace letterbox::server::net

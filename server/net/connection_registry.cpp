@@ -6,14 +6,14 @@
 namespace letterbox::server::net {
 
 std::size_t connection_registry::count_from(const boost::asio::ip::address& address) const {
-  auto it = per_address_.find(address);
+  auto it = per_address_.find(network_of(address));
   return it == per_address_.end() ? 0 : it->second;
 }
 
 void connection_registry::add(connection& c) {
   index_[&c] = connections_.size();
   connections_.push_back(&c);
-  ++per_address_[c.peer_address()];
+  ++per_address_[c.peer_network()];
 }
 
 void connection_registry::remove(connection& c) noexcept {
@@ -24,7 +24,7 @@ void connection_registry::remove(connection& c) noexcept {
   connections_[index] = connections_.back();
   connections_.pop_back();
   if (index < connections_.size()) index_[connections_[index]] = index;
-  if (auto count = per_address_.find(c.peer_address()); count != per_address_.end() && --count->second == 0)
+  if (auto count = per_address_.find(c.peer_network()); count != per_address_.end() && --count->second == 0)
     per_address_.erase(count);
 }
 

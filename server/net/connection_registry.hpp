@@ -16,6 +16,7 @@ namespace letterbox::server::net {
 class connection_registry {
  public:
   std::size_t size() const noexcept { return connections_.size(); }
+  // Connections from the address's network (see connection::peer_network).
   std::size_t count_from(const boost::asio::ip::address& address) const;
   // A connection registers for its whole life.
   void add(connection& c);

@@ -51,8 +51,8 @@ asio::awaitable<outcome> handle_fixed_request(request& r) {
   const client_id requester = r.header.client;
   switch (static_cast<request_code>(r.header.code)) {
     case request_code::register_client: {
-      if (!r.server.registrations.allow(r.connection.peer_address()))
-        throw request_rejected("registrations from " + r.connection.peer_address().to_string() + " exceed " +
+      if (!r.server.registrations.allow(r.connection.peer_network()))
+        throw request_rejected("registrations from " + r.connection.peer_network().to_string() + " exceed " +
                                std::to_string(r.server.limits.registration_rate) + " a minute (--registration-rate)");
       auto job = [&handler, decoded = decode_register_request(payload)] { return handler.register_client(decoded); };
       const auto result = co_await r.server.storage.run<registered>(std::move(job));

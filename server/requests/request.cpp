@@ -34,7 +34,8 @@ bool disk_space::allows(std::uint64_t bytes, std::chrono::steady_clock::time_poi
     }
     checked_ = now;
   }
-  return !known_ || (free_ >= bytes && free_ - bytes >= min_free_);  // unknown: let the storage say
+  const std::uint64_t wanted = bytes + reserved_;
+  return !known_ || (free_ >= wanted && free_ - wanted >= min_free_);  // unknown: let the storage say
 }
 
 boost::asio::awaitable<std::uint64_t> memory_budget::acquire(std::uint64_t min, std::uint64_t max,

@@ -93,13 +93,27 @@ class disk_space {
  public:
   disk_space(std::filesystem::path directory, std::uint64_t min_free)
       : directory_(std::move(directory)), min_free_(min_free) {}
-  // True when storing `bytes` more leaves at least the minimum free (or the minimum is 0).
+  // True when storing `bytes` more — beyond the sends in progress — leaves at least the
+  // minimum free (or the minimum is 0).
   bool allows(std::uint64_t bytes, std::chrono::steady_clock::time_point now = std::chrono::steady_clock::now());
   std::uint64_t min_free() const noexcept { return min_free_; }
+  // A send in progress counts its size against the free space until it ends.
+  class reservation {
+   public:
+    reservation(disk_space& disk, std::uint64_t bytes) : disk_(disk), bytes_(bytes) { disk_.reserved_ += bytes_; }
+    ~reservation() { disk_.reserved_ -= bytes_; }
+    reservation(const reservation&) = delete;
+    reservation& operator=(const reservation&) = delete;
+
+   private:
+    disk_space& disk_;
+    std::uint64_t bytes_;
+  };
 
  private:
   std::filesystem::path directory_;
   std::uint64_t min_free_;
+  std::uint64_t reserved_ = 0;  // sizes of the sends in progress
   std::uint64_t free_ = 0;
   std::chrono::steady_clock::time_point checked_{};
   bool known_ = false;

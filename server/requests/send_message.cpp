@@ -86,7 +86,8 @@ asio::awaitable<outcome> handle_send_message(request& r) {
     throw request_rejected("destination " + to_hex(prefix.to) + " is not registered");
   if (!r.server.disk.allows(prefix.content_size))
     throw request_rejected("the disk holding the database has less than " + std::to_string(r.server.disk.min_free()) +
-                           " bytes free after this message (--min-free-disk)");
+                           " bytes free after this message and the sends in progress (--min-free-disk)");
+  const disk_space::reservation on_disk(r.server.disk, prefix.content_size);
   if (prefix.content_size <= r.server.limits.inline_content_limit) {
     auto content = co_await receive_inline(r, prefix.content_size);
     auto store = [&handler, sender, prefix, content = std::move(content)]() mutable {

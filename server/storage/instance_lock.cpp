@@ -13,7 +13,16 @@
 
 namespace letterbox::server {
 
-instance_lock::instance_lock(const std::filesystem::path& db_path) : path_(db_path.string() + ".lock") {
+namespace {
+// The same database under another name (a symlink, "./x" and "x") must find the same lock.
+std::filesystem::path lock_path_of(const std::filesystem::path& db_path) {
+  std::error_code ec;
+  auto canonical = std::filesystem::weakly_canonical(db_path, ec);
+  return (ec ? db_path : canonical).string() + ".lock";
+}
+}  // namespace
+
+instance_lock::instance_lock(const std::filesystem::path& db_path) : path_(lock_path_of(db_path)) {
   fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (fd_ < 0) throw storage_error("cannot open lock file " + path_.string() + ": " + std::strerror(errno));
   if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {

@@ -56,3 +56,38 @@ TEST_CASE("pull registry: a new pull of a mailbox closes an earlier one that is 
   CHECK(pulls.size() == 0);
   pool.join();
 }
+
+TEST_CASE("per-address limits count IPv6 by its /64, IPv4 (also IPv4-mapped) by the address") {
+  using boost::asio::ip::make_address;
+  CHECK(net::network_of(make_address("2001:db8:1:2:aaaa:bbbb:cccc:dddd")) == make_address("2001:db8:1:2::"));
+  CHECK(net::network_of(make_address("2001:db8:1:2::1")) == net::network_of(make_address("2001:db8:1:2:ffff::9")));
+  CHECK(net::network_of(make_address("2001:db8:1:3::1")) != net::network_of(make_address("2001:db8:1:2::1")));
+  CHECK(net::network_of(make_address("192.0.2.7")) == make_address("192.0.2.7"));
+  CHECK(net::network_of(make_address("::ffff:192.0.2.7")) == make_address("192.0.2.7"));
+}
+
+TEST_CASE("registration rate: a bucket of N per minute per network, refilled over the minute") {
+  rate_limiter limiter(3);
+  const auto a = boost::asio::ip::make_address("192.0.2.1"), b = boost::asio::ip::make_address("192.0.2.2");
+  const auto t0 = std::chrono::steady_clock::time_point{} + 100s;
+  CHECK(limiter.allow(a, t0));
+  CHECK(limiter.allow(a, t0));
+  CHECK(limiter.allow(a, t0));
+  CHECK_FALSE(limiter.allow(a, t0 + 1s));
+  CHECK(limiter.allow(b, t0 + 1s));        // another address
+  CHECK(limiter.allow(a, t0 + 21s));       // 3 a minute: one more after 20 s
+  CHECK_FALSE(limiter.allow(a, t0 + 22s));
+}
+
+TEST_CASE("free-disk watermark: sends in progress count against the free space") {
+  disk_space unlimited(std::filesystem::temp_directory_path(), 0);
+  CHECK(unlimited.allows(~std::uint64_t{0} / 2));
+  disk_space disk(std::filesystem::temp_directory_path(), 1);
+  CHECK(disk.allows(1024));
+  CHECK_FALSE(disk.allows(~std::uint64_t{0} / 2));  // more than any disk has
+  {
+    const disk_space::reservation huge(disk, ~std::uint64_t{0} / 2);  // a send in progress
+    CHECK_FALSE(disk.allows(1024));
+  }
+  CHECK(disk.allows(1024));
+}
