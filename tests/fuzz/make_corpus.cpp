@@ -127,7 +127,9 @@ void write_session(const fs::path& dir) {
   // Edge cases: each answered 9000 (and the connection goes on, unless said otherwise).
   seed("register_name_taken", alias_ids, register_as("fuzz-alice"));
   seed("register_bad_name", alias_ids, request({}, 100, cat({bytes_of("bad\x01name"), byte_buffer(415 - 8, 0)})));
-  seed("unregistered_requester", alias_ids, cat({request(stranger, 101, {}), request(stranger, 104, {})}));
+  seed("unregistered_requester", alias_ids,
+       cat({request(stranger, 101, {}), request(stranger, 102, byte_buffer(bob.begin(), bob.end())),
+            send(stranger, bob, 3, text), request(stranger, 104, {})}));
   seed("send_to_unregistered", alias_ids, send(alice, stranger, 3, text));
   seed("send_spooled_to_unregistered", alias_ids, cat({send(alice, stranger, 4, file), request(alice, 101, {})}));
   seed("send_bad_type", alias_ids, cat({send(alice, bob, 5, text), send(alice, bob, 1, text), request(alice, 101, {})}));
