@@ -24,8 +24,10 @@
 #include <spdlog/sinks/base_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
-#include <stdlib.h>
+#include <signal.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -89,8 +91,29 @@ void set_up_logging() {
   spdlog::set_default_logger(logger);
 }
 
+// The directory of this process's spool: /dev/shm when there is one (the spool's fsyncs cost
+// nothing there), named by the process ID. A run that crashed cannot remove its own, so the
+// directories of processes that no longer exist are removed here.
+std::filesystem::path make_fixture_dir() {
+  const std::filesystem::path base = std::filesystem::is_directory("/dev/shm") && ::access("/dev/shm", W_OK) == 0
+                                         ? std::filesystem::path("/dev/shm")
+                                         : std::filesystem::temp_directory_path();
+  const std::string prefix = "letterbox-fuzz-";
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(base, ec)) {
+    const auto name = entry.path().filename().string();
+    if (name.rfind(prefix, 0) != 0) continue;
+    const long pid = std::strtol(name.c_str() + prefix.size(), nullptr, 10);
+    if (pid > 0 && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) std::filesystem::remove_all(entry.path(), ec);
+  }
+  const auto dir = base / (prefix + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir, ec);
+  std::filesystem::create_directory(dir);
+  return dir;
+}
+
 // What lives across inputs: the I/O context, the file pool, the listening socket and the
-// spool directory (in /dev/shm when there is one: the spool's fsyncs cost nothing there).
+// spool directory.
 struct fixture {
   std::filesystem::path dir;
   asio::io_context io{1};
@@ -99,15 +122,7 @@ struct fixture {
   tcp::acceptor acceptor{io, tcp::endpoint(asio::ip::address_v4::loopback(), 0)};
   std::optional<spool_directory> spool;
 
-  fixture() {
-    const std::filesystem::path base = std::filesystem::is_directory("/dev/shm") && ::access("/dev/shm", W_OK) == 0
-                                           ? std::filesystem::path("/dev/shm")
-                                           : std::filesystem::temp_directory_path();
-    std::string pattern = (base / "letterbox-fuzz-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) fail("mkdtemp failed");
-    dir = pattern;
-    spool.emplace(dir / "server.db.spool");
-  }
+  fixture() : dir(make_fixture_dir()) { spool.emplace(dir / "server.db.spool"); }
 };
 
 fixture* the_fixture = nullptr;

@@ -23,6 +23,7 @@
 // and a spooled file from client 2; client 1 has a symmetric-key request from client 0.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
