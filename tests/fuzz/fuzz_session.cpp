@@ -247,6 +247,19 @@ asio::awaitable<void> receive_all(tcp::socket& socket, byte_buffer& out, boost::
   done = true;
 }
 
+// Connects (asynchronously: a blocking connect would fail with EINTR when libFuzzer's timeout
+// alarm fires), then sends the stream while it reads every response.
+asio::awaitable<void> run_client(tcp::socket& socket, tcp::endpoint server, std::span<const std::uint8_t> stream,
+                                 std::size_t chunk, byte_buffer& responses, boost::system::error_code& end,
+                                 bool& sent, bool& received) {
+  boost::system::error_code ec;
+  co_await socket.async_connect(server, asio::redirect_error(asio::use_awaitable, ec));
+  if (ec) fail("connect failed: " + ec.message());
+  socket.set_option(tcp::no_delay(true));
+  asio::co_spawn(socket.get_executor(), send_stream(socket, stream, chunk, sent), asio::detached);
+  co_await receive_all(socket, responses, end, received);
+}
+
 // --- The checks ----------------------------------------------------------------------------
 struct response {
   response_header header;
@@ -421,12 +434,10 @@ void run_input(fixture& f, std::span<const std::uint8_t> data) {
     start_session(std::move(socket), peer, *server.context, server.sessions);
     accepted = true;
   });
-  client.connect(f.acceptor.local_endpoint());  // loopback: the kernel completes it before accept
-  client.set_option(tcp::no_delay(true));
   byte_buffer responses;
   boost::system::error_code end;
-  asio::co_spawn(f.io, send_stream(client, stream, chunk, sent), asio::detached);
-  asio::co_spawn(f.io, receive_all(client, responses, end, received), asio::detached);
+  asio::co_spawn(f.io, run_client(client, f.acceptor.local_endpoint(), stream, chunk, responses, end, sent, received),
+                 asio::detached);
 
   const auto deadline = std::chrono::steady_clock::now() + input_deadline;
   while (!(accepted && sent && received && server.sessions.size() == 0)) {
