@@ -196,7 +196,7 @@ struct server_under_test {
   rate_limiter registrations{limits.registration_rate};
   disk_space disk;
   memory_budget pull_memory{limits.max_pull_memory};
-  session_registry sessions;
+  net::connection_registry sessions;
   std::optional<server_context> context;
   model expected;
   fixture& f;
