@@ -78,6 +78,9 @@ void write_decoders(const fs::path& dir) {
   seed("name_truncated_utf8", name, bytes_of("ab\xE2\x82"));
   const auto field = encode_name("fuzz-bob");
   seed("name_field", name_field, byte_buffer(field.begin(), field.end()));
+  seed("name_field_without_nul", name_field, byte_buffer(name_field_size, 'a'));
+  seed("client_list_last_name_without_nul", client_list,
+       cat({byte_buffer(list.begin() + response_header_size, list.end() - name_field_size), byte_buffer(name_field_size, 'a')}));
   seed("request_frame", request_frame, cat({byte_buffer(alice.id.begin(), alice.id.end()), {2, 104}}));
 }
 
@@ -127,6 +130,8 @@ void write_session(const fs::path& dir) {
   // Edge cases: each answered 9000 (and the connection goes on, unless said otherwise).
   seed("register_name_taken", alias_ids, register_as("fuzz-alice"));
   seed("register_bad_name", alias_ids, request({}, 100, cat({bytes_of("bad\x01name"), byte_buffer(415 - 8, 0)})));
+  seed("register_name_without_nul", alias_ids,
+       cat({request({}, 100, cat({byte_buffer(name_field_size, 'a'), filled(public_key_size, 1)})), request(alice, 101, {})}));
   seed("unregistered_requester", alias_ids,
        cat({request(stranger, 101, {}), request(stranger, 102, byte_buffer(bob.begin(), bob.end())),
             send(stranger, bob, 3, text), request(stranger, 104, {})}));
