@@ -18,7 +18,7 @@ namespace {
 
 constexpr int busy_timeout_ms = 5000;
 constexpr int page_cache_kib = 8192;  // PRAGMA cache_size: bounded, the RSS budget is small
-constexpr std::int64_t wal_size_limit = 64ll << 20;  // PRAGMA journal_size_limit: WAL file kept below
+constexpr std::uintmax_t wal_size_limit = 64u << 20;  // the WAL file is brought back to this (wal_checkpointer)
 // When the WAL holds more pages than this after a commit, the writer itself finishes the
 // checkpoint before the next batch (see sqlite_store::finish_checkpoint)...
 constexpr int wal_catch_up_pages = 4096;  // 16 MiB with 4 KiB pages
@@ -91,7 +91,8 @@ sqlite_store::sqlite_store(const std::filesystem::path& db_path)
     db_.exec("PRAGMA foreign_keys=ON");
     db_.exec("PRAGMA cache_size=-" + std::to_string(page_cache_kib));
     db_.exec("PRAGMA wal_autocheckpoint=0");  // wal_checkpointer does it, off the commit path
-    db_.exec("PRAGMA journal_size_limit=" + std::to_string(wal_size_limit));
+    // No journal_size_limit on this connection: SQLite would cut the WAL file inside the first
+    // commit after the WAL started over, all at once. wal_checkpointer keeps it to the limit.
   });
   sqlite3_wal_hook(
       db_.getHandle(),
@@ -121,7 +122,7 @@ sqlite_store::sqlite_store(const std::filesystem::path& db_path)
         db_, "UPDATE clients SET LastMessageID = max(LastMessageID, ?) WHERE ID = ?");
     select_clients_ = std::make_unique<SQLite::Statement>(db_, "SELECT ID, Name FROM clients ORDER BY rowid");
   });
-  checkpointer_ = std::make_unique<wal_checkpointer>(db_path, busy_timeout_ms);
+  checkpointer_ = std::make_unique<wal_checkpointer>(db_path, busy_timeout_ms, wal_size_limit);
 }
 
 sqlite_store::~sqlite_store() { rollback(); }
@@ -145,7 +146,12 @@ void sqlite_store::migrate() {
 }
 
 void sqlite_store::begin() {
+  // Waits while the checkpointer cuts the WAL file (one step); not again inside a transaction,
+  // where BEGIN fails.
+  std::unique_lock wal_file(checkpointer_->wal_file_mutex(), std::defer_lock);
+  if (!wal_file_lock_.owns_lock()) wal_file.lock();
   translate("begin", [&] { db_.exec("BEGIN IMMEDIATE"); });
+  if (wal_file.owns_lock()) wal_file_lock_ = std::move(wal_file);
   in_transaction_ = true;
   transaction_lost_ = false;
 }
@@ -155,6 +161,7 @@ void sqlite_store::commit() {
   in_transaction_ = false;
   if (wal_frames_committed_) checkpointer_->wal_committed(wal_pages_);
   wal_frames_committed_ = false;
+  if (wal_file_lock_.owns_lock()) wal_file_lock_.unlock();
   finish_checkpoint();
 }
 
@@ -184,6 +191,7 @@ void sqlite_store::rollback() noexcept {
   in_transaction_ = false;
   transaction_lost_ = false;
   wal_frames_committed_ = false;  // a rolled-back transaction commits no frame
+  if (wal_file_lock_.owns_lock()) wal_file_lock_.unlock();
 }
 
 void sqlite_store::for_each_client(const client_visitor& fn) {

@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -67,7 +68,8 @@ class sqlite_store final : public record_store {
   int wal_pages_ = 0;                  // pages in the WAL after the last commit (sqlite3_wal_hook)
   bool wal_frames_committed_ = false;  // by the transaction now ending (the hook ran)
   bool wal_copied_ = false;            // finish_checkpoint() copied all of it; no new frame since
-  std::unique_ptr<wal_checkpointer> checkpointer_;  // declared last: stops before db_ closes
+  std::unique_ptr<wal_checkpointer> checkpointer_;  // stops before db_ closes
+  std::unique_lock<std::mutex> wal_file_lock_;      // checkpointer_->wal_file_mutex(), begin() to commit()
 };
 
 }  // namespace letterbox::server

@@ -1,21 +1,38 @@
 // The background WAL checkpointer (see wal_checkpointer.hpp).
 #include "wal_checkpointer.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <SQLiteCpp/Exception.h>
 #include <SQLiteCpp/Statement.h>
 
+#include <algorithm>
 #include <string>
+#include <system_error>
 
 #include "sqlite_errors.hpp"
 
 namespace letterbox::server {
+namespace {
 
-wal_checkpointer::wal_checkpointer(const std::filesystem::path& db_path, int busy_timeout_ms)
+constexpr std::uintmax_t wal_header_bytes = 32;
+constexpr std::uintmax_t wal_frame_header_bytes = 24;
+
+}  // namespace
+
+wal_checkpointer::wal_checkpointer(const std::filesystem::path& db_path, int busy_timeout_ms,
+                                   std::uintmax_t wal_size_limit)
     : db_(translate("open checkpoint connection",
                     [&] {
                       return SQLite::Database(db_path.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_NOMUTEX,
                                               busy_timeout_ms);
                     })),
+      wal_path_(db_path.string() + "-wal"),
+      wal_size_limit_(wal_size_limit),
+      frame_bytes_(wal_frame_header_bytes +
+                   static_cast<std::uintmax_t>(
+                       translate("read page size", [&] { return db_.execAndGet("PRAGMA page_size").getInt64(); }))),
       thread_([this] { loop(); }) {}
 
 wal_checkpointer::~wal_checkpointer() {
@@ -54,14 +71,17 @@ void wal_checkpointer::hurry(std::chrono::milliseconds wait) {
 }
 
 void wal_checkpointer::loop() {
+  bool shrinking = false;
   for (;;) {
     {
       std::unique_lock lock(mutex_);
-      wake_.wait_for(lock, wal_checkpoint_interval, [&] { return stopping_ || hurried_; });
+      wake_.wait_for(lock, shrinking ? wal_shrink_pause : wal_checkpoint_interval,
+                     [&] { return stopping_ || hurried_; });
       if (stopping_) return;
       hurried_ = false;
     }
     run_round();
+    shrinking = shrink_wal_step();
   }
 }
 
@@ -95,6 +115,33 @@ void wal_checkpointer::run_round() {
     }
   }
   round_ended_.notify_all();
+}
+
+bool wal_checkpointer::shrink_wal_step() {
+  // Only SQLite's journal_size_limit would shorten the WAL file, at the first commit after the
+  // WAL started over and all at once: after a long reader, hundreds of MiB freed inside that
+  // commit. Here it is cut from the end, one step at a time, while the writer is between two
+  // transactions (wal_file_mutex_) and only beyond its last frame (readers never read past
+  // it; everything there belongs to an earlier WAL).
+  std::error_code error;
+  const auto size = std::filesystem::file_size(wal_path_, error);
+  if (error || size <= wal_size_limit_) return false;
+  std::unique_lock file_lock(wal_file_mutex_);
+  int frames;
+  {
+    std::lock_guard lock(mutex_);
+    frames = wal_frames_;
+  }
+  if (frames < 0 || wal_header_bytes + static_cast<std::uintmax_t>(frames) * frame_bytes_ > wal_size_limit_)
+    return false;  // not known yet, or the frames in use reach beyond the limit: not started over yet
+  const auto target = std::max(wal_size_limit_, size > wal_shrink_step ? size - wal_shrink_step : 0);
+  const int fd = ::open(wal_path_.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  const bool cut = ::ftruncate(fd, static_cast<off_t>(target)) == 0;
+  file_lock.unlock();
+  if (cut) ::fdatasync(fd);  // the journal commit of the new size here, not in the writer's next sync
+  ::close(fd);
+  return cut && target > wal_size_limit_;
 }
 
 }  // namespace letterbox::server
