@@ -11,6 +11,7 @@
 #include <string>
 #include <system_error>
 
+#include "paced_vfs.hpp"
 #include "sqlite_errors.hpp"
 
 namespace letterbox::server {
@@ -25,8 +26,9 @@ wal_checkpointer::wal_checkpointer(const std::filesystem::path& db_path, int bus
                                    std::uintmax_t wal_size_limit)
     : db_(translate("open checkpoint connection",
                     [&] {
-                      return SQLite::Database(db_path.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_NOMUTEX,
-                                              busy_timeout_ms);
+                      // paced: the rounds' writes to server.db reach the disk as they go
+                      return SQLite::Database(db_path.string().c_str(), SQLite::OPEN_READWRITE | SQLite::OPEN_NOMUTEX,
+                                              busy_timeout_ms, paced_vfs_name());
                     })),
       wal_path_(db_path.string() + "-wal"),
       wal_size_limit_(wal_size_limit),
