@@ -1,7 +1,7 @@
 // bench/loadgen: a load generator that speaks protocol v1 to a running Letterbox server.
 //
 //   loadgen --port P [--server-pid PID] SCENARIO [options]
-//   scenarios: send, send-legacy, pull, file, idle, latency (see --help of each)
+//   scenarios: send, send-legacy, pull, file, idle, latency, long-reader (see --help of each)
 //
 // Lean by design, since it shares the machine's cores with the server: a few threads, each
 // with its own io_context running many coroutines (one per connection); every request is
@@ -20,10 +20,12 @@
 #include <cryptopp/osrng.h>
 #include <cryptopp/queue.h>
 #include <cryptopp/rsa.h>
+#include <SQLiteCpp/Database.h>
 
 #include <atomic>
 #include <filesystem>
 #include <iostream>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <sstream>
@@ -71,8 +73,12 @@ struct options {
   int idle_connections = 10'000;
   int fresh_samples = 20;
   double idle_settle_seconds = 10.0;
-  // latency
+  // latency, long-reader
   double rate = 1000.0;
+  // long-reader
+  std::string db_path;
+  double reader_start = 2.0;
+  double reader_seconds = 15.0;
 };
 
 // ---------------------------------------------------------------------------------------
@@ -817,34 +823,38 @@ int run_idle(const options& opt, const tcp::endpoint& server) {
   return finish(line, failures);
 }
 
-// latency: an open-loop fixed request rate spread over N connections; each request's latency
-// is measured from its scheduled time, so falling behind shows up in the figures.
-int run_latency(const options& opt, const tcp::endpoint& server) {
+// Connects and registers N connections (default 64) for an open-loop scenario, each with a
+// pre-encoded send of --content-size bytes to itself. Empty if any failed (in failures).
+std::vector<std::unique_ptr<client_connection>> open_loop_clients(worker_pool& pool, const options& opt,
+                                                                  const tcp::endpoint& server, const std::string& scenario,
+                                                                  failure_log& failures) {
   const int n = opt.connections > 0 ? opt.connections : 64;
   if (opt.rate <= 0) throw std::runtime_error("--rate must be positive");
-  worker_pool pool(opt.threads);
-  failure_log failures;
   auto connections = make_connections(pool, static_cast<std::size_t>(n));
-  connect_and_register(pool, connections, server, "latency", failures);
-  if (failures.count() > 0) {
-    result_line line("latency");
-    return finish(line, failures);
-  }
+  connect_and_register(pool, connections, server, scenario, failures);
+  if (failures.count() > 0) return {};
   std::vector<std::uint8_t> content(opt.content_size);
   fill_pattern(10, 0, content);
   for (auto& c : connections) c->request = encode_send_request(c->id, c->id, proto::message_type::text, content);
+  return connections;
+}
 
-  auto stats = make_stats(pool.size());
+// Sends at --rate requests/s in total, spread evenly over the connections (open loop: each
+// request has its scheduled time, and falling behind shows up in the figures), from start
+// until deadline. record(i, scheduled, completed) is called on connection i's pool thread
+// after each answer.
+template <typename Record>
+void run_open_loop(worker_pool& pool, std::vector<std::unique_ptr<client_connection>>& connections, const options& opt,
+                   bench_clock::time_point start, bench_clock::time_point deadline, failure_log& failures,
+                   const std::string& what, Record record) {
+  const auto n = static_cast<long>(connections.size());
   const auto interval = std::chrono::duration_cast<bench_clock::duration>(std::chrono::duration<double>(n / opt.rate));
-  const auto start = bench_clock::now() + std::chrono::milliseconds(10);
-  const auto deadline = start + std::chrono::duration<double>(opt.duration);
   const std::uint64_t quota = std::max<std::uint64_t>(1, opt.max_requests / static_cast<std::uint64_t>(n));
   for (std::size_t i = 0; i < connections.size(); ++i) {
     asio::co_spawn(
         pool.context(i),
         [&, i]() -> awaitable<void> {
           auto& c = *connections[i];
-          auto& s = *stats[i % stats.size()];
           asio::steady_timer timer(c.socket.get_executor());
           auto scheduled = start + interval * static_cast<long>(i) / n;
           try {
@@ -856,19 +866,39 @@ int run_latency(const options& opt, const tcp::endpoint& server) {
               co_await asio::async_write(c.socket, asio::buffer(c.request), use_awaitable);
               auto response = co_await read_small_response(c.socket, c.buffer);
               expect_code(response.header, proto::response_code::message_sent, "send");
-              const auto t1 = bench_clock::now();
-              s.latency.record(t1 - scheduled);
-              ++s.completed;
-              s.last_end = t1;
+              record(i, scheduled, bench_clock::now());
             }
           } catch (const std::exception& e) {
-            failures.record(std::string("latency: ") + e.what());
+            failures.record(what + ": " + e.what());
           }
         },
         asio::detached);
   }
-  resource_probe resources(opt.server_pid);
   pool.run_phase();
+}
+
+// latency: an open-loop fixed request rate spread over N connections; each request's latency
+// is measured from its scheduled time.
+int run_latency(const options& opt, const tcp::endpoint& server) {
+  worker_pool pool(opt.threads);
+  failure_log failures;
+  auto connections = open_loop_clients(pool, opt, server, "latency", failures);
+  if (connections.empty()) {
+    result_line line("latency");
+    return finish(line, failures);
+  }
+  const int n = static_cast<int>(connections.size());
+  auto stats = make_stats(pool.size());
+  const auto start = bench_clock::now() + std::chrono::milliseconds(10);
+  const auto deadline = start + std::chrono::duration_cast<bench_clock::duration>(std::chrono::duration<double>(opt.duration));
+  resource_probe resources(opt.server_pid);
+  run_open_loop(pool, connections, opt, start, deadline, failures, "latency",
+                [&](std::size_t i, bench_clock::time_point scheduled, bench_clock::time_point done) {
+                  auto& s = *stats[i % stats.size()];
+                  s.latency.record(done - scheduled);
+                  ++s.completed;
+                  s.last_end = done;
+                });
   const auto total = merge(stats);
   const double elapsed = seconds_between(start, std::max(total.last_end, start + std::chrono::microseconds(1)));
   result_line line("latency");
@@ -880,6 +910,117 @@ int run_latency(const options& opt, const tcp::endpoint& server) {
       .add("achieved_rate", total.completed / elapsed);
   add_latency(line, total.latency);
   resources.report(line, total.completed);
+  return finish(line, failures);
+}
+
+// long-reader: the latency scenario's load while a reader holds a snapshot of the server's
+// database (what `sqlite3 server.db` does inside a transaction): it begins --reader-start
+// seconds into the timed phase and ends --reader-seconds later. Behind it no checkpoint can
+// copy the WAL, which grows; what matters (issue 8.12) is the latency of the sends answered
+// after it ended, while the server catches up. Reported apart for sends answered before,
+// during and after the reader, with the WAL file's size.
+int run_long_reader(const options& opt, const tcp::endpoint& server) {
+  if (opt.db_path.empty()) throw std::runtime_error("long-reader needs --db (the server's database)");
+  if (opt.reader_start < 0 || opt.reader_seconds <= 0 || opt.reader_start + opt.reader_seconds >= opt.duration)
+    throw std::runtime_error("long-reader needs 0 <= --reader-start, 0 < --reader-seconds and their sum < --duration");
+  worker_pool pool(opt.threads);
+  failure_log failures;
+  auto connections = open_loop_clients(pool, opt, server, "long-reader", failures);
+  if (connections.empty()) {
+    result_line line("long-reader");
+    return finish(line, failures);
+  }
+  struct alignas(64) phase_stats {
+    latency_histogram before, during, after;
+    std::uint64_t completed = 0;
+    bench_clock::time_point last_end{};
+  };
+  std::vector<phase_stats> stats(pool.size());
+  const auto start = bench_clock::now() + std::chrono::milliseconds(10);
+  const auto deadline = start + std::chrono::duration_cast<bench_clock::duration>(std::chrono::duration<double>(opt.duration));
+  // Set by the reader thread; until then "never" (the sends compare their answer's time).
+  constexpr auto never = bench_clock::rep{std::numeric_limits<bench_clock::rep>::max()};
+  std::atomic<bench_clock::rep> reader_began{never}, reader_ended{never};
+
+  const std::filesystem::path wal = opt.db_path + "-wal";
+  auto wal_mib = [&] {
+    std::error_code error;
+    const auto size = std::filesystem::file_size(wal, error);
+    return error ? 0.0 : static_cast<double>(size) / 1048576.0;
+  };
+  double wal_at_begin = 0, wal_at_end = 0, wal_max_after = 0;
+  std::thread reader([&] {
+    try {
+      std::this_thread::sleep_until(start + std::chrono::duration<double>(opt.reader_start));
+      SQLite::Database db(opt.db_path, SQLite::OPEN_READONLY);
+      db.exec("BEGIN");
+      db.execAndGet("SELECT count(*) FROM messages");  // the read transaction, and its snapshot, begin here
+      wal_at_begin = wal_mib();
+      reader_began = bench_clock::now().time_since_epoch().count();
+      std::this_thread::sleep_until(start + std::chrono::duration<double>(opt.reader_start + opt.reader_seconds));
+      wal_at_end = wal_mib();
+      db.exec("COMMIT");
+      reader_ended = bench_clock::now().time_since_epoch().count();
+      while (bench_clock::now() < deadline) {
+        wal_max_after = std::max(wal_max_after, wal_mib());
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+    } catch (const std::exception& e) {
+      failures.record(std::string("long-reader: the reader: ") + e.what());
+    }
+  });
+  resource_probe resources(opt.server_pid);
+  run_open_loop(pool, connections, opt, start, deadline, failures, "long-reader",
+                [&](std::size_t i, bench_clock::time_point scheduled, bench_clock::time_point done) {
+                  auto& s = stats[i % stats.size()];
+                  const auto at = done.time_since_epoch().count();
+                  auto& phase = at < reader_began.load(std::memory_order_relaxed)   ? s.before
+                                : at < reader_ended.load(std::memory_order_relaxed) ? s.during
+                                                                                     : s.after;
+                  phase.record(done - scheduled);
+                  ++s.completed;
+                  s.last_end = done;
+                });
+  reader.join();
+  latency_histogram before, during, after, all;
+  std::uint64_t completed = 0;
+  bench_clock::time_point last_end = start;
+  for (auto& s : stats) {
+    before.merge(s.before);
+    during.merge(s.during);
+    after.merge(s.after);
+    completed += s.completed;
+    last_end = std::max(last_end, s.last_end);
+  }
+  all.merge(before);
+  all.merge(during);
+  all.merge(after);
+  const double elapsed = seconds_between(start, std::max(last_end, start + std::chrono::microseconds(1)));
+  result_line line("long-reader");
+  line.add("connections", connections.size())
+      .add("target_rate", opt.rate)
+      .add("sends", completed)
+      .add("seconds", elapsed)
+      .add("achieved_rate", completed / elapsed)
+      .add("reader_start_s", opt.reader_start)
+      .add("reader_seconds", opt.reader_seconds)
+      .add("wal_mib_reader_begins", wal_at_begin)
+      .add("wal_mib_reader_ends", wal_at_end)
+      .add("wal_mib_max_after", wal_max_after)
+      .add("wal_mib_end", wal_mib())
+      .add("before_sends", before.count())
+      .add("before_p99_us", before.quantile_us(0.99))
+      .add("before_max_us", before.max() / 1e3)
+      .add("during_sends", during.count())
+      .add("during_p99_us", during.quantile_us(0.99))
+      .add("during_max_us", during.max() / 1e3)
+      .add("after_sends", after.count())
+      .add("after_p50_us", after.quantile_us(0.50))
+      .add("after_p99_us", after.quantile_us(0.99))
+      .add("after_p999_us", after.quantile_us(0.999))
+      .add("after_max_us", after.max() / 1e3);
+  add_latency(line, all);
+  resources.report(line, completed);
   return finish(line, failures);
 }
 
@@ -905,8 +1046,11 @@ int main(int argc, char** argv) {
   auto* file = app.add_subcommand("file", "one large file message sent and pulled back, content checked");
   auto* idle = app.add_subcommand("idle", "C idle connections, then a fresh client's latency and server RSS");
   auto* latency = app.add_subcommand("latency", "fixed request rate, latency percentiles");
-  for (auto* sub : {send, legacy, pull, latency})
-    sub->add_option("--connections", opt.connections, "connections (send 64, send-legacy 16, pull 16 mailboxes, latency 64)")
+  auto* long_reader = app.add_subcommand(
+      "long-reader", "latency's load while a reader holds a snapshot of the server's DB; latency after it ended");
+  for (auto* sub : {send, legacy, pull, latency, long_reader})
+    sub->add_option("--connections", opt.connections,
+                    "connections (send 64, send-legacy 16, pull 16 mailboxes, latency and long-reader 64)")
         ->check(CLI::Range(1, 4096));
   pull->add_option("--messages-per-mailbox", opt.messages_per_mailbox, "K messages preloaded per mailbox");
   pull->add_option("--preload-connections", opt.preload_connections, "keep-alive connections that preload")
@@ -918,8 +1062,12 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 1'000'000));
   idle->add_option("--fresh-samples", opt.fresh_samples, "fresh-client requests to time")->check(CLI::Range(1, 10000));
   idle->add_option("--settle-seconds", opt.idle_settle_seconds, "wait at most this long for the server to accept all");
-  latency->add_option("--rate", opt.rate, "requests per second, all connections together")->required();
-  for (auto* sub : {send, legacy, pull, file, idle, latency}) sub->fallthrough();
+  for (auto* sub : {latency, long_reader})
+    sub->add_option("--rate", opt.rate, "requests per second, all connections together")->required();
+  long_reader->add_option("--db", opt.db_path, "the server's database file (opened read-only)")->required();
+  long_reader->add_option("--reader-start", opt.reader_start, "seconds into the timed phase the reader begins");
+  long_reader->add_option("--reader-seconds", opt.reader_seconds, "seconds the reader holds its snapshot");
+  for (auto* sub : {send, legacy, pull, file, idle, latency, long_reader}) sub->fallthrough();
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -933,6 +1081,7 @@ int main(int argc, char** argv) {
     if (*file) return run_file(opt, server);
     if (*idle) return run_idle(opt, server);
     if (*latency) return run_latency(opt, server);
+    if (*long_reader) return run_long_reader(opt, server);
   } catch (const std::exception& e) {
     std::cerr << "loadgen: " << e.what() << "\n";
     return 2;

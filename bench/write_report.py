@@ -161,6 +161,12 @@ def main():
     lat_p99 = get("latency", "p99_us")
     lat_p50 = get("latency", "p50_us")
     lat_rate = get("latency", "achieved_rate")
+    reader_after_max_us = get("long-reader", "after_max_us")
+    reader_after_p99_us = get("long-reader", "after_p99_us")
+    reader_before_p99_us = get("long-reader", "before_p99_us")
+    reader_rate = get("long-reader", "achieved_rate")
+    reader_seconds = get("long-reader", "reader_seconds")
+    reader_wal = get("long-reader", "wal_mib_reader_ends")
 
     def ok(scenario):
         errors = get(scenario, "errors")
@@ -178,6 +184,12 @@ def main():
 
     def le(value, target):
         return None if value is None else value <= target
+
+    def lt(value, target):
+        return None if value is None else value < target
+
+    def ms(us):
+        return None if us is None else us / 1000
 
     rows = []  # scenario, target, measured, limit text, ratio text, verdict
     send_sqlite = sqlite.get(send_connections)
@@ -225,6 +237,12 @@ def main():
                  f"{pct(ratio(lat_p99, sqlite_p99[1]))} of SQLite 1-row p99",
                  verdict(le(lat_p99, 5000), "latency")))
 
+    rows.append((f"long reader ({fmt(reader_seconds, 's')}) ends: the sends after it", "max < 250 ms (issue 8.12)",
+                 f"max {fmt(ms(reader_after_max_us), 'ms')}, p99 {fmt(ms(reader_after_p99_us), 'ms')} at "
+                 f"{fmt(reader_rate, '/s')}; WAL {fmt(reader_wal, 'MiB')} when the reader ended",
+                 f"the same run before the reader: p99 {fmt(ms(reader_before_p99_us), 'ms')}",
+                 "-", verdict(lt(reader_after_max_us, 250_000), "long-reader")))
+
     out = []
     out.append("# Benchmarks\n")
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -268,7 +286,7 @@ def main():
                "| `loadgen send-legacy` against `bench/null_server` |")
     out.append("")
 
-    out.append("## Targets (issue 4)\n")
+    out.append("## Targets (issue 4; the long reader: issue 8.12)\n")
     out.append("| scenario | target | measured | matching limit | ratio | verdict |\n|---|---|---|---|---|---|")
     for row in rows:
         out.append("| " + " | ".join(row) + " |")
@@ -320,6 +338,12 @@ def main():
                "finally every idle connection must still answer a request.")
     out.append(f"- **latency**: open loop at {fmt(get('latency', 'target_rate'), '/s')} (half of send's rate) over "
                f"{fmt(get('latency', 'connections'))} connections; latency counted from each request's scheduled time.")
+    out.append(f"- **long-reader**: the latency load, on a fresh server warmed up by 2 s of sends; "
+               f"{fmt(get('long-reader', 'reader_start_s'), 's')} into it a reader opens server.db read-only and "
+               f"holds a snapshot (`BEGIN; SELECT count(*) FROM messages`) for {fmt(reader_seconds, 's')}, as "
+               "`sqlite3` inside a transaction would; no checkpoint can copy the WAL past it meanwhile. Latencies "
+               "are counted apart for sends answered before, during and after the reader; \"after\" is the "
+               "figure: the server catching up with the WAL it left behind.")
     out.append("")
     out.append("## Every figure\n")
     for (scenario, label, n), record in sorted(r.items(), key=lambda kv: (kv[0][0].startswith("limit") is False, kv[0])):

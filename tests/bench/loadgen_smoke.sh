@@ -57,13 +57,16 @@ run pull pull --connections 2 --messages-per-mailbox 30 --preload-connections 3
 run file file --file-size $((3 << 20))
 run idle idle --idle-connections 50 --fresh-samples 3
 run latency --duration 0.3 latency --rate 200 --connections 4
+run long-reader --duration 0.8 long-reader --rate 200 --connections 4 --db "$WORK/real/server.db" \
+  --reader-start 0.2 --reader-seconds 0.3
 stop
 
 # python3 is in the README's install line: a missing one is a failure, not a skip.
 command -v python3 >/dev/null || { echo "FAIL: python3 (for the report writer) is not installed"; exit 1; }
 python3 "$WRITE_REPORT" --results "$RESULTS" --output "$WORK/BENCHMARKS.md" --build-dir "$BUILD_DIR" \
   --work-dir "$WORK" --repo "$(dirname "$WRITE_REPORT")/.." --quick
-for figure in "send, 64 keep-alive" "send-legacy, 16 clients" "file 1 GiB send" "latency at half of max"; do
+for figure in "send, 64 keep-alive" "send-legacy, 16 clients" "file 1 GiB send" "latency at half of max" \
+  "long reader"; do
   grep -q "$figure" "$WORK/BENCHMARKS.md" || { echo "FAIL: report lacks '$figure'"; exit 1; }
 done
 echo "bench smoke: every scenario, the limits and the report ran clean"

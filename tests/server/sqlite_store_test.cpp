@@ -6,8 +6,11 @@
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Statement.h>
 
+#include <array>
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "schema.hpp"
@@ -22,6 +25,15 @@ namespace {
 
 using store_fixture_sqlite = store_fixture<sqlite_backend>;
 
+// The checkpoint sequence number in the header of a WAL file (big-endian at byte 12): SQLite
+// adds one each time the WAL starts over from its beginning. 0 for a missing or short file.
+std::uint32_t wal_restarts(const std::filesystem::path& wal) {
+  std::ifstream file(wal, std::ios::binary);
+  std::array<unsigned char, 16> header{};
+  if (!file.read(reinterpret_cast<char*>(header.data()), header.size())) return 0;
+  return static_cast<std::uint32_t>(header[12]) << 24 | static_cast<std::uint32_t>(header[13]) << 16 |
+         static_cast<std::uint32_t>(header[14]) << 8 | header[15];
+}
 
 }  // namespace
 
@@ -160,6 +172,87 @@ TEST_CASE("store: under continuous commits the WAL file stops growing (the write
   CHECK(largest < 24ull * 1024 * 1024);  // 16 MiB catch-up threshold + a batch, far below 32 MiB
 }
 
+TEST_CASE("store: after a long reader ends, no commit copies the WAL it left behind, and the WAL restarts again") {
+  using clock = std::chrono::steady_clock;
+  using std::chrono::milliseconds;
+  constexpr std::uintmax_t mib = 1024 * 1024;
+  constexpr std::uintmax_t backlog_target = 320 * mib;  // the writer copying this stalled 0.6-0.9 s
+  constexpr std::uintmax_t wal_limit = 64 * mib;        // the size limit of sqlite_store's WAL file
+  constexpr auto stall = milliseconds(250);
+  store_fixture_sqlite f;
+  REQUIRE(f.add_client(1, "alice"));
+  REQUIRE(f.add_client(2, "bob"));
+  const byte_buffer content(64 * 1024, 0x42);
+  const new_message message{make_id(2), make_id(1), 3, static_cast<std::uint32_t>(content.size()), content, {}};
+  const auto wal = std::filesystem::path(f.backend.db_path.string() + "-wal");
+  int committed_messages = 0;
+  auto timed_commit = [&](int messages) {
+    const auto t0 = clock::now();
+    f.store->begin();
+    for (int i = 0; i < messages; ++i) f.store->add_message(message);
+    f.store->commit();
+    committed_messages += messages;
+    return clock::now() - t0;
+  };
+  auto ms = [](clock::duration d) { return std::chrono::duration_cast<milliseconds>(d).count(); };
+
+  // A reader holding its snapshot (the sqlite3 shell inside a transaction): no checkpoint may
+  // copy a frame it cannot see, so the WAL grows by everything committed meanwhile (mostly
+  // 512 KiB commits, to get there quickly). Every 8th commit holds one message, as the commits
+  // after the reader will: the slowest of those is the disk's own noise, with no checkpoint.
+  SQLite::Database reader(f.backend.db_path.string(), SQLite::OPEN_READONLY);
+  reader.exec("BEGIN");
+  CHECK(reader.execAndGet("SELECT count(*) FROM messages").getInt() == 0);
+  const auto reader_deadline = clock::now() + std::chrono::seconds(6);
+  clock::duration noise{};
+  for (int i = 1; std::filesystem::file_size(wal) < backlog_target && clock::now() < reader_deadline; ++i) {
+    if (i % 8 == 0) noise = std::max(noise, timed_commit(1));
+    else timed_commit(8);
+  }
+  const auto backlog = std::filesystem::file_size(wal);
+  const auto restarts_before = wal_restarts(wal);
+  reader.exec("COMMIT");  // the reader ends
+  MESSAGE("WAL behind the reader: " << backlog / mib << " MiB; slowest 64 KiB commit meanwhile " << ms(noise)
+                                    << " ms");
+  REQUIRE(backlog >= backlog_target / 2);  // with less the test would prove little
+
+  // Commits of one 64 KiB message go on while the checkpointer copies the backlog, until the
+  // WAL has started over three times (at most 8 s).
+  const auto after_deadline = clock::now() + std::chrono::seconds(8);
+  clock::duration slowest{};
+  int commits = 0, slow_commits = 0;
+  std::uintmax_t size_at_first_restart = 0, largest_since = 0;
+  while (clock::now() < after_deadline && wal_restarts(wal) < restarts_before + 3) {
+    const auto took = timed_commit(1);
+    ++commits;
+    slowest = std::max(slowest, took);
+    if (took >= stall) ++slow_commits;
+    if (wal_restarts(wal) > restarts_before) {
+      const auto size = std::filesystem::file_size(wal);
+      if (size_at_first_restart == 0) size_at_first_restart = size;
+      largest_since = std::max(largest_since, size);
+    }
+  }
+  const auto restarts = wal_restarts(wal) - restarts_before;
+  MESSAGE("after the reader: " << commits << " commits, slowest " << ms(slowest) << " ms, " << slow_commits
+                               << " of 250 ms or more; the WAL started over " << restarts << " times; WAL file "
+                               << size_at_first_restart / mib << " MiB at the first, at most " << largest_since / mib
+                               << " MiB since");
+  // No commit waited for the backlog. The bound is 250 ms, or 1.5 times the disk's own noise
+  // when this shared machine's disk stalls by itself for longer (the writer copying the
+  // backlog took 0.6-0.9 s, above both).
+  CHECK(ms(slowest) < std::max(ms(stall), ms(noise) * 3 / 2));
+  CHECK(restarts >= 3);                             // it keeps starting over:
+  CHECK(largest_since <= size_at_first_restart);  // the file grew no more once it did
+
+  // Idle, the checkpointer cuts the file back to its limit within a few seconds.
+  const auto shrink_deadline = clock::now() + std::chrono::seconds(5);
+  while (std::filesystem::file_size(wal) > wal_limit && clock::now() < shrink_deadline)
+    std::this_thread::sleep_for(milliseconds(20));
+  CHECK(std::filesystem::file_size(wal) <= wal_limit);
+  CHECK(f.backend.message_count() == committed_messages);
+}
+
 TEST_CASE("store: a statement that makes SQLite roll the transaction back fails the whole batch, and nothing of it stays") {
   store_fixture_sqlite f;
   REQUIRE(f.add_client(1, "alice"));
@@ -229,3 +322,4 @@ TEST_CASE("store: row keys beyond 2^32 are fine: the message ID on the wire is t
   CHECK(ids_of(f.pending(2)) == std::vector<std::uint32_t>{first, 2, 3});
   CHECK(f.backend.peek().execAndGet("SELECT max(ID) FROM messages").getInt64() == 5000000001);
 }
+

@@ -7,6 +7,7 @@
 #include <SQLiteCpp/Transaction.h>
 
 #include <algorithm>
+#include <chrono>
 #include <limits>
 
 #include "schema.hpp"
@@ -17,10 +18,19 @@ namespace {
 
 constexpr int busy_timeout_ms = 5000;
 constexpr int page_cache_kib = 8192;  // PRAGMA cache_size: bounded, the RSS budget is small
-constexpr std::int64_t wal_size_limit = 64ll << 20;  // PRAGMA journal_size_limit: WAL file kept below
+constexpr std::uintmax_t wal_size_limit = 64u << 20;  // the WAL file is brought back to this (wal_checkpointer)
 // When the WAL holds more pages than this after a commit, the writer itself finishes the
-// checkpoint before the next batch (see sqlite_store::commit).
+// checkpoint before the next batch (see sqlite_store::finish_checkpoint)...
 constexpr int wal_catch_up_pages = 4096;  // 16 MiB with 4 KiB pages
+// ... but only when the background checkpointer has copied all but this many: the most a
+// commit ever copies (after a long reader the backlog is hundreds of MiB; it is not the
+// commit path's to copy).
+constexpr int wal_finish_pages = 1024;  // 4 MiB
+// Past this many pages the checkpointer is not keeping up (commits as fast as the disk takes
+// them, or a backlog left by a long reader): each commit then also waits, at most
+// wal_throttle_wait, for the checkpointer's round, leaving it the disk.
+constexpr int wal_throttle_pages = wal_catch_up_pages + wal_finish_pages;  // 20 MiB
+constexpr auto wal_throttle_wait = std::chrono::milliseconds(10);
 
 template <typename Array>
 Array blob_to_array(const SQLite::Column& column) {
@@ -81,12 +91,16 @@ sqlite_store::sqlite_store(const std::filesystem::path& db_path)
     db_.exec("PRAGMA foreign_keys=ON");
     db_.exec("PRAGMA cache_size=-" + std::to_string(page_cache_kib));
     db_.exec("PRAGMA wal_autocheckpoint=0");  // wal_checkpointer does it, off the commit path
-    db_.exec("PRAGMA journal_size_limit=" + std::to_string(wal_size_limit));
+    // No journal_size_limit on this connection: SQLite would cut the WAL file inside the first
+    // commit after the WAL started over, all at once. wal_checkpointer keeps it to the limit.
   });
   sqlite3_wal_hook(
       db_.getHandle(),
       [](void* self, sqlite3*, const char*, int pages) {
-        static_cast<sqlite_store*>(self)->wal_pages_ = pages;
+        auto& store = *static_cast<sqlite_store*>(self);
+        store.wal_pages_ = pages;
+        store.wal_frames_committed_ = true;
+        store.wal_copied_ = false;
         return SQLITE_OK;
       },
       this);
@@ -107,7 +121,7 @@ sqlite_store::sqlite_store(const std::filesystem::path& db_path)
     record_last_id_ = std::make_unique<SQLite::Statement>(
         db_, "UPDATE clients SET LastMessageID = max(LastMessageID, ?) WHERE ID = ?");
   });
-  checkpointer_ = std::make_unique<wal_checkpointer>(db_path, busy_timeout_ms);
+  checkpointer_ = std::make_unique<wal_checkpointer>(db_path, busy_timeout_ms, wal_size_limit);
 }
 
 sqlite_store::~sqlite_store() { rollback(); }
@@ -131,7 +145,12 @@ void sqlite_store::migrate() {
 }
 
 void sqlite_store::begin() {
+  // Waits while the checkpointer cuts the WAL file (one step); not again inside a transaction,
+  // where BEGIN fails.
+  std::unique_lock wal_file(checkpointer_->wal_file_mutex(), std::defer_lock);
+  if (!wal_file_lock_.owns_lock()) wal_file.lock();
   translate("begin", [&] { db_.exec("BEGIN IMMEDIATE"); });
+  if (wal_file.owns_lock()) wal_file_lock_ = std::move(wal_file);
   in_transaction_ = true;
   transaction_lost_ = false;
 }
@@ -139,23 +158,39 @@ void sqlite_store::begin() {
 void sqlite_store::commit() {
   checked("commit", [&] { db_.exec("COMMIT"); });  // a batch that wrote nothing commits without an fsync
   in_transaction_ = false;
-  // The background checkpointer copies only what was committed before it started, and under
-  // steady load there is always a newer commit: the WAL would grow forever. Between two
-  // batches nothing else writes, so the writer finishes the copy (most pages are already
-  // done) and the next transaction starts the WAL from its beginning again.
-  if (wal_pages_ > wal_catch_up_pages) {
-    int log_pages = 0, checkpointed = 0;
-    if (sqlite3_wal_checkpoint_v2(db_.getHandle(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &log_pages, &checkpointed) ==
-            SQLITE_OK &&
-        log_pages == checkpointed)
-      wal_pages_ = 0;
+  if (wal_frames_committed_) checkpointer_->wal_committed(wal_pages_);
+  wal_frames_committed_ = false;
+  if (wal_file_lock_.owns_lock()) wal_file_lock_.unlock();
+  finish_checkpoint();
+}
+
+void sqlite_store::finish_checkpoint() noexcept {
+  if (wal_pages_ <= wal_catch_up_pages || wal_copied_) return;
+  // The background checkpointer copies only what was committed before its round began, and
+  // under steady load there is always a newer commit: SQLite would never start the WAL from
+  // its beginning again, and it would grow forever. Between two batches nothing else writes,
+  // so the writer copies the last frames itself and the next transaction restarts the WAL.
+  // Only the last few: with more still to copy (behind a reader that ended, or a slow round)
+  // the checkpointer is asked for its next round now, and the writer looks again after the
+  // next commit.
+  const int copied = checkpointer_->copied_frames();
+  if (copied > wal_pages_ || wal_pages_ - copied > wal_finish_pages) {
+    checkpointer_->hurry(wal_pages_ > wal_throttle_pages ? wal_throttle_wait : std::chrono::milliseconds(0));
+    return;
   }
+  int log_pages = 0, checkpointed = 0;
+  if (sqlite3_wal_checkpoint_v2(db_.getHandle(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &log_pages, &checkpointed) ==
+          SQLITE_OK &&
+      log_pages == checkpointed)
+    wal_copied_ = true;
 }
 
 void sqlite_store::rollback() noexcept {
   if (sqlite3_get_autocommit(db_.getHandle()) == 0) sqlite3_exec(db_.getHandle(), "ROLLBACK", nullptr, nullptr, nullptr);
   in_transaction_ = false;
   transaction_lost_ = false;
+  wal_frames_committed_ = false;  // a rolled-back transaction commits no frame
+  if (wal_file_lock_.owns_lock()) wal_file_lock_.unlock();
 }
 
 void sqlite_store::for_each_client(const client_visitor& fn) {

@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -53,14 +54,21 @@ class sqlite_store final : public record_store {
   template <typename F>
   auto checked(const char* what, F&& fn);
   void notice_lost_transaction() noexcept;
+  // After a commit: when the WAL is large and the background checkpointer has copied nearly
+  // all of it, copies the rest so that the next transaction starts the WAL over; otherwise
+  // hurries the checkpointer. Never copies more than a few MiB (see sqlite_store.cpp).
+  void finish_checkpoint() noexcept;
 
   SQLite::Database db_;
   std::unique_ptr<SQLite::Statement> insert_client_, insert_message_, touch_client_, select_message_,
       delete_message_, record_last_id_;
   bool in_transaction_ = false;
   bool transaction_lost_ = false;
-  int wal_pages_ = 0;  // pages in the WAL after the last commit (sqlite3_wal_hook)
-  std::unique_ptr<wal_checkpointer> checkpointer_;  // declared last: stops before db_ closes
+  int wal_pages_ = 0;                  // pages in the WAL after the last commit (sqlite3_wal_hook)
+  bool wal_frames_committed_ = false;  // by the transaction now ending (the hook ran)
+  bool wal_copied_ = false;            // finish_checkpoint() copied all of it; no new frame since
+  std::unique_ptr<wal_checkpointer> checkpointer_;  // stops before db_ closes
+  std::unique_lock<std::mutex> wal_file_lock_;      // checkpointer_->wal_file_mutex(), begin() to commit()
 };
 
 }  // namespace letterbox::server
