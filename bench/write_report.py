@@ -108,10 +108,11 @@ def list_section(get):
     p99_alone, p99_during = get(alone + "p99_us"), get(during + "p99_us")
     rate_alone, rate_during = get(alone + "sends_per_s"), get(during + "sends_per_s")
     lines.append(f"What it shows: while 101s ran, the sends' p99 was {pct(ratio(p99_during, p99_alone))} of their p99 alone "
-                 f"and their rate {pct(ratio(rate_during, rate_alone))} of it. A 101 that holds up group commit adds "
-                 "its listing time to every send queued behind it, so their p99 rises towards the 101's latency; "
-                 "streaming the 1001s also takes CPU from the cores that server and load generator share (they move "
-                 "them at the rate above), which costs sends without holding up a commit.\n")
+                 f"and their rate {pct(ratio(rate_during, rate_alone))} of it. Two things can cost the sends: a 101 that "
+                 "holds up group commit adds its listing time to every send queued behind it (and its own 1001 starts "
+                 "late: the first-byte time above); streaming the 1001s at the rate above occupies the server's one I/O "
+                 "thread, which also reads and answers every send, and the cores that server and load generator share, "
+                 "without holding up a commit.\n")
     return lines
 
 
