@@ -1,7 +1,7 @@
 // bench/loadgen: a load generator that speaks protocol v1 to a running Letterbox server.
 //
 //   loadgen --port P [--server-pid PID] SCENARIO [options]
-//   scenarios: send, send-legacy, pull, file, idle, latency, long-reader (see --help of each)
+//   scenarios: send, send-legacy, pull, file, idle, latency, long-reader, list (see --help of each)
 //
 // Lean by design, since it shares the machine's cores with the server: a few threads, each
 // with its own io_context running many coroutines (one per connection); every request is
@@ -79,6 +79,14 @@ struct options {
   std::string db_path;
   double reader_start = 2.0;
   double reader_seconds = 15.0;
+  // list
+  std::uint64_t list_clients = 100'000;
+  int register_connections = 64;
+  std::size_t register_window = 16;
+  double register_seconds = 300.0;
+  int listers = 1;
+  double list_warmup_seconds = 0;
+  double list_pause_ms = 0;  // between a lister's 1001 and its next 101
 };
 
 // ---------------------------------------------------------------------------------------
@@ -335,11 +343,12 @@ std::vector<std::unique_ptr<client_connection>> make_connections(worker_pool& po
   return out;
 }
 
-void add_latency(result_line& line, const latency_histogram& latency) {
-  line.add("p50_us", latency.quantile_us(0.50))
-      .add("p99_us", latency.quantile_us(0.99))
-      .add("p999_us", latency.quantile_us(0.999))
-      .add("max_us", latency.max() / 1e3);
+// p50_us, p99_us, p999_us and max_us, each name after prefix.
+void add_latency(result_line& line, const latency_histogram& latency, const std::string& prefix = "") {
+  line.add(prefix + "p50_us", latency.quantile_us(0.50))
+      .add(prefix + "p99_us", latency.quantile_us(0.99))
+      .add(prefix + "p999_us", latency.quantile_us(0.999))
+      .add(prefix + "max_us", latency.max() / 1e3);
 }
 
 std::string result_label;  // --label: tells runs of one scenario apart (e.g. against null_server)
@@ -385,6 +394,13 @@ merged_stats run_closed_loop(worker_pool& pool, std::vector<std::unique_ptr<clie
   }
   pool.run_phase();
   return merge(stats);
+}
+
+// One 103 on a keep-alive connection (its pre-encoded request) and its 1003.
+awaitable<void> keep_alive_send(client_connection& c) {
+  co_await asio::async_write(c.socket, asio::buffer(c.request), use_awaitable);
+  auto response = co_await read_small_response(c.socket, c.buffer);
+  expect_code(response.header, proto::response_code::message_sent, "send");
 }
 
 // The result line of send and send-legacy: sends/s and latency over the timed phase.
@@ -433,11 +449,6 @@ int run_sends(const options& opt, const tcp::endpoint& server, bool legacy) {
   const std::uint64_t quota = std::max<std::uint64_t>(1, opt.max_requests / static_cast<std::uint64_t>(n));
   const auto start = bench_clock::now();
   const auto deadline = start + std::chrono::duration<double>(opt.duration);
-  auto one_send = [](client_connection& c) -> awaitable<void> {
-    co_await asio::async_write(c.socket, asio::buffer(c.request), use_awaitable);
-    auto response = co_await read_small_response(c.socket, c.buffer);
-    expect_code(response.header, proto::response_code::message_sent, "send");
-  };
   auto one_legacy_send = [&server](client_connection& c) -> awaitable<void> {
     tcp::socket socket(co_await asio::this_coro::executor);
     co_await connect(socket, server);
@@ -446,7 +457,7 @@ int run_sends(const options& opt, const tcp::endpoint& server, bool legacy) {
     expect_code(response.header, proto::response_code::message_sent, "send-legacy");
   };
   const auto total = legacy ? run_closed_loop(pool, clients, quota, deadline, failures, scenario, one_legacy_send)
-                            : run_closed_loop(pool, clients, quota, deadline, failures, scenario, one_send);
+                            : run_closed_loop(pool, clients, quota, deadline, failures, scenario, keep_alive_send);
   return report_sends(scenario, legacy ? "clients" : "connections", n, opt, total, start, resources, failures);
 }
 
@@ -1021,6 +1032,229 @@ int run_long_reader(const options& opt, const tcp::endpoint& server) {
       .add("after_max_us", after.max() / 1e3);
   add_latency(line, all);
   resources.report(line, completed);
+
+// ---------------------------------------------------------------------------------------
+// list (issue 8.10): a 101 with many registered clients, and the sends' latency meanwhile.
+
+// Registers `count` clients over `connections` (connected here), each writing up to `window`
+// registrations before reading their answers (the server answers a connection's requests in
+// order), until all are registered or the deadline; returns how many were registered.
+std::uint64_t register_pipelined(worker_pool& pool, std::vector<std::unique_ptr<client_connection>>& connections,
+                                 const tcp::endpoint& server, std::uint64_t count, std::size_t window,
+                                 bench_clock::time_point deadline, failure_log& failures) {
+  std::atomic<std::uint64_t> next{0}, registered{0};
+  for (std::size_t i = 0; i < connections.size(); ++i) {
+    asio::co_spawn(
+        pool.context(i),
+        [&, i]() -> awaitable<void> {
+          auto& c = *connections[i];
+          proto::byte_buffer batch;
+          try {
+            co_await connect(c.socket, server);
+            for (;;) {
+              const std::uint64_t first = next.fetch_add(window);
+              if (first >= count || bench_clock::now() >= deadline) break;
+              const std::uint64_t n = std::min<std::uint64_t>(window, count - first);
+              batch.clear();
+              for (std::uint64_t k = first; k < first + n; ++k) {
+                const auto payload = proto::encode_register_request({unique_name("list-client", k), benchmark_public_key()});
+                const auto request = benchmark_request(proto::client_id{}, proto::request_code::register_client, payload);
+                batch.insert(batch.end(), request.begin(), request.end());
+              }
+              co_await asio::async_write(c.socket, asio::buffer(batch), use_awaitable);
+              for (std::uint64_t k = 0; k < n; ++k) {
+                co_await asio::async_read(c.socket, asio::buffer(c.buffer.data(), proto::response_header_size), use_awaitable);
+                const auto header = proto::decode_response_header(proto::bytes_view(c.buffer.data(), proto::response_header_size));
+                expect_code(header, proto::response_code::registered, "pipelined register");
+                if (header.payload_size != proto::client_id_size) throw std::runtime_error("1000 of an unexpected size");
+                co_await asio::async_read(c.socket, asio::buffer(c.buffer.data(), proto::client_id_size), use_awaitable);
+                ++registered;
+              }
+            }
+          } catch (const std::exception& e) {
+            failures.record(std::string("register: ") + e.what());
+          }
+        },
+        asio::detached);
+  }
+  pool.run_phase();
+  return registered.load();
+}
+
+struct list_reply {
+  std::uint64_t entries = 0;
+  bench_clock::time_point first_byte{};
+};
+
+// Writes a 101 and reads its 1001 through `buffer` without keeping it (only its size and one
+// byte per entry are looked at): the payload must be whole entries, each with a name.
+awaitable<list_reply> list_once(tcp::socket& socket, const proto::byte_buffer& request, std::vector<std::uint8_t>& buffer) {
+  constexpr std::uint64_t entry = proto::client_list_entry_size;
+  constexpr std::uint64_t name_offset = proto::client_id_size;
+  co_await asio::async_write(socket, asio::buffer(request), use_awaitable);
+  std::array<std::uint8_t, proto::response_header_size> head{};
+  co_await asio::async_read(socket, asio::buffer(head), use_awaitable);
+  list_reply reply{0, bench_clock::now()};
+  const auto header = proto::decode_response_header(proto::bytes_view(head.data(), head.size()));
+  expect_code(header, proto::response_code::client_list, "list");
+  if (header.payload_size % entry != 0) throw std::runtime_error("1001 payload is not whole entries");
+  for (std::uint64_t offset = 0; offset < header.payload_size;) {
+    const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(header.payload_size - offset, buffer.size()));
+    const std::size_t n = co_await socket.async_read_some(asio::buffer(buffer.data(), want), use_awaitable);
+    // The first name byte at or after offset: names are never empty.
+    for (std::uint64_t at = offset <= name_offset ? name_offset : (offset - name_offset + entry - 1) / entry * entry + name_offset;
+         at < offset + n; at += entry)
+      if (buffer[static_cast<std::size_t>(at - offset)] == 0) throw std::runtime_error("1001 entry without a name");
+    offset += n;
+  }
+  reply.entries = header.payload_size / entry;
+  co_return reply;
+}
+
+// The server's CPU seconds and VmHWM over one phase (VmHWM reset at the start when allowed).
+class phase_probe {
+ public:
+  explicit phase_probe(long pid) : pid_(pid) {
+    if (pid_ <= 0) return;
+    peak_reset_ = reset_peak_memory(pid_);
+    cpu_start_ = process_cpu_seconds(pid_);
+  }
+  // Adds <prefix>server_cpu_s and <prefix>server_peak_rss_mib; returns that peak (0 unknown).
+  double report(result_line& line, const std::string& prefix) const {
+    if (pid_ <= 0) return 0;
+    if (const auto now = process_cpu_seconds(pid_); now && cpu_start_) line.add(prefix + "server_cpu_s", *now - *cpu_start_);
+    const auto memory = read_process_memory(pid_);
+    if (!memory) return 0;
+    const double peak = memory->peak_bytes / 1048576.0;
+    line.add(prefix + "server_peak_rss_mib", peak);
+    return peak;
+  }
+  bool peak_reset() const { return peak_reset_; }
+
+ private:
+  long pid_;
+  bool peak_reset_ = false;
+  std::optional<double> cpu_start_;
+};
+
+// list: register N clients (pipelined), then (after an optional warm-up of the same sends) the
+// send scenario's closed loop over 64 keep-alive connections for D seconds twice: alone, then while L more connections (on their own thread,
+// so reading the 1001s does not delay the senders' coroutines) send 101 after 101 and read each
+// whole 1001 (N x 271 bytes). A 101's latency runs from its write to the last byte of its 1001.
+int run_list(const options& opt, const tcp::endpoint& server) {
+  const int n = opt.connections > 0 ? opt.connections : 64;
+  worker_pool pool(opt.threads);
+  worker_pool list_pool(1);
+  failure_log failures;
+  result_line line("list");
+
+  auto registrars = make_connections(pool, static_cast<std::size_t>(opt.register_connections));
+  const auto register_start = bench_clock::now();
+  const auto registered = register_pipelined(pool, registrars, server, opt.list_clients, opt.register_window,
+                                             register_start + std::chrono::duration_cast<bench_clock::duration>(
+                                                                  std::chrono::duration<double>(opt.register_seconds)),
+                                             failures);
+  const double register_seconds = seconds_between(register_start, bench_clock::now());
+  for (auto& c : registrars) c->socket.close();
+  if (registered < opt.list_clients && failures.count() == 0)
+    failures.record("registered " + std::to_string(registered) + " of " + std::to_string(opt.list_clients) +
+                    " clients within --register-seconds");
+  auto senders = make_connections(pool, static_cast<std::size_t>(n));
+  auto listers = make_connections(list_pool, static_cast<std::size_t>(opt.listers));
+  if (failures.count() == 0) connect_and_register(pool, senders, server, "list-sender", failures);
+  if (failures.count() == 0) connect_and_register(list_pool, listers, server, "list-reader", failures);
+  line.add("clients", registered)
+      .add("register_connections", opt.register_connections)
+      .add("register_seconds", register_seconds)
+      .add("registrations_per_s", registered / register_seconds);
+  if (failures.count() > 0) return finish(line, failures);
+
+  std::vector<std::uint8_t> content(opt.content_size);
+  fill_pattern(11, 0, content);
+  for (auto& c : senders) c->request = encode_send_request(c->id, c->id, proto::message_type::text, content);
+  const std::uint64_t quota = std::max<std::uint64_t>(1, opt.max_requests / static_cast<std::uint64_t>(n));
+  const auto phase_length = std::chrono::duration<double>(opt.duration);
+  line.add("connections", n)
+      .add("threads", opt.threads)
+      .add("content_bytes", opt.content_size)
+      .add("listers", opt.listers)
+      .add("list_pause_ms", opt.list_pause_ms);
+
+  // Sends per second and latency of one phase, under prefix.
+  auto report_phase = [&](const std::string& prefix, const merged_stats& total, bench_clock::time_point start) {
+    const double elapsed = seconds_between(start, std::max(total.last_end, start + std::chrono::microseconds(1)));
+    line.add(prefix + "sends", total.completed)
+        .add(prefix + "seconds", elapsed)
+        .add(prefix + "sends_per_s", total.completed / elapsed);
+    add_latency(line, total.latency, prefix);
+  };
+
+  if (opt.list_warmup_seconds > 0) {  // not reported: lets the WAL reach its steady size after the registrations
+    const auto warmup_end = bench_clock::now() + std::chrono::duration<double>(opt.list_warmup_seconds);
+    run_closed_loop(pool, senders, quota, warmup_end, failures, "warm-up send", keep_alive_send);
+  }
+  const phase_probe alone_probe(opt.server_pid);
+  const auto alone_start = bench_clock::now();
+  const auto alone = run_closed_loop(pool, senders, quota, alone_start + phase_length, failures, "send alone", keep_alive_send);
+  report_phase("alone_", alone, alone_start);
+  const double alone_peak = alone_probe.report(line, "alone_");
+
+  // The same load while the listers run, until the same deadline.
+  const std::uint64_t expected_entries = registered + static_cast<std::uint64_t>(n + opt.listers) - 1;  // but the requester
+  latency_histogram list_latency, first_byte_latency;
+  std::uint64_t lists = 0, listed = 0;
+  const phase_probe list_probe(opt.server_pid);
+  const auto list_start = bench_clock::now();
+  const auto list_deadline = list_start + phase_length;
+  for (auto& lister : listers) {
+    asio::co_spawn(
+        list_pool.context(0),
+        [&, &c = *lister]() -> awaitable<void> {
+          const auto request = benchmark_request(c.id, proto::request_code::list_clients, {});
+          std::vector<std::uint8_t> buffer(stream_chunk_size);
+          asio::steady_timer pause(c.socket.get_executor());
+          try {
+            for (bool first = true; bench_clock::now() < list_deadline; first = false) {
+              if (!first && opt.list_pause_ms > 0) {
+                pause.expires_after(std::chrono::duration_cast<bench_clock::duration>(
+                    std::chrono::duration<double, std::milli>(opt.list_pause_ms)));
+                co_await pause.async_wait(use_awaitable);
+              }
+              const auto t0 = bench_clock::now();
+              const auto reply = co_await list_once(c.socket, request, buffer);
+              list_latency.record(bench_clock::now() - t0);
+              first_byte_latency.record(reply.first_byte - t0);
+              if (reply.entries < expected_entries || (listed != 0 && reply.entries != listed))
+                throw std::runtime_error("1001 of " + std::to_string(reply.entries) + " entries, expected " +
+                                         (listed != 0 ? std::to_string(listed) : "at least " + std::to_string(expected_entries)));
+              listed = reply.entries;
+              ++lists;
+            }
+          } catch (const std::exception& e) {
+            failures.record(std::string("list: ") + e.what());
+          }
+        },
+        asio::detached);
+  }
+  std::thread list_thread([&] { list_pool.run_phase(); });
+  const auto during = run_closed_loop(pool, senders, quota, list_deadline, failures, "send during 101s", keep_alive_send);
+  list_thread.join();
+  const double list_seconds = seconds_between(list_start, bench_clock::now());
+  if (lists == 0) failures.record("no 101 completed");
+  report_phase("during_list_", during, list_start);
+  const double during_peak = list_probe.report(line, "during_list_");
+
+  line.add("lists", lists)
+      .add("listed_clients", listed)
+      .add("list_bytes", listed * proto::client_list_entry_size)
+      .add("list_p50_ms", list_latency.quantile_us(0.50) / 1e3)
+      .add("list_p99_ms", list_latency.quantile_us(0.99) / 1e3)
+      .add("list_max_ms", list_latency.max() / 1e6)
+      .add("list_first_byte_p50_ms", first_byte_latency.quantile_us(0.50) / 1e3)
+      .add("list_first_byte_max_ms", first_byte_latency.max() / 1e6)
+      .add("list_mb_per_s", lists * listed * proto::client_list_entry_size / bytes_per_mb / list_seconds);
+  if (opt.server_pid > 0)
+    line.add("server_peak_rss_mib", std::max(alone_peak, during_peak)).add("server_peak_reset", list_probe.peak_reset());
   return finish(line, failures);
 }
 
@@ -1048,9 +1282,10 @@ int main(int argc, char** argv) {
   auto* latency = app.add_subcommand("latency", "fixed request rate, latency percentiles");
   auto* long_reader = app.add_subcommand(
       "long-reader", "latency's load while a reader holds a snapshot of the server's DB; latency after it ended");
-  for (auto* sub : {send, legacy, pull, latency, long_reader})
+  auto* list = app.add_subcommand("list", "N registered clients; sends alone, then while 101s read the whole list");
+  for (auto* sub : {send, legacy, pull, latency, long_reader, list})
     sub->add_option("--connections", opt.connections,
-                    "connections (send 64, send-legacy 16, pull 16 mailboxes, latency and long-reader 64)")
+                    "connections (send 64, send-legacy 16, pull 16 mailboxes, latency and long-reader 64, list 64 senders)")
         ->check(CLI::Range(1, 4096));
   pull->add_option("--messages-per-mailbox", opt.messages_per_mailbox, "K messages preloaded per mailbox");
   pull->add_option("--preload-connections", opt.preload_connections, "keep-alive connections that preload")
@@ -1067,7 +1302,20 @@ int main(int argc, char** argv) {
   long_reader->add_option("--db", opt.db_path, "the server's database file (opened read-only)")->required();
   long_reader->add_option("--reader-start", opt.reader_start, "seconds into the timed phase the reader begins");
   long_reader->add_option("--reader-seconds", opt.reader_seconds, "seconds the reader holds its snapshot");
-  for (auto* sub : {send, legacy, pull, file, idle, latency, long_reader}) sub->fallthrough();
+  list->add_option("--clients", opt.list_clients, "clients registered before the timed phases")
+      ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{10'000'000}));
+  list->add_option("--register-connections", opt.register_connections, "connections that register them")
+      ->check(CLI::Range(1, 4096));
+  list->add_option("--register-window", opt.register_window, "registrations written ahead of their answers, per connection")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{4096}));
+  list->add_option("--register-seconds", opt.register_seconds, "upper bound on the registration phase");
+  list->add_option("--listers", opt.listers, "connections sending 101 after 101 in the second phase")
+      ->check(CLI::Range(1, 64));
+  list->add_option("--warmup-seconds", opt.list_warmup_seconds, "unreported sends between the registrations and the phases")
+      ->check(CLI::Range(0.0, 600.0));
+  list->add_option("--list-pause-ms", opt.list_pause_ms, "pause of each lister between a 1001 and its next 101 (0: back to back)")
+      ->check(CLI::Range(0.0, 60'000.0));
+  for (auto* sub : {send, legacy, pull, file, idle, latency, long_reader, list}) sub->fallthrough();
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -1082,6 +1330,7 @@ int main(int argc, char** argv) {
     if (*idle) return run_idle(opt, server);
     if (*latency) return run_latency(opt, server);
     if (*long_reader) return run_long_reader(opt, server);
+    if (*list) return run_list(opt, server);
   } catch (const std::exception& e) {
     std::cerr << "loadgen: " << e.what() << "\n";
     return 2;

@@ -84,6 +84,38 @@ def machine_info(args):
     ]
 
 
+def list_section(get):
+    """The list scenario (issue 8.10): the send load alone and while 101s run, side by side."""
+    alone, during = "alone_", "during_list_"
+    lines = [f"## 101 with {fmt(get('clients'))} clients, and the sends meanwhile (issue 8.10)\n"]
+    lines.append(f"{fmt(get('clients'))} clients registered in {fmt(get('register_seconds'), 's')} "
+                 f"({fmt(get('registrations_per_s'), '/s')}); then {fmt(get('connections'))} keep-alive connections send "
+                 f"{fmt(get('content_bytes'))} B messages back to back, first alone, then for as long again while "
+                 f"{fmt(get('listers'))} connection(s) send 101 after 101 "
+                 f"({'back to back' if not get('list_pause_ms') else 'pausing ' + fmt(get('list_pause_ms'), 'ms')}) "
+                 "and read each whole 1001 "
+                 f"({fmt(get('listed_clients'))} entries, {fmt((get('list_bytes') or 0) / 1e6, 'MB')}).\n")
+    lines.append("| phase | sends/s | send p50 | p99 | p99.9 | max | server CPU | server peak RSS |\n|---|---|---|---|---|---|---|---|")
+    for title, prefix in (("sends alone", alone), ("sends while 101s run", during)):
+        lines.append(f"| {title} | {fmt(get(prefix + 'sends_per_s'))} | {fmt(get(prefix + 'p50_us'), 'us')} | "
+                     f"{fmt(get(prefix + 'p99_us'), 'us')} | {fmt(get(prefix + 'p999_us'), 'us')} | "
+                     f"{fmt(get(prefix + 'max_us'), 'us')} | {fmt(get(prefix + 'server_cpu_s'), 's')} | "
+                     f"{fmt(get(prefix + 'server_peak_rss_mib'), 'MiB')} |")
+    lines.append("")
+    lines.append(f"101s completed: {fmt(get('lists'))}; latency from the 101's write to the 1001's last byte p50 "
+                 f"{fmt(get('list_p50_ms'), 'ms')}, p99 {fmt(get('list_p99_ms'), 'ms')}, max {fmt(get('list_max_ms'), 'ms')} "
+                 f"(first byte p50 {fmt(get('list_first_byte_p50_ms'), 'ms')}); {fmt(get('list_mb_per_s'), 'MB/s')} of 1001s.\n")
+    p99_alone, p99_during = get(alone + "p99_us"), get(during + "p99_us")
+    rate_alone, rate_during = get(alone + "sends_per_s"), get(during + "sends_per_s")
+    lines.append(f"What it shows: while 101s ran, the sends' p99 was {pct(ratio(p99_during, p99_alone))} of their p99 alone "
+                 f"and their rate {pct(ratio(rate_during, rate_alone))} of it. Two things can cost the sends: a 101 that "
+                 "holds up group commit adds its listing time to every send queued behind it (and its own 1001 starts "
+                 "late: the first-byte time above); streaming the 1001s at the rate above occupies the server's one I/O "
+                 "thread, which also reads and answers every send, and the cores that server and load generator share, "
+                 "without holding up a commit.\n")
+    return lines
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--results", required=True)
@@ -302,6 +334,9 @@ def main():
                "machine to itself. A target above these is out of physical reach here; the ratio to the lowest "
                "is the figure to judge.\n")
 
+    if r.get(("list", "", "")):
+        out.extend(list_section(lambda field: get("list", field)))
+
     probes = [(label[len("probe-"):], rec) for (scenario, label, _), rec in r.items()
               if scenario == "limit-fsync" and label.startswith("probe-")]
     if probes:
@@ -344,6 +379,11 @@ def main():
                "`sqlite3` inside a transaction would; no checkpoint can copy the WAL past it meanwhile. Latencies "
                "are counted apart for sends answered before, during and after the reader; \"after\" is the "
                "figure: the server catching up with the WAL it left behind.")
+    if r.get(("list", "", "")):
+        out.append(f"- **list**: {fmt(get('list', 'clients'))} clients registered over {fmt(get('list', 'register_connections'))} "
+                   "connections with pipelined 100s, then send's load (64 keep-alive connections, same runner) for the same "
+                   f"time twice, alone and while {fmt(get('list', 'listers'))} more connection(s) send 101 after 101 and read "
+                   "each 1001 to its last byte without keeping it (the entry count and every entry's name checked).")
     out.append("")
     out.append("## Every figure\n")
     for (scenario, label, n), record in sorted(r.items(), key=lambda kv: (kv[0][0].startswith("limit") is False, kv[0])):
