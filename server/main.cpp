@@ -88,12 +88,19 @@ int run(const server_config& config) {
   spool_directory spool(config.db_path.string() + ".spool");
   sqlite_store records(config.db_path);
   const int schema_version = records.schema_version();  // the store belongs to the worker from here on
+  asio::thread_pool file_pool(config.file_threads);  // outlives the store and the worker, which post to it
   mailbox_store store(records, spool);
   if (store.swept_files() > 0)
     spdlog::info("removed {} unreferenced spool file(s) (uploads interrupted by a stop)", store.swept_files());
+  // Unlinking a delivered large content takes long (the filesystem frees its blocks): on the
+  // file pool, never on the storage thread between two group commits.
+  store.remove_files_with([&spool, pool = file_pool.get_executor()](std::vector<std::string> names) {
+    asio::post(pool, [&spool, names = std::move(names)] {
+      for (const auto& name : names) spool.remove(name);
+    });
+  });
   request_handler handler(store, config.limits);
   storage_worker storage(store, config.limits.max_batch);
-  asio::thread_pool file_pool(config.file_threads);
   asio::io_context io(1);
   pull_registry pulls;
   log_limiter errors;

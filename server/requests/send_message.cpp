@@ -31,13 +31,30 @@ asio::awaitable<byte_buffer> receive_inline(request& r, std::uint32_t size) {
   co_return content;
 }
 
+// An upload destroyed on the file pool: unless it was kept, its destructor unlinks the file,
+// which for a large one takes long (the filesystem frees its blocks; ~0.25 s for 1 GiB here)
+// and must not hold up every connection of the I/O thread.
+struct delete_on_pool {
+  asio::thread_pool* pool;
+  void operator()(spool_directory::upload* upload) const noexcept {
+    try {
+      asio::post(*pool, [upload] { delete upload; });
+    } catch (...) {
+      delete upload;  // could not queue it: here, then
+    }
+  }
+};
+using pooled_upload = std::unique_ptr<spool_directory::upload, delete_on_pool>;
+
 // Moves the content into a new spool file and makes it durable. No buffer is held while
 // waiting for the peer: a stalled upload costs no memory. The upload deletes its file unless
 // the caller keeps it.
-asio::awaitable<std::unique_ptr<spool_directory::upload>> receive_to_spool(request& r, std::uint32_t size) {
+asio::awaitable<pooled_upload> receive_to_spool(request& r, std::uint32_t size) {
   auto& connection = r.connection;
   auto& spool = r.server.spool;
-  auto create = [&spool] { return std::make_unique<spool_directory::upload>(spool.create()); };
+  auto create = [&spool, pool = &r.server.file_pool] {
+    return pooled_upload(new spool_directory::upload(spool.create()), delete_on_pool{pool});
+  };
   auto upload = co_await connection.run_blocking(std::move(create));
   std::uint64_t left = size;
   if (const auto head = connection.buffered(); !head.empty()) {  // the start came with the header

@@ -110,6 +110,15 @@ void mailbox_store::commit() {
   }
   directory_.publish(added_in_batch_);  // before any job of this batch is answered
   added_in_batch_.clear();
+  if (files_to_remove_.empty()) return;
+  if (remover_) {
+    try {
+      remover_(std::exchange(files_to_remove_, {}));
+    } catch (...) {
+      // The rows are committed: never fail the batch now. The files stay for the next start-up sweep.
+    }
+    return;
+  }
   for (const auto& name : files_to_remove_) spool_.remove(name);
   files_to_remove_.clear();
 }

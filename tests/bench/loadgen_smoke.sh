@@ -48,6 +48,7 @@ grep '^BENCH_RESULT' "$WORK/limits.out" | sed 's/^BENCH_RESULT //' >>"$RESULTS"
 start null "$NULL_SERVER"
 run send --duration 0.2 --label ceiling send --connections 4
 run send-legacy --duration 0.2 --label ceiling send-legacy --connections 2
+run latency --duration 0.3 --label fixed-null latency --rate 200 --connections 4
 stop
 
 start real "$SERVER" --db "$WORK/real/server.db" --log-level warn --timeout 60 --max-connections 1000
@@ -56,6 +57,7 @@ run send-legacy --duration 0.3 send-legacy --connections 2
 run pull pull --connections 2 --messages-per-mailbox 30 --preload-connections 3
 run file file --file-size $((3 << 20))
 run idle idle --idle-connections 50 --fresh-samples 3
+run latency --duration 0.3 --label fixed latency --rate 200 --connections 4
 run latency --duration 0.3 latency --rate 200 --connections 4
 run long-reader --duration 0.8 long-reader --rate 200 --connections 4 --db "$WORK/real/server.db" \
   --reader-start 0.2 --reader-seconds 0.3
@@ -76,4 +78,5 @@ for figure in "send, 64 keep-alive" "send-legacy, 16 clients" "file 1 GiB send" 
   "long reader" "101 with 500 clients" "sends while 101s run"; do
   grep -q "$figure" "$WORK/BENCHMARKS.md" || { echo "FAIL: report lacks '$figure'"; exit 1; }
 done
+grep -q "server vs null_server (issue 8.13)" "$WORK/BENCHMARKS.md" || { echo "FAIL: report lacks the fixed-rate pair"; exit 1; }
 echo "bench smoke: every scenario, the limits and the report ran clean"

@@ -367,6 +367,46 @@ TEST_CASE_TEMPLATE("store: spool files of removed messages are deleted after com
   CHECK(f.store->referenced_content_files() == std::vector<std::string>{second_file});
 }
 
+TEST_CASE_TEMPLATE("store: with a file remover, files of removed messages go to it after commit, none after rollback", B,
+                   STORE_BACKENDS) {
+  store_fixture<B> f;
+  std::vector<std::vector<std::string>> handed;  // what the remover got, call by call
+  f.store->remove_files_with([&](std::vector<std::string> names) { handed.push_back(std::move(names)); });
+  REQUIRE(f.add_client(1, "alice"));
+  REQUIRE(f.add_client(2, "bob"));
+  const auto [first, first_file] = f.add_file(2, 1, make_content(5000, 1));
+  const auto [second, second_file] = f.add_file(2, 1, make_content(6000, 2));
+  CHECK(handed.empty());  // commits that removed nothing call it not at all
+
+  f.store->begin();
+  f.store->remove_messages(make_id(2), {first});
+  f.store->rollback();
+  f.store->begin();
+  f.store->touch(make_id(1));
+  f.store->commit();
+  CHECK(handed.empty());
+
+  f.store->begin();
+  f.store->remove_messages(make_id(2), {first, second});
+  CHECK(handed.empty());  // not before the commit
+  f.store->commit();
+  REQUIRE(handed.size() == 1);
+  CHECK(handed[0] == std::vector<std::string>{first_file, second_file});
+  // The store left the deleting to the remover: both files are still there.
+  CHECK(f.spool_file_exists(first_file));
+  CHECK(f.spool_file_exists(second_file));
+  CHECK(f.store->referenced_content_files().empty());
+
+  // A remover that fails does not fail the committed batch; the files wait for the sweep.
+  const auto [third, third_file] = f.add_file(2, 1, make_content(7000, 3));
+  f.store->remove_files_with([](std::vector<std::string>) { throw std::runtime_error("cannot queue"); });
+  f.store->begin();
+  f.store->remove_messages(make_id(2), {third});
+  CHECK_NOTHROW(f.store->commit());
+  CHECK(f.pending(2).empty());
+  CHECK(f.spool_file_exists(third_file));
+}
+
 TEST_CASE_TEMPLATE("store: rollback undoes an added message", B, STORE_BACKENDS) {
   store_fixture<B> f;
   REQUIRE(f.add_client(1, "alice"));
