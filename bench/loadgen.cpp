@@ -1032,6 +1032,8 @@ int run_long_reader(const options& opt, const tcp::endpoint& server) {
       .add("after_max_us", after.max() / 1e3);
   add_latency(line, all);
   resources.report(line, completed);
+  return finish(line, failures);
+}
 
 // ---------------------------------------------------------------------------------------
 // list (issue 8.10): a 101 with many registered clients, and the sends' latency meanwhile.

@@ -23,7 +23,7 @@ mailbox_store::mailbox_store(record_store& records, spool_directory& spool, std:
     : records_(records), spool_(spool), last_seen_flush_(last_seen_flush) {
   std::vector<protocol::client_entry> directory;
   records_.for_each_client([&](const client_record& client, std::uint32_t last_message_id) {
-    clients_.emplace(client.id, client_state{client.key, last_message_id, last_message_id});
+    clients_.emplace(client.id, client_state{client.key, last_message_id, last_message_id, {}});
     directory.push_back({client.id, client.name});
   });
   directory_.publish(directory);
@@ -158,7 +158,7 @@ bool mailbox_store::client_exists(const client_id& id) const { return clients_.c
 bool mailbox_store::add_client(const client_id& id, const std::string& name, const public_key& key) {
   if (clients_.count(id) != 0) return false;
   if (!records_.insert_client({id, name, key}, now())) return false;
-  clients_.emplace(id, client_state{key, 0, 0});
+  clients_.emplace(id, client_state{key, 0, 0, {}});
   added_in_batch_.push_back({id, name});
   return true;
 }
