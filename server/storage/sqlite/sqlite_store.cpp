@@ -26,9 +26,10 @@ constexpr int wal_catch_up_pages = 4096;  // 16 MiB with 4 KiB pages
 // commit ever copies (after a long reader the backlog is hundreds of MiB; it is not the
 // commit path's to copy).
 constexpr int wal_finish_pages = 1024;  // 4 MiB
-// Past this many pages the checkpointer is not keeping up (commits as fast as the disk takes
-// them, or a backlog left by a long reader): each commit then also waits, at most
-// wal_throttle_wait, for the checkpointer's round, leaving it the disk.
+// Past this many pages, while the checkpointer's rounds are losing ground (commits as fast as
+// the disk takes them), each commit also waits, at most wal_throttle_wait, for the round in
+// progress, leaving it the disk: the WAL still starts over. A long reader's backlog alone
+// does not: rounds that copy it leave less behind each time.
 constexpr int wal_throttle_pages = wal_catch_up_pages + wal_finish_pages;  // 20 MiB
 constexpr auto wal_throttle_wait = std::chrono::milliseconds(10);
 

@@ -52,6 +52,8 @@ void wal_checkpointer::wal_committed(int frames) {
     ++wal_generation_;
     copied_frames_ = 0;
     last_round_copied_ = true;  // a new WAL: the next hurry() is worth a round
+    losing_ground_ = false;
+    behind_ = -1;
   }
   wal_frames_ = frames;
 }
@@ -69,7 +71,8 @@ void wal_checkpointer::hurry(std::chrono::milliseconds wait) {
     wake_.notify_one();
   }
   const auto ended = rounds_ended_;
-  if (wait.count() > 0) round_ended_.wait_for(lock, wait, [&] { return rounds_ended_ != ended || stopping_; });
+  if (wait.count() > 0 && losing_ground_)
+    round_ended_.wait_for(lock, wait, [&] { return rounds_ended_ != ended || stopping_; });
 }
 
 void wal_checkpointer::loop() {
@@ -111,9 +114,14 @@ void wal_checkpointer::run_round() {
   {
     std::lock_guard lock(mutex_);
     ++rounds_ended_;
-    if (generation == wal_generation_) {  // else the WAL started over meanwhile: counts of the old one
-      last_round_copied_ = done && copied > copied_frames_;
-      if (done) copied_frames_ = copied;
+    if (generation == wal_generation_ && done) {  // else busy, or the WAL started over meanwhile
+      last_round_copied_ = copied > copied_frames_;
+      const int behind = std::max(0, wal_frames_ - copied);
+      losing_ground_ = last_round_copied_ && behind_ >= 0 && behind >= behind_;
+      behind_ = behind;
+      copied_frames_ = copied;
+    } else if (generation == wal_generation_) {
+      last_round_copied_ = false;
     }
   }
   round_ended_.notify_all();

@@ -45,10 +45,11 @@ class wal_checkpointer {
   // the last round that began after the WAL last started over (0 before such a round ended).
   // A lower bound: the writer's own checkpoints and rounds under way may have copied more.
   int copied_frames() const;
-  // Asks for a round now instead of at the next interval and, with a wait, blocks until the
-  // round in progress or that one has ended, at most `wait`. Neither happens if the last round
-  // copied nothing: behind a reader holding an old snapshot rounds keep to the interval
-  // instead of spinning, and there is nothing to wait for.
+  // Asks for a round now instead of at the next interval. Granted only if the last round
+  // copied something: behind a reader holding an old snapshot rounds keep to the interval
+  // instead of spinning. With a wait, and if the rounds are losing ground (the last one copied
+  // something, yet left more behind than the one before: commits as fast as the disk takes
+  // them), also blocks until the round in progress or the next has ended, at most `wait`.
   void hurry(std::chrono::milliseconds wait = std::chrono::milliseconds(0));
 
  private:
@@ -71,6 +72,8 @@ class wal_checkpointer {
   bool stopping_ = false;
   bool hurried_ = false;
   bool last_round_copied_ = true;
+  bool losing_ground_ = false;
+  int behind_ = -1;  // frames the last round left to copy, as far as the writer had reported; -1: none yet
   std::uint64_t wal_generation_ = 0;  // times the WAL started over, as the writer saw it
   int wal_frames_ = -1;               // as the writer last reported; -1: no commit yet
   int copied_frames_ = 0;             // of WAL generation wal_generation_
