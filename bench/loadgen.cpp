@@ -1009,6 +1009,7 @@ int run_long_reader(const options& opt, const tcp::endpoint& server) {
   const double elapsed = seconds_between(start, std::max(last_end, start + std::chrono::microseconds(1)));
   result_line line("long-reader");
   line.add("connections", connections.size())
+      .add("content_bytes", opt.content_size)
       .add("target_rate", opt.rate)
       .add("sends", completed)
       .add("seconds", elapsed)

@@ -235,6 +235,9 @@ def main():
     reader_rate = get("long-reader", "achieved_rate")
     reader_seconds = get("long-reader", "reader_seconds")
     reader_wal = get("long-reader", "wal_mib_reader_ends")
+    reader_wal_begin = get("long-reader", "wal_mib_reader_begins")
+    reader_wal_growth = (None if None in (reader_wal, reader_wal_begin) or not reader_seconds
+                         else (reader_wal - reader_wal_begin) / reader_seconds)
 
     def ok(scenario):
         errors = get(scenario, "errors")
@@ -425,12 +428,15 @@ def main():
                    "fresh server; latency counted from each request's scheduled time.")
     out.append(f"- **latency**: open loop at {fmt(get('latency', 'target_rate'), '/s')} (half of send's rate) over "
                f"{fmt(get('latency', 'connections'))} connections; latency counted from each request's scheduled time.")
-    out.append(f"- **long-reader**: the latency load, on a fresh server warmed up by 2 s of sends; "
+    out.append(f"- **long-reader**: {fmt(get('long-reader', 'connections'))} connections sending "
+               f"{fmt(get('long-reader', 'content_bytes'))} B messages in an open loop at "
+               f"{fmt(get('long-reader', 'target_rate'), '/s')}, on a fresh server warmed up by 2 s of sends; "
                f"{fmt(get('long-reader', 'reader_start_s'), 's')} into it a reader opens server.db read-only and "
                f"holds a snapshot (`BEGIN; SELECT count(*) FROM messages`) for {fmt(reader_seconds, 's')}, as "
                "`sqlite3` inside a transaction would; no checkpoint can copy the WAL past it meanwhile. Latencies "
                "are counted apart for sends answered before, during and after the reader; \"after\" is the "
-               "figure: the server catching up with the WAL it left behind.")
+               "figure: the server catching up with the WAL it left behind. Behind the reader the WAL file grew by "
+               f"{fmt(reader_wal_growth, 'MiB/s')} (issue 8.12 saw ~30 MiB/s).")
     if r.get(("list", "", "")):
         out.append(f"- **list**: {fmt(get('list', 'clients'))} clients registered over {fmt(get('list', 'register_connections'))} "
                    "connections with pipelined 100s, then send's load (64 keep-alive connections, same runner) for the same "

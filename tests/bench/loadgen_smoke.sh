@@ -59,7 +59,7 @@ run file file --file-size $((3 << 20))
 run idle idle --idle-connections 50 --fresh-samples 3
 run latency --duration 0.3 --label fixed latency --rate 200 --connections 4
 run latency --duration 0.3 latency --rate 200 --connections 4
-run long-reader --duration 0.8 long-reader --rate 200 --connections 4 --db "$WORK/real/server.db" \
+run long-reader --duration 0.8 --content-size 8192 long-reader --rate 200 --connections 4 --db "$WORK/real/server.db" \
   --reader-start 0.2 --reader-seconds 0.3
 stop
 
