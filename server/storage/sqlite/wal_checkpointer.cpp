@@ -134,8 +134,7 @@ bool wal_checkpointer::shrink_wal_step() {
   // transactions (wal_file_mutex_) and only beyond its last frame (readers never read past
   // it; everything there belongs to an earlier WAL).
   std::error_code error;
-  const auto size = std::filesystem::file_size(wal_path_, error);
-  if (error || size <= wal_size_limit_) return false;
+  if (std::filesystem::file_size(wal_path_, error) <= wal_size_limit_ || error) return false;
   std::unique_lock file_lock(wal_file_mutex_);
   int frames;
   {
@@ -144,6 +143,8 @@ bool wal_checkpointer::shrink_wal_step() {
   }
   if (frames < 0 || wal_header_bytes + static_cast<std::uintmax_t>(frames) * frame_bytes_ > wal_size_limit_)
     return false;  // not known yet, or the frames in use reach beyond the limit: not started over yet
+  const auto size = std::filesystem::file_size(wal_path_, error);
+  if (error || size <= wal_size_limit_) return false;
   const auto target = std::max(wal_size_limit_, size > wal_shrink_step ? size - wal_shrink_step : 0);
   const int fd = ::open(wal_path_.c_str(), O_WRONLY | O_CLOEXEC);
   if (fd < 0) return false;

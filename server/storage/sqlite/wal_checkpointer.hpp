@@ -36,7 +36,8 @@ class wal_checkpointer {
   //
   // Locked by the writer from the start of each write transaction until it has reported the
   // frames it committed (wal_committed), or rolled back: while this thread holds it to shorten
-  // the WAL file (one step, a few milliseconds), nothing writes to that file.
+  // the WAL file (one ftruncate of at most wal_shrink_step: milliseconds, more only while the
+  // filesystem's journal is busy), nothing writes to that file.
   std::mutex& wal_file_mutex() { return wal_file_mutex_; }
   // After a commit that wrote frames, under wal_file_mutex: the WAL now holds `frames` frames
   // (sqlite3_wal_hook). Fewer than the last time means it started over from its beginning.
