@@ -47,15 +47,21 @@ wal_checkpointer::~wal_checkpointer() {
 }
 
 void wal_checkpointer::wal_committed(int frames) {
-  std::lock_guard lock(mutex_);
-  if (frames < wal_frames_) {  // started over: counts from rounds that began before are of the old WAL
-    ++wal_generation_;
-    copied_frames_ = 0;
-    last_round_copied_ = true;  // a new WAL: the next hurry() is worth a round
-    losing_ground_ = false;
-    behind_ = -1;
+  bool wake = false;
+  {
+    std::lock_guard lock(mutex_);
+    if (frames < wal_frames_) {  // started over: counts from rounds that began before are of the old WAL
+      ++wal_generation_;
+      copied_frames_ = 0;
+      held_up_ = false;  // a new WAL: the next round is worth running
+      losing_ground_ = false;
+      behind_ = -1;
+      frames_at_round_start_ = 0;
+    }
+    wal_frames_ = frames;
+    if (!held_up_ && !hurried_ && frames - frames_at_round_start_ >= wal_round_frames) wake = hurried_ = true;
   }
-  wal_frames_ = frames;
+  if (wake) wake_.notify_one();
 }
 
 int wal_checkpointer::copied_frames() const {
@@ -65,7 +71,7 @@ int wal_checkpointer::copied_frames() const {
 
 void wal_checkpointer::hurry(std::chrono::milliseconds wait) {
   std::unique_lock lock(mutex_);
-  if (!last_round_copied_) return;
+  if (held_up_) return;
   if (!hurried_) {
     hurried_ = true;
     wake_.notify_one();
@@ -95,6 +101,7 @@ void wal_checkpointer::run_round() {
   {
     std::lock_guard lock(mutex_);
     generation = wal_generation_;
+    frames_at_round_start_ = std::max(wal_frames_, 0);
   }
   // PASSIVE takes no lock the writer needs and never waits: it copies every frame that no
   // reader still needs (and syncs the database file if that was all of the WAL). Its row: busy
@@ -102,10 +109,11 @@ void wal_checkpointer::run_round() {
   // frames copied so far (-1 while the connection has not seen WAL mode). Busy or failed: the
   // next round tries again.
   bool done = false;
-  int copied = 0;
+  int log_frames = 0, copied = 0;
   try {
     SQLite::Statement checkpoint(db_, "PRAGMA wal_checkpoint(PASSIVE)");
     if (checkpoint.executeStep() && checkpoint.getColumn(0).getInt() == 0) {
+      log_frames = checkpoint.getColumn(1).getInt();
       copied = checkpoint.getColumn(2).getInt();
       done = copied >= 0;
     }
@@ -115,13 +123,14 @@ void wal_checkpointer::run_round() {
     std::lock_guard lock(mutex_);
     ++rounds_ended_;
     if (generation == wal_generation_ && done) {  // else busy, or the WAL started over meanwhile
-      last_round_copied_ = copied > copied_frames_;
+      const bool progressed = copied > copied_frames_;
+      held_up_ = !progressed && copied < log_frames;
       const int behind = std::max(0, wal_frames_ - copied);
-      losing_ground_ = last_round_copied_ && behind_ >= 0 && behind >= behind_;
+      losing_ground_ = progressed && behind_ >= 0 && behind >= behind_;
       behind_ = behind;
       copied_frames_ = copied;
     } else if (generation == wal_generation_) {
-      last_round_copied_ = false;
+      held_up_ = true;  // until the next round at the interval, or the WAL starts over
     }
   }
   round_ended_.notify_all();

@@ -18,6 +18,10 @@
 namespace letterbox::server {
 
 inline constexpr auto wal_checkpoint_interval = std::chrono::milliseconds(100);
+// A round also starts once this many frames were committed since the last one began (4 MiB
+// with 4 KiB pages): under fast commits the rounds keep pace instead of waiting for the
+// interval, and when the WAL reaches the writer's catch-up size little is left to copy.
+inline constexpr int wal_round_frames = 1024;
 // Shrinking a large WAL file: at most this much per truncate call (freeing blocks costs about
 // 0.3 ms per MiB on an ext4 mounted with discard) and a pause between two calls.
 inline constexpr std::uintmax_t wal_shrink_step = 4u << 20;
@@ -41,16 +45,18 @@ class wal_checkpointer {
   std::mutex& wal_file_mutex() { return wal_file_mutex_; }
   // After a commit that wrote frames, under wal_file_mutex: the WAL now holds `frames` frames
   // (sqlite3_wal_hook). Fewer than the last time means it started over from its beginning.
+  // Starts a round after wal_round_frames new frames (see hurry() for when it does not).
   void wal_committed(int frames);
   // Frames of the current WAL already copied into the database file: the count reported by
   // the last round that began after the WAL last started over (0 before such a round ended).
   // A lower bound: the writer's own checkpoints and rounds under way may have copied more.
   int copied_frames() const;
-  // Asks for a round now instead of at the next interval. Granted only if the last round
-  // copied something: behind a reader holding an old snapshot rounds keep to the interval
-  // instead of spinning. With a wait, and if the rounds are losing ground (the last one copied
-  // something, yet left more behind than the one before: commits as fast as the disk takes
-  // them), also blocks until the round in progress or the next has ended, at most `wait`.
+  // Asks for a round now instead of at the next interval. Not granted while rounds are held
+  // up (the last one copied nothing though frames were waiting: a reader holds them; or it
+  // failed): those keep to the interval instead of spinning. With a wait, and if the rounds are
+  // losing ground (the last one copied something, yet left more behind than the one before:
+  // commits as fast as the disk takes them), also blocks until the round in progress or the
+  // next has ended, at most `wait`.
   void hurry(std::chrono::milliseconds wait = std::chrono::milliseconds(0));
 
  private:
@@ -72,8 +78,9 @@ class wal_checkpointer {
   std::uint64_t rounds_ended_ = 0;
   bool stopping_ = false;
   bool hurried_ = false;
-  bool last_round_copied_ = true;
+  bool held_up_ = false;
   bool losing_ground_ = false;
+  int frames_at_round_start_ = 0;  // wal_frames_ when the last round began
   int behind_ = -1;  // frames the last round left to copy, as far as the writer had reported; -1: none yet
   std::uint64_t wal_generation_ = 0;  // times the WAL started over, as the writer saw it
   int wal_frames_ = -1;               // as the writer last reported; -1: no commit yet
