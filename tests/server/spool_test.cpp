@@ -187,6 +187,33 @@ TEST_CASE("spool: sweep deletes every file not in the keep set and counts them")
   CHECK_NOTHROW(spool.sync_directory());
 }
 
+TEST_CASE("spool: remove deletes a large file (shrunk in steps first), and through a symbolic link only the link") {
+  temp_dir dir;
+  spool_directory spool(dir / "spool");
+  auto upload = spool.create();
+  const auto chunk = make_content(1 << 20, 9);
+  for (int i = 0; i < 3; ++i) upload.write(chunk);
+  upload.write(make_content(1000, 10));  // 3 MiB + 1000: not a whole number of steps
+  upload.finish();
+  upload.keep();
+  const auto name = upload.name();
+  REQUIRE(std::filesystem::file_size(spool.path() / name) == (3u << 20) + 1000);
+  spool.remove(name);
+  CHECK_FALSE(std::filesystem::exists(spool.path() / name));
+
+  // A link in the spool directory (put there by hand) is unlinked; its target keeps every byte.
+  const auto outside = dir / "outside";
+  {
+    std::ofstream out(outside, std::ios::binary);
+    const std::vector<char> bytes(1 << 20, 'x');
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  }
+  std::filesystem::create_symlink(outside, spool.path() / "link");
+  spool.remove("link");
+  CHECK_FALSE(std::filesystem::is_symlink(spool.path() / "link"));
+  CHECK(std::filesystem::file_size(outside) == (1u << 20));
+}
+
 TEST_CASE("spool: receive_from_socket moves what is waiting, stops when nothing is, reports end of stream") {
   temp_dir dir;
   spool_directory spool(dir / "spool");
