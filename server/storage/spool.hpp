@@ -61,9 +61,7 @@ class spool_directory {
   int open_for_read(const std::string& name) const;
   // The size of a stored content's file; nullopt when it is missing or cannot be looked at.
   std::optional<std::uint64_t> file_size(const std::string& name) const noexcept;
-  // Deletes a file; missing files are ignored. A large file is shrunk in steps first, so
-  // that freeing its blocks does not hold up the disk's other syncs (the WAL's) for long; it
-  // takes about as long as writing the file did, so call it off the storage and I/O threads.
+  // Deletes a file; missing files are ignored.
   void remove(const std::string& name) const noexcept;
   // Deletes every file whose name is not in `keep` (half-written uploads, files of messages
   // already delivered). Returns how many were deleted.
