@@ -2,7 +2,10 @@
 // abandoned uploads, sweeping an empty directory), then the write/finish/keep life cycle.
 #include <doctest/doctest.h>
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -185,6 +188,58 @@ TEST_CASE("spool: sweep deletes every file not in the keep set and counts them")
   spool.remove(names[0]);
   CHECK_FALSE(std::filesystem::exists(spool.path() / names[0]));
   CHECK_NOTHROW(spool.sync_directory());
+}
+
+TEST_CASE("spool: remove while a sendfile of the file still sits in a TCP send queue: the peer gets every byte intact") {
+  // What a pull leaves behind: its last sendfile returned (the bytes are queued as references
+  // to the file's pages), the messages are removed, the spool file is deleted; the peer reads
+  // only afterwards. An unlink keeps those pages intact. Shrinking the file first (to free its
+  // blocks in steps) does not: a cut inside a large folio zeroes the rest of it in place, and
+  // here even cuts at 256 KiB multiples made 255 KiB arrive changed.
+  temp_dir dir;
+  spool_directory spool(dir / "spool");
+  auto upload = spool.create();
+  const auto content = make_content((1 << 20) + 1000, 21);  // not a whole number of pages
+  upload.write(content);
+  upload.finish();
+  upload.keep();
+
+  const int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  REQUIRE(listener >= 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof address;
+  REQUIRE(::bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+  REQUIRE(::listen(listener, 1) == 0);
+  REQUIRE(::getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length) == 0);
+  const int sender = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  REQUIRE(::connect(sender, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+  const int receiver = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+  REQUIRE(receiver >= 0);
+  const int buffer_size = 4 << 20;  // the whole content fits in the queues: sendfile returns at once
+  ::setsockopt(sender, SOL_SOCKET, SO_SNDBUF, &buffer_size, sizeof buffer_size);
+  ::setsockopt(receiver, SOL_SOCKET, SO_RCVBUF, &buffer_size, sizeof buffer_size);
+
+  const int file = spool.open_for_read(upload.name());
+  off_t offset = 0;
+  while (offset < static_cast<off_t>(content.size()))
+    REQUIRE(::sendfile(sender, file, &offset, content.size() - static_cast<std::size_t>(offset)) > 0);
+  ::close(file);
+  spool.remove(upload.name());
+  CHECK_FALSE(std::filesystem::exists(spool.path() / upload.name()));
+  ::shutdown(sender, SHUT_WR);
+
+  byte_buffer received;
+  std::uint8_t chunk[65536];
+  for (ssize_t n; (n = ::read(receiver, chunk, sizeof chunk)) > 0;) received.insert(received.end(), chunk, chunk + n);
+  for (int fd : {sender, receiver, listener}) ::close(fd);
+  REQUIRE(received.size() == content.size());
+  std::size_t first = 0, differing = 0;
+  for (std::size_t i = 0; i < content.size(); ++i)
+    if (received[i] != content[i] && differing++ == 0) first = i;
+  INFO("first differing byte at " << first << ", " << differing << " differ");
+  CHECK(differing == 0);
 }
 
 TEST_CASE("spool: receive_from_socket moves what is waiting, stops when nothing is, reports end of stream") {
