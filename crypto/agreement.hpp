@@ -27,8 +27,8 @@ agreement_key agreement_public_of(const agreement_secret& secret);
 // e.g. 32 zero bytes): such a "shared" secret is known to everyone and is always refused.
 std::optional<shared_secret> agree(const agreement_secret& secret, const agreement_key& peer);
 
-// Overwrites a secret with zeros in a way the compiler does not remove.
-void wipe(agreement_secret& secret) noexcept;
-void wipe(shared_secret& secret) noexcept;
+// Overwrites a 32-byte secret (agreement_secret, shared_secret and identity_secret are all
+// this type) with zeros in a way the compiler does not remove.
+void wipe(std::array<std::uint8_t, 32>& secret) noexcept;
 
 }  // namespace letterbox::crypto
