@@ -15,8 +15,11 @@
 namespace letterbox::crypto {
 namespace {
 
-// Far above anything a u32 content size can carry; keeps the size formula inside a u64.
-constexpr std::uint64_t max_body_size = std::uint64_t{1} << 56;
+// SEND's content size is a u32: no envelope can be larger (envelope_max_body_size).
+constexpr std::uint64_t max_body_size = envelope_max_body_size;
+static_assert(envelope_header_size + envelope_metadata_chunk_size + max_body_size +
+                  envelope_tag_size * ((max_body_size + envelope_chunk_size - 1) / envelope_chunk_size) ==
+              0xffffffffull);
 constexpr std::size_t nonce_size = 12;
 constexpr std::size_t key_size = 32;
 
@@ -123,8 +126,12 @@ std::uint64_t envelope_body_chunks(std::uint64_t body_size) noexcept {
 }
 
 std::uint64_t envelope_content_size(std::uint64_t body_size) noexcept {
-  return envelope_header_size + envelope_metadata_chunk_size + body_size +
-         envelope_tag_size * envelope_body_chunks(body_size);
+  // Saturates at 2^64 - 1 rather than wrap (16 n <= 2^52, so only the sum can overflow).
+  constexpr std::uint64_t max = ~std::uint64_t{0};
+  const std::uint64_t overhead = envelope_header_size + envelope_metadata_chunk_size +
+                                 envelope_tag_size * envelope_body_chunks(body_size);
+  if (body_size > max - overhead) return max;
+  return overhead + body_size;
 }
 
 std::uint64_t unix_millis_now() {
@@ -175,7 +182,8 @@ struct envelope_writer::state {
       throw std::invalid_argument("envelope name is not UTF-8 without NUL");
     if (request.type == envelope_type::text && !request.name.empty())
       throw std::invalid_argument("a text envelope has no name");
-    if (request.body_size > max_body_size) throw std::invalid_argument("envelope body too large");
+    if (request.body_size > max_body_size)
+      throw std::invalid_argument("envelope body too large for a u32 content size");
 
     agreement_secret ephemeral = randomness.ephemeral_secret;
     auto shared = agree(ephemeral, request.recipient_key);

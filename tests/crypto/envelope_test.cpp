@@ -821,3 +821,45 @@ TEST_SUITE("crypto envelope") {
     CHECK(growth < 1024 * 1024);
   }
 }
+
+TEST_SUITE("crypto envelope") {
+  TEST_CASE("sizes: an envelope never exceeds SEND's u32 content size, and the formula never wraps") {
+    // The largest body whose envelope fits a u32 content size (2^32 - 1 bytes).
+    constexpr std::uint64_t max_body = 4293918536ull;
+    CHECK(cr::envelope_max_body_size == max_body);
+    CHECK(cr::envelope_content_size(max_body) == 0xffffffffull);
+    CHECK(cr::envelope_content_size(max_body + 1) > 0xffffffffull);
+    // Saturates instead of wrapping (a caller's "> UINT32_MAX" check must hold for any u64).
+    CHECK(cr::envelope_content_size(~std::uint64_t{0}) == ~std::uint64_t{0});
+    CHECK(cr::envelope_content_size(~std::uint64_t{0} - 438) == ~std::uint64_t{0});
+    for (std::uint64_t huge : {~std::uint64_t{0} - (std::uint64_t{1} << 52), std::uint64_t{1} << 63,
+                               std::uint64_t{1} << 56, std::uint64_t{0xffffffff}}) {
+      CAPTURE(huge);
+      CHECK(cr::envelope_content_size(huge) > huge);
+    }
+    // The writer refuses a body it could not send.
+    CHECK_NOTHROW(cr::envelope_writer(alice.identity, request(alice, bob, cr::envelope_type::file, "f", max_body)));
+    CHECK_THROWS_AS(cr::envelope_writer(alice.identity, request(alice, bob, cr::envelope_type::file, "f", max_body + 1)),
+                    std::invalid_argument);
+    // The reader, content size unknown (a stream), refuses a chunk 0 that announces more as soon
+    // as it is verified, instead of reading on.
+    for (std::uint64_t announced : {std::uint64_t{max_body + 1}, std::uint64_t{1} << 40, (std::uint64_t{1} << 56) - 1}) {
+      CAPTURE(announced);
+      const bytes env = craft(17, {{0, false, craft_metadata(announced, 1, bytes{'a'})}, {1, false, bytes(65536, 1)}});
+      recorder rec = recorder_of(bob, alice);
+      cr::envelope_reader reader(expect(alice, bob, cr::envelope_type::file, std::nullopt), rec);
+      CHECK_FALSE(reader.feed(env));
+      CHECK(reader.error() == cr::open_error::bad_metadata);
+      CHECK(rec.metadata_calls == 0);
+    }
+    // ... and the largest one it could have got is accepted up to there.
+    {
+      const bytes env = craft(17, {{0, false, craft_metadata(max_body, 1, bytes{'a'})}, {1, false, bytes(65536, 1)}});
+      recorder rec = recorder_of(bob, alice);
+      cr::envelope_reader reader(expect(alice, bob, cr::envelope_type::file, std::nullopt), rec);
+      CHECK(reader.feed(env));
+      CHECK(rec.metadata_calls == 1);
+      CHECK(rec.got.size() == 65536);
+    }
+  }
+}
