@@ -170,6 +170,24 @@ struct envelope_writer::state {
   std::size_t pending_size = 0;
   std::vector<std::uint8_t> out = std::vector<std::uint8_t>(envelope_max_chunk_size);
   bool begun = false;
+  bool broken = false;  // a write (or anything else) threw: the stream is lost, refuse the rest
+
+  void check_usable() const {
+    if (broken) throw std::logic_error("envelope_writer: an earlier call failed; the envelope is lost");
+  }
+  // Runs f; any exception breaks the writer for good (the sink may hold a partial chunk, and a
+  // retry would seal other bytes at the next index) and propagates.
+  template <typename F>
+  void guarded(F&& f) {
+    try {
+      f();
+    } catch (...) {
+      broken = true;
+      CryptoPP::SecureWipeBuffer(pending.data(), pending.size());
+      pending_size = 0;
+      throw;
+    }
+  }
 
   state(const identity_secret& sender_secret, const seal_request& request,
         const seal_randomness& randomness) {
@@ -264,8 +282,14 @@ const envelope_header& envelope_writer::header() const noexcept { return state_-
 
 void envelope_writer::begin(byte_sink& out) {
   auto& s = *state_;
+  s.check_usable();
   if (s.begun) throw std::logic_error("envelope_writer::begin called twice");
   s.begun = true;
+  s.guarded([&] { begin_unguarded(out); });
+}
+
+void envelope_writer::begin_unguarded(byte_sink& out) {
+  auto& s = *state_;
   out.write(bytes_view(s.header_bytes));
   CryptoPP::SecByteBlock meta(envelope_metadata_size);
   std::memset(meta.data(), 0, meta.size());
@@ -280,9 +304,15 @@ void envelope_writer::begin(byte_sink& out) {
 
 void envelope_writer::seal(bytes_view body_piece, byte_sink& out) {
   auto& s = *state_;
+  s.check_usable();
   if (!s.begun) throw std::logic_error("envelope_writer::seal before begin");
   if (body_piece.size() > s.body_size - s.body_sealed - s.pending_size)
     throw std::logic_error("envelope_writer::seal: more body bytes than the declared body size");
+  s.guarded([&] { seal_unguarded(body_piece, out); });
+}
+
+void envelope_writer::seal_unguarded(bytes_view body_piece, byte_sink& out) {
+  auto& s = *state_;
   const std::uint8_t* p = body_piece.data();
   std::size_t left = body_piece.size();
   while (left > 0) {
@@ -311,6 +341,7 @@ void envelope_writer::seal(bytes_view body_piece, byte_sink& out) {
 
 void envelope_writer::finish() const {
   const auto& s = *state_;
+  s.check_usable();
   if (!s.begun) throw std::logic_error("envelope_writer::finish before begin");
   if (s.body_sealed != s.body_size)
     throw std::logic_error("envelope_writer::finish: fewer body bytes than the declared body size");

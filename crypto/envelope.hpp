@@ -145,9 +145,13 @@ class envelope_writer {
   void seal(bytes_view body_piece, byte_sink& out);
   // Throws std::logic_error unless begin() ran and exactly body_size body bytes were sealed;
   // then the sink has received exactly content_size() bytes.
+  // When begin() or seal() throws (the sink's exception), the envelope is lost: every later
+  // call throws std::logic_error; start a new writer (a new ephemeral key) to send again.
   void finish() const;
 
  private:
+  void begin_unguarded(byte_sink& out);
+  void seal_unguarded(bytes_view body_piece, byte_sink& out);
   struct state;
   std::unique_ptr<state> state_;
 };

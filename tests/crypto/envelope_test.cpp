@@ -863,3 +863,38 @@ TEST_SUITE("crypto envelope") {
     }
   }
 }
+
+TEST_SUITE("crypto envelope") {
+  TEST_CASE("writer: after a sink failed, every later call throws and nothing more is written") {
+    struct flaky final : cr::byte_sink {
+      int fail_at = 0;  // the write number (from 1) that throws
+      int writes = 0;
+      std::size_t bytes_written = 0;
+      void write(cr::bytes_view b) override {
+        if (++writes == fail_at) throw std::runtime_error("connection reset");
+        bytes_written += b.size();
+      }
+    };
+    const bytes body(65536 + 10, 7);
+    // fail_at 1: the header; 2: chunk 0; 3: the first body chunk.
+    for (int fail_at = 1; fail_at <= 3; ++fail_at) {
+      CAPTURE(fail_at);
+      cr::envelope_writer w(alice.identity, request(alice, bob, cr::envelope_type::file, "f", body.size()));
+      flaky sink;
+      sink.fail_at = fail_at;
+      if (fail_at <= 2) {
+        CHECK_THROWS_AS(w.begin(sink), std::runtime_error);
+      } else {
+        w.begin(sink);
+        CHECK_THROWS_AS(w.seal(body, sink), std::runtime_error);
+      }
+      const std::size_t before = sink.bytes_written;
+      // A caller that carries on must not get a "finished" envelope of other bytes (before, a
+      // failed begin() let seal() encrypt the body as chunk 0's index and finish() succeed).
+      CHECK_THROWS_AS(w.seal(body, sink), std::logic_error);
+      CHECK_THROWS_AS(w.finish(), std::logic_error);
+      CHECK_THROWS_AS(w.begin(sink), std::logic_error);
+      CHECK(sink.bytes_written == before);
+    }
+  }
+}
