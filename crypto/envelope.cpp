@@ -450,6 +450,8 @@ struct envelope_reader::state {
     const auto& h = *header;
     if (h.format != envelope_format) return fail(open_error::bad_format);
     if (h.type != static_cast<std::uint8_t>(expect.type)) return fail(open_error::wrong_type);
+    if (expect.type != envelope_type::text && expect.type != envelope_type::file)
+      return fail(open_error::wrong_type);  // only 16 and 17 are envelopes, whatever was cast
     if (h.sender != expect.sender) return fail(open_error::wrong_sender);
     if (h.recipient != expect.recipient) return fail(open_error::wrong_recipient);
     if (h.chunk_size != envelope_chunk_size) return fail(open_error::bad_chunk_size);

@@ -898,3 +898,18 @@ TEST_SUITE("crypto envelope") {
     }
   }
 }
+
+TEST_SUITE("crypto envelope") {
+  TEST_CASE("reader: an expected type other than 16 or 17 is refused, even when the header agrees") {
+    // A caller that casts every PULL entry's type (1-4 from a legacy sender too) must not get a
+    // signed envelope of type 3 opened as a file.
+    for (std::uint8_t t : {std::uint8_t{0}, std::uint8_t{1}, std::uint8_t{3}, std::uint8_t{18}, std::uint8_t{255}}) {
+      CAPTURE(int(t));
+      const bytes env = craft(t, {{0, true, craft_metadata(0, 0, {})}});
+      auto o = open_by_bob(env, alice, static_cast<cr::envelope_type>(t));
+      CHECK(o.error == cr::open_error::wrong_type);
+      CHECK(o.rec.keys_calls == 0);
+      CHECK(o.rec.metadata_calls == 0);
+    }
+  }
+}
