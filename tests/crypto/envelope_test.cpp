@@ -913,3 +913,36 @@ TEST_SUITE("crypto envelope") {
     }
   }
 }
+
+TEST_SUITE("crypto envelope") {
+  TEST_CASE("limitation (docs/PROTOCOL.md §20): the recipient can seal other content under a sender's header") {
+    // The signature covers the header only; the content key is X25519(recipient secret,
+    // ephemeral) under that header, which the recipient (or whoever holds its agreement secret)
+    // can compute. So bob can make an envelope "from alice" to bob with any content: envelopes
+    // authenticate the sender to the recipient, they do not prove anything to a third party
+    // (and a thief of bob's agreement secret who can also place entries in bob's PULL answers
+    // can forge mail from anyone who ever wrote to bob). This test pins that property down; a
+    // format that signs the content would make it fail, and then it must change.
+    const bytes real = cr::seal_text(alice.identity, alice.id, bob.id, bob.agreement_key, "the real one");
+    const bytes header(real.begin(), real.begin() + 134);
+    auto eph = array_from_hex<cr::agreement_key>(to_hex(bytes(header.begin() + 34, header.begin() + 66)));
+    auto shared = cr::agree(bob.agreement, eph);
+    REQUIRE(shared);
+    bytes info = to_bytes("letterbox/v2/content-key");
+    info.push_back(0);
+    info.insert(info.end(), header.begin(), header.end());
+    bytes key(32);
+    CryptoPP::HKDF<CryptoPP::SHA256>().DeriveKey(key.data(), key.size(), shared->data(), shared->size(),
+                                                 nullptr, 0, info.data(), info.size());
+    const std::string fake = "a forged one";
+    bytes forged = header;
+    for (const auto& chunk : {craft_chunk(key, 0, false, craft_metadata(fake.size(), 0, {})),
+                              craft_chunk(key, 1, true, to_bytes(fake))})
+      forged.insert(forged.end(), chunk.begin(), chunk.end());
+    auto o = open_by_bob(forged, alice, cr::envelope_type::text);
+    CHECK(o.ok);
+    CHECK(std::string(o.rec.got.begin(), o.rec.got.end()) == fake);
+    // Nobody else can: carol, with her own secret, cannot open or reseal it.
+    CHECK_FALSE(cr::agree(carol.agreement, eph) == shared);
+  }
+}
