@@ -189,6 +189,19 @@ TEST_SUITE("crypto identity") {
         }
       }
     }
+    // A canonical y that is not on the curve (y = 2) passes this check and fails in Crypto++.
+    crypto::identity_key not_a_point{};
+    not_a_point[0] = 2;
+    CHECK(crypto::valid_identity_key(not_a_point));
+    {
+      auto secret = crypto::generate_identity();
+      std::array<std::uint8_t, 1> msg{1};
+      auto sig = crypto::sign(secret, crypto::labels::auth_proof, {msg});
+      CHECK_FALSE(crypto::verify(not_a_point, crypto::labels::auth_proof, {msg}, sig));
+      crypto::signature universal{};
+      universal[0] = 1;
+      CHECK_FALSE(crypto::verify(not_a_point, crypto::labels::auth_proof, {msg}, universal));
+    }
     // Honest keys are valid.
     for (int i = 0; i < 32; ++i) CHECK(crypto::valid_identity_key(crypto::public_key_of(crypto::generate_identity())));
     CHECK(crypto::valid_identity_key(array_from_hex<crypto::identity_key>(rfc8032[0].public_key)));
