@@ -946,3 +946,27 @@ TEST_SUITE("crypto envelope") {
     CHECK_FALSE(cr::agree(carol.agreement, eph) == shared);
   }
 }
+
+TEST_SUITE("crypto envelope") {
+  TEST_CASE("misbinding: re-signing another's header as one's own, or forwarding it, opens nothing") {
+    const bytes env = cr::seal_text(alice.identity, alice.id, bob.id, bob.agreement_key, "from alice");
+    // Mallory takes Alice's envelope to Bob, writes her own ID as sender, signs the header with
+    // her key and has it delivered as hers: the signature verifies, but the content key is bound
+    // to the whole header (signature included), so chunk 0 does not open.
+    bytes resigned = env;
+    std::copy(mallory.id.begin(), mallory.id.end(), resigned.begin() + 2);
+    const auto sig = cr::sign(mallory.identity, "letterbox/v2/envelope", {cr::bytes_view(resigned.data(), 70)});
+    std::copy(sig.begin(), sig.end(), resigned.begin() + 70);
+    auto o = open_by_bob(resigned, mallory, cr::envelope_type::text);
+    CHECK(o.error == cr::open_error::bad_chunk);
+    CHECK(o.rec.metadata_calls == 0);
+    // Only re-signing (another signature of Mallory's would do too) with Alice's own header
+    // bytes 0-69 kept fails the signature under Alice's key.
+    bytes only_sig = env;
+    std::copy(sig.begin(), sig.end(), only_sig.begin() + 70);
+    CHECK(open_by_bob(only_sig, alice, cr::envelope_type::text).error == cr::open_error::bad_signature);
+    // Bob forwards Alice's envelope to Carol (unknown key share): it names Bob.
+    auto c = open_with(env, expect(alice, carol, cr::envelope_type::text, env.size()), recorder_of(carol, alice));
+    CHECK(c.error == cr::open_error::wrong_recipient);
+  }
+}
