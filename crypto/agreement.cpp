@@ -37,6 +37,17 @@ std::optional<shared_secret> agree(const agreement_secret& secret, const agreeme
   return shared;
 }
 
+bool valid_agreement_key(const agreement_key& key) noexcept {
+  // Any fixed scalar does: clamped, it is 8 k with 0 < k < both prime orders, so the result is
+  // zero exactly when the point's order divides 8. Public data and a public scalar.
+  agreement_secret probe{};
+  probe.fill(0x55);
+  auto shared = agree(probe, key);
+  if (!shared) return false;
+  wipe(*shared);
+  return true;
+}
+
 void wipe(std::array<std::uint8_t, 32>& secret) noexcept {
   CryptoPP::SecureWipeBuffer(secret.data(), secret.size());
 }

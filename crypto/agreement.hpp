@@ -27,6 +27,11 @@ agreement_key agreement_public_of(const agreement_secret& secret);
 // e.g. 32 zero bytes): such a "shared" secret is known to everyone and is always refused.
 std::optional<shared_secret> agree(const agreement_secret& secret, const agreement_key& peer);
 
+// False iff X25519(any secret, key) is all zeros, i.e. key is a low-order point (u = 0, 1, p - 1,
+// the two order-8 points, or a non-canonical or high-bit encoding of one): nobody can send to
+// such a key (agree() refuses it). The check a server makes on REGISTER and a client on KEYS.
+bool valid_agreement_key(const agreement_key& key) noexcept;
+
 // Overwrites a 32-byte secret (agreement_secret, shared_secret and identity_secret are all
 // this type) with zeros in a way the compiler does not remove.
 void wipe(std::array<std::uint8_t, 32>& secret) noexcept;

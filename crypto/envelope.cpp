@@ -15,8 +15,11 @@
 namespace letterbox::crypto {
 namespace {
 
-// Far above anything a u32 content size can carry; keeps the size formula inside a u64.
-constexpr std::uint64_t max_body_size = std::uint64_t{1} << 56;
+// SEND's content size is a u32: no envelope can be larger (envelope_max_body_size).
+constexpr std::uint64_t max_body_size = envelope_max_body_size;
+static_assert(envelope_header_size + envelope_metadata_chunk_size + max_body_size +
+                  envelope_tag_size * ((max_body_size + envelope_chunk_size - 1) / envelope_chunk_size) ==
+              0xffffffffull);
 constexpr std::size_t nonce_size = 12;
 constexpr std::size_t key_size = 32;
 
@@ -123,8 +126,12 @@ std::uint64_t envelope_body_chunks(std::uint64_t body_size) noexcept {
 }
 
 std::uint64_t envelope_content_size(std::uint64_t body_size) noexcept {
-  return envelope_header_size + envelope_metadata_chunk_size + body_size +
-         envelope_tag_size * envelope_body_chunks(body_size);
+  // Saturates at 2^64 - 1 rather than wrap (16 n <= 2^52, so only the sum can overflow).
+  constexpr std::uint64_t max = ~std::uint64_t{0};
+  const std::uint64_t overhead = envelope_header_size + envelope_metadata_chunk_size +
+                                 envelope_tag_size * envelope_body_chunks(body_size);
+  if (body_size > max - overhead) return max;
+  return overhead + body_size;
 }
 
 std::uint64_t unix_millis_now() {
@@ -163,6 +170,24 @@ struct envelope_writer::state {
   std::size_t pending_size = 0;
   std::vector<std::uint8_t> out = std::vector<std::uint8_t>(envelope_max_chunk_size);
   bool begun = false;
+  bool broken = false;  // a write (or anything else) threw: the stream is lost, refuse the rest
+
+  void check_usable() const {
+    if (broken) throw std::logic_error("envelope_writer: an earlier call failed; the envelope is lost");
+  }
+  // Runs f; any exception breaks the writer for good (the sink may hold a partial chunk, and a
+  // retry would seal other bytes at the next index) and propagates.
+  template <typename F>
+  void guarded(F&& f) {
+    try {
+      f();
+    } catch (...) {
+      broken = true;
+      CryptoPP::SecureWipeBuffer(pending.data(), pending.size());
+      pending_size = 0;
+      throw;
+    }
+  }
 
   state(const identity_secret& sender_secret, const seal_request& request,
         const seal_randomness& randomness) {
@@ -175,7 +200,8 @@ struct envelope_writer::state {
       throw std::invalid_argument("envelope name is not UTF-8 without NUL");
     if (request.type == envelope_type::text && !request.name.empty())
       throw std::invalid_argument("a text envelope has no name");
-    if (request.body_size > max_body_size) throw std::invalid_argument("envelope body too large");
+    if (request.body_size > max_body_size)
+      throw std::invalid_argument("envelope body too large for a u32 content size");
 
     agreement_secret ephemeral = randomness.ephemeral_secret;
     auto shared = agree(ephemeral, request.recipient_key);
@@ -256,8 +282,14 @@ const envelope_header& envelope_writer::header() const noexcept { return state_-
 
 void envelope_writer::begin(byte_sink& out) {
   auto& s = *state_;
+  s.check_usable();
   if (s.begun) throw std::logic_error("envelope_writer::begin called twice");
   s.begun = true;
+  s.guarded([&] { begin_unguarded(out); });
+}
+
+void envelope_writer::begin_unguarded(byte_sink& out) {
+  auto& s = *state_;
   out.write(bytes_view(s.header_bytes));
   CryptoPP::SecByteBlock meta(envelope_metadata_size);
   std::memset(meta.data(), 0, meta.size());
@@ -272,9 +304,15 @@ void envelope_writer::begin(byte_sink& out) {
 
 void envelope_writer::seal(bytes_view body_piece, byte_sink& out) {
   auto& s = *state_;
+  s.check_usable();
   if (!s.begun) throw std::logic_error("envelope_writer::seal before begin");
   if (body_piece.size() > s.body_size - s.body_sealed - s.pending_size)
     throw std::logic_error("envelope_writer::seal: more body bytes than the declared body size");
+  s.guarded([&] { seal_unguarded(body_piece, out); });
+}
+
+void envelope_writer::seal_unguarded(bytes_view body_piece, byte_sink& out) {
+  auto& s = *state_;
   const std::uint8_t* p = body_piece.data();
   std::size_t left = body_piece.size();
   while (left > 0) {
@@ -303,6 +341,7 @@ void envelope_writer::seal(bytes_view body_piece, byte_sink& out) {
 
 void envelope_writer::finish() const {
   const auto& s = *state_;
+  s.check_usable();
   if (!s.begun) throw std::logic_error("envelope_writer::finish before begin");
   if (s.body_sealed != s.body_size)
     throw std::logic_error("envelope_writer::finish: fewer body bytes than the declared body size");
@@ -411,6 +450,8 @@ struct envelope_reader::state {
     const auto& h = *header;
     if (h.format != envelope_format) return fail(open_error::bad_format);
     if (h.type != static_cast<std::uint8_t>(expect.type)) return fail(open_error::wrong_type);
+    if (expect.type != envelope_type::text && expect.type != envelope_type::file)
+      return fail(open_error::wrong_type);  // only 16 and 17 are envelopes, whatever was cast
     if (h.sender != expect.sender) return fail(open_error::wrong_sender);
     if (h.recipient != expect.recipient) return fail(open_error::wrong_recipient);
     if (h.chunk_size != envelope_chunk_size) return fail(open_error::bad_chunk_size);

@@ -44,6 +44,10 @@ inline constexpr std::size_t envelope_max_chunk_size = envelope_chunk_size + env
 
 using replay_id = std::array<std::uint8_t, replay_id_size>;
 
+// The largest body whose envelope fits SEND's u32 content size (2^32 - 1 bytes): writers refuse
+// more, readers refuse a chunk 0 announcing more.
+inline constexpr std::uint64_t envelope_max_body_size = 4293918536;
+
 // Number of body chunks n = ceil(body size / 65,536) (0 for an empty body).
 std::uint64_t envelope_body_chunks(std::uint64_t body_size) noexcept;
 // The exact content size of an envelope: 134 + 305 + body size + 16 n. This is the value of
@@ -141,9 +145,13 @@ class envelope_writer {
   void seal(bytes_view body_piece, byte_sink& out);
   // Throws std::logic_error unless begin() ran and exactly body_size body bytes were sealed;
   // then the sink has received exactly content_size() bytes.
+  // When begin() or seal() throws (the sink's exception), the envelope is lost: every later
+  // call throws std::logic_error; start a new writer (a new ephemeral key) to send again.
   void finish() const;
 
  private:
+  void begin_unguarded(byte_sink& out);
+  void seal_unguarded(bytes_view body_piece, byte_sink& out);
   struct state;
   std::unique_ptr<state> state_;
 };

@@ -51,6 +51,12 @@ identity_secret generate_identity();
 signature sign(const identity_secret& secret, std::string_view label,
                std::initializer_list<bytes_view> parts);
 
+// True iff key is a canonical encoding (y < p) of a point that is not of small order (order 1,
+// 2, 4 or 8). Such keys are refused everywhere: for a small-order key A, R = -[h]A and S = 0
+// verify (for the identity point: one signature verifies every message), so anyone could
+// authenticate or sign as its ID. Keys from public_key_of() are always valid.
+bool valid_identity_key(const identity_key& key) noexcept;
+
 // False for a bad signature, a malformed key, or a signature made with another label.
 bool verify(const identity_key& key, std::string_view label, std::initializer_list<bytes_view> parts,
             const signature& sig);

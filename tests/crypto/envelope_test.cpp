@@ -821,3 +821,152 @@ TEST_SUITE("crypto envelope") {
     CHECK(growth < 1024 * 1024);
   }
 }
+
+TEST_SUITE("crypto envelope") {
+  TEST_CASE("sizes: an envelope never exceeds SEND's u32 content size, and the formula never wraps") {
+    // The largest body whose envelope fits a u32 content size (2^32 - 1 bytes).
+    constexpr std::uint64_t max_body = 4293918536ull;
+    CHECK(cr::envelope_max_body_size == max_body);
+    CHECK(cr::envelope_content_size(max_body) == 0xffffffffull);
+    CHECK(cr::envelope_content_size(max_body + 1) > 0xffffffffull);
+    // Saturates instead of wrapping (a caller's "> UINT32_MAX" check must hold for any u64).
+    CHECK(cr::envelope_content_size(~std::uint64_t{0}) == ~std::uint64_t{0});
+    CHECK(cr::envelope_content_size(~std::uint64_t{0} - 438) == ~std::uint64_t{0});
+    for (std::uint64_t huge : {~std::uint64_t{0} - (std::uint64_t{1} << 52), std::uint64_t{1} << 63,
+                               std::uint64_t{1} << 56, std::uint64_t{0xffffffff}}) {
+      CAPTURE(huge);
+      CHECK(cr::envelope_content_size(huge) > huge);
+    }
+    // The writer refuses a body it could not send.
+    CHECK_NOTHROW(cr::envelope_writer(alice.identity, request(alice, bob, cr::envelope_type::file, "f", max_body)));
+    CHECK_THROWS_AS(cr::envelope_writer(alice.identity, request(alice, bob, cr::envelope_type::file, "f", max_body + 1)),
+                    std::invalid_argument);
+    // The reader, content size unknown (a stream), refuses a chunk 0 that announces more as soon
+    // as it is verified, instead of reading on.
+    for (std::uint64_t announced : {std::uint64_t{max_body + 1}, std::uint64_t{1} << 40, (std::uint64_t{1} << 56) - 1}) {
+      CAPTURE(announced);
+      const bytes env = craft(17, {{0, false, craft_metadata(announced, 1, bytes{'a'})}, {1, false, bytes(65536, 1)}});
+      recorder rec = recorder_of(bob, alice);
+      cr::envelope_reader reader(expect(alice, bob, cr::envelope_type::file, std::nullopt), rec);
+      CHECK_FALSE(reader.feed(env));
+      CHECK(reader.error() == cr::open_error::bad_metadata);
+      CHECK(rec.metadata_calls == 0);
+    }
+    // ... and the largest one it could have got is accepted up to there.
+    {
+      const bytes env = craft(17, {{0, false, craft_metadata(max_body, 1, bytes{'a'})}, {1, false, bytes(65536, 1)}});
+      recorder rec = recorder_of(bob, alice);
+      cr::envelope_reader reader(expect(alice, bob, cr::envelope_type::file, std::nullopt), rec);
+      CHECK(reader.feed(env));
+      CHECK(rec.metadata_calls == 1);
+      CHECK(rec.got.size() == 65536);
+    }
+  }
+}
+
+TEST_SUITE("crypto envelope") {
+  TEST_CASE("writer: after a sink failed, every later call throws and nothing more is written") {
+    struct flaky final : cr::byte_sink {
+      int fail_at = 0;  // the write number (from 1) that throws
+      int writes = 0;
+      std::size_t bytes_written = 0;
+      void write(cr::bytes_view b) override {
+        if (++writes == fail_at) throw std::runtime_error("connection reset");
+        bytes_written += b.size();
+      }
+    };
+    const bytes body(65536 + 10, 7);
+    // fail_at 1: the header; 2: chunk 0; 3: the first body chunk.
+    for (int fail_at = 1; fail_at <= 3; ++fail_at) {
+      CAPTURE(fail_at);
+      cr::envelope_writer w(alice.identity, request(alice, bob, cr::envelope_type::file, "f", body.size()));
+      flaky sink;
+      sink.fail_at = fail_at;
+      if (fail_at <= 2) {
+        CHECK_THROWS_AS(w.begin(sink), std::runtime_error);
+      } else {
+        w.begin(sink);
+        CHECK_THROWS_AS(w.seal(body, sink), std::runtime_error);
+      }
+      const std::size_t before = sink.bytes_written;
+      // A caller that carries on must not get a "finished" envelope of other bytes (before, a
+      // failed begin() let seal() encrypt the body as chunk 0's index and finish() succeed).
+      CHECK_THROWS_AS(w.seal(body, sink), std::logic_error);
+      CHECK_THROWS_AS(w.finish(), std::logic_error);
+      CHECK_THROWS_AS(w.begin(sink), std::logic_error);
+      CHECK(sink.bytes_written == before);
+    }
+  }
+}
+
+TEST_SUITE("crypto envelope") {
+  TEST_CASE("reader: an expected type other than 16 or 17 is refused, even when the header agrees") {
+    // A caller that casts every PULL entry's type (1-4 from a legacy sender too) must not get a
+    // signed envelope of type 3 opened as a file.
+    for (std::uint8_t t : {std::uint8_t{0}, std::uint8_t{1}, std::uint8_t{3}, std::uint8_t{18}, std::uint8_t{255}}) {
+      CAPTURE(int(t));
+      const bytes env = craft(t, {{0, true, craft_metadata(0, 0, {})}});
+      auto o = open_by_bob(env, alice, static_cast<cr::envelope_type>(t));
+      CHECK(o.error == cr::open_error::wrong_type);
+      CHECK(o.rec.keys_calls == 0);
+      CHECK(o.rec.metadata_calls == 0);
+    }
+  }
+}
+
+TEST_SUITE("crypto envelope") {
+  TEST_CASE("limitation (docs/PROTOCOL.md §20): the recipient can seal other content under a sender's header") {
+    // The signature covers the header only; the content key is X25519(recipient secret,
+    // ephemeral) under that header, which the recipient (or whoever holds its agreement secret)
+    // can compute. So bob can make an envelope "from alice" to bob with any content: envelopes
+    // authenticate the sender to the recipient, they do not prove anything to a third party
+    // (and a thief of bob's agreement secret who can also place entries in bob's PULL answers
+    // can forge mail from anyone who ever wrote to bob). This test pins that property down; a
+    // format that signs the content would make it fail, and then it must change.
+    const bytes real = cr::seal_text(alice.identity, alice.id, bob.id, bob.agreement_key, "the real one");
+    const bytes header(real.begin(), real.begin() + 134);
+    auto eph = array_from_hex<cr::agreement_key>(to_hex(bytes(header.begin() + 34, header.begin() + 66)));
+    auto shared = cr::agree(bob.agreement, eph);
+    REQUIRE(shared);
+    bytes info = to_bytes("letterbox/v2/content-key");
+    info.push_back(0);
+    info.insert(info.end(), header.begin(), header.end());
+    bytes key(32);
+    CryptoPP::HKDF<CryptoPP::SHA256>().DeriveKey(key.data(), key.size(), shared->data(), shared->size(),
+                                                 nullptr, 0, info.data(), info.size());
+    const std::string fake = "a forged one";
+    bytes forged = header;
+    for (const auto& chunk : {craft_chunk(key, 0, false, craft_metadata(fake.size(), 0, {})),
+                              craft_chunk(key, 1, true, to_bytes(fake))})
+      forged.insert(forged.end(), chunk.begin(), chunk.end());
+    auto o = open_by_bob(forged, alice, cr::envelope_type::text);
+    CHECK(o.ok);
+    CHECK(std::string(o.rec.got.begin(), o.rec.got.end()) == fake);
+    // Nobody else can: carol, with her own secret, cannot open or reseal it.
+    CHECK_FALSE(cr::agree(carol.agreement, eph) == shared);
+  }
+}
+
+TEST_SUITE("crypto envelope") {
+  TEST_CASE("misbinding: re-signing another's header as one's own, or forwarding it, opens nothing") {
+    const bytes env = cr::seal_text(alice.identity, alice.id, bob.id, bob.agreement_key, "from alice");
+    // Mallory takes Alice's envelope to Bob, writes her own ID as sender, signs the header with
+    // her key and has it delivered as hers: the signature verifies, but the content key is bound
+    // to the whole header (signature included), so chunk 0 does not open.
+    bytes resigned = env;
+    std::copy(mallory.id.begin(), mallory.id.end(), resigned.begin() + 2);
+    const auto sig = cr::sign(mallory.identity, "letterbox/v2/envelope", {cr::bytes_view(resigned.data(), 70)});
+    std::copy(sig.begin(), sig.end(), resigned.begin() + 70);
+    auto o = open_by_bob(resigned, mallory, cr::envelope_type::text);
+    CHECK(o.error == cr::open_error::bad_chunk);
+    CHECK(o.rec.metadata_calls == 0);
+    // Only re-signing (another signature of Mallory's would do too) with Alice's own header
+    // bytes 0-69 kept fails the signature under Alice's key.
+    bytes only_sig = env;
+    std::copy(sig.begin(), sig.end(), only_sig.begin() + 70);
+    CHECK(open_by_bob(only_sig, alice, cr::envelope_type::text).error == cr::open_error::bad_signature);
+    // Bob forwards Alice's envelope to Carol (unknown key share): it names Bob.
+    auto c = open_with(env, expect(alice, carol, cr::envelope_type::text, env.size()), recorder_of(carol, alice));
+    CHECK(c.error == cr::open_error::wrong_recipient);
+  }
+}

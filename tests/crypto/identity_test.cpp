@@ -133,3 +133,77 @@ TEST_SUITE("crypto identity") {
     CHECK_FALSE(crypto::equal_constant_time(a, std::span<const std::uint8_t>(b).first(3)));
   }
 }
+
+namespace {
+
+// Every encoding of a point of small order (1, 2, 4, 8), canonical or not, with and without
+// the sign bit: the 8 torsion points' canonical encodings, then y = p, p + 1 (non-canonical 0
+// and 1) and y = 2^255 - 1 - ... values above p. With such a key A, [h]A is a small-order point,
+// so R = -[h]A and S = 0 verify (for the identity, R = identity and S = 0 verify any message).
+const char* const small_order_keys[] = {
+    "0100000000000000000000000000000000000000000000000000000000000000",  // identity
+    "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",  // y = -1, order 2
+    "0000000000000000000000000000000000000000000000000000000000000000",  // y = 0, order 4
+    "0000000000000000000000000000000000000000000000000000000000000080",  // y = 0, order 4
+    "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",  // order 8
+    "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85",  // order 8
+    "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",  // order 8
+    "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa",  // order 8
+    "0100000000000000000000000000000000000000000000000000000000000080",  // identity, sign bit
+    "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",  // y = -1, sign bit
+    "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",  // y = p (non-canonical 0)
+    "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+    "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",  // y = p + 1 (non-canonical 1)
+    "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+};
+
+}  // namespace
+
+TEST_SUITE("crypto identity") {
+  TEST_CASE("small-order and non-canonical identity keys are refused (R = identity, S = 0 is universal)") {
+    // R = the identity point, S = 0: for A = identity, [S]B - [h]A = identity = R for every
+    // message, so Crypto++ 8.7 accepts this one signature for anything (shown below). verify()
+    // must refuse every small-order or non-canonically encoded key, whatever the signature.
+    crypto::signature universal{};
+    universal[0] = 1;
+    const auto identity_point = array_from_hex<crypto::identity_key>(small_order_keys[0]);
+    for (int m = 0; m < 3; ++m) {
+      std::string raw = std::string(crypto::labels::auth_proof) + '\0' + std::to_string(m);
+      CryptoPP::ed25519Verifier verifier(identity_point.data());
+      CHECK(verifier.VerifyMessage(reinterpret_cast<const CryptoPP::byte*>(raw.data()), raw.size(),
+                                   universal.data(), universal.size()));
+    }
+    for (const char* hex : small_order_keys) {
+      CAPTURE(hex);
+      const auto key = array_from_hex<crypto::identity_key>(hex);
+      CHECK_FALSE(crypto::valid_identity_key(key));
+      // R = identity or R = any small-order point, S = 0, over many messages: at least one in 8
+      // has 8 | h, which Crypto++ would accept; verify() accepts none.
+      for (const char* r_hex : small_order_keys) {
+        crypto::signature sig{};
+        const auto r = from_hex(r_hex);
+        std::copy(r.begin(), r.end(), sig.begin());
+        for (std::uint8_t m = 0; m < 16; ++m) {
+          std::array<std::uint8_t, 1> msg{m};
+          CHECK_FALSE(crypto::verify(key, crypto::labels::auth_proof, {msg}, sig));
+        }
+      }
+    }
+    // A canonical y that is not on the curve (y = 2) passes this check and fails in Crypto++.
+    crypto::identity_key not_a_point{};
+    not_a_point[0] = 2;
+    CHECK(crypto::valid_identity_key(not_a_point));
+    {
+      auto secret = crypto::generate_identity();
+      std::array<std::uint8_t, 1> msg{1};
+      auto sig = crypto::sign(secret, crypto::labels::auth_proof, {msg});
+      CHECK_FALSE(crypto::verify(not_a_point, crypto::labels::auth_proof, {msg}, sig));
+      crypto::signature universal{};
+      universal[0] = 1;
+      CHECK_FALSE(crypto::verify(not_a_point, crypto::labels::auth_proof, {msg}, universal));
+    }
+    // Honest keys are valid.
+    for (int i = 0; i < 32; ++i) CHECK(crypto::valid_identity_key(crypto::public_key_of(crypto::generate_identity())));
+    CHECK(crypto::valid_identity_key(array_from_hex<crypto::identity_key>(rfc8032[0].public_key)));
+  }
+}

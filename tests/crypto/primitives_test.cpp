@@ -89,6 +89,33 @@ TEST_SUITE("crypto primitives") {
     CHECK_FALSE(x.Agree(raw.data(), a.data(), zero.data(), true));
   }
 
+  TEST_CASE("valid_agreement_key: every low-order u (any encoding, high bit or not) is refused") {
+    // u = 0, 1, the two order-8 points, p - 1, p, p + 1 (libsodium's list), then the same with
+    // the high bit set (X25519 ignores it): any of them makes every sender's X25519 all zero.
+    const char* const low[] = {
+        "0000000000000000000000000000000000000000000000000000000000000000",
+        "0100000000000000000000000000000000000000000000000000000000000000",
+        "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800",
+        "5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157",
+        "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+        "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+        "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+    };
+    for (const char* hex : low) {
+      for (std::uint8_t high : {0x00, 0x80}) {
+        auto key = array_from_hex<crypto::agreement_key>(hex);
+        key[31] |= high;
+        CAPTURE(to_hex(key));
+        CHECK_FALSE(crypto::valid_agreement_key(key));
+        CHECK_FALSE(crypto::agree(crypto::generate_agreement_secret(), key));
+      }
+    }
+    CHECK(crypto::valid_agreement_key(array_from_hex<crypto::agreement_key>(alice_public)));
+    CHECK(crypto::valid_agreement_key(array_from_hex<crypto::agreement_key>(bob_public)));
+    for (int i = 0; i < 32; ++i)
+      CHECK(crypto::valid_agreement_key(crypto::agreement_public_of(crypto::generate_agreement_secret())));
+  }
+
   TEST_CASE("generate_agreement_secret: clamped, fresh every time, usable both ways") {
     std::set<std::string> seen;
     for (int i = 0; i < 8; ++i) {
