@@ -8,6 +8,7 @@
 #include <string>
 
 #include "progress.hpp"
+#include "terminal_text.hpp"
 #include "text.hpp"
 
 namespace letterbox::client {
@@ -40,17 +41,6 @@ std::optional<std::string> ask(std::istream& in, std::ostream& out, std::string_
   return line;
 }
 
-// Received text as sent, except control characters other than newline and tab (a sender
-// could use escape sequences or carriage returns to rewrite the terminal): each becomes '?'.
-std::string printable(std::string_view text) {
-  std::string out(text);
-  for (char& c : out) {
-    const auto byte = static_cast<unsigned char>(c);
-    if ((byte < 0x20 && c != '\n' && c != '\t') || byte == 0x7F) c = '?';
-  }
-  return out;
-}
-
 void print_error(std::ostream& out, const client_error& e) {
   switch (e.error_kind()) {
     case client_error::kind::server_error: out << "server responded with an error\n"; break;
@@ -78,7 +68,7 @@ bool run_option(menu_option option, client_operations& client, std::istream& in,
     case menu_option::list_clients: {
       const auto clients = client.list_clients();
       if (clients.empty()) out << "No other clients are registered.\n";
-      for (const auto& c : clients) out << c.name << "\n";
+      for (const auto& c : clients) out << escape_for_terminal(c.name) << "\n";
       return true;
     }
     case menu_option::request_public_key: {
@@ -151,17 +141,17 @@ std::optional<menu_option> parse_menu_choice(std::string_view line) {
 }
 
 void print_message(std::ostream& out, const received_message& message) {
-  out << "From: " << message.sender << "\nContent:\n";
+  out << "From: " << escape_for_terminal(message.sender) << "\nContent:\n";
   switch (message.what) {
     case received_message::kind::key_request: out << "Request for symmetric key"; break;
     case received_message::kind::key_received: out << "symmetric key received"; break;
-    case received_message::kind::text: out << printable(message.text); break;
-    case received_message::kind::file: out << message.file_path.string(); break;
+    case received_message::kind::text: out << escape_for_terminal(message.text, line_breaks::keep); break;
+    case received_message::kind::file: out << escape_for_terminal(message.file_path.string()); break;
     case received_message::kind::undecryptable: out << "can't decrypt message"; break;
     case received_message::kind::too_large:
       out << "message too large to show (" << message.content_size << " bytes)";
       break;
-    case received_message::kind::save_failed: out << message.text; break;
+    case received_message::kind::save_failed: out << escape_for_terminal(message.text); break;
   }
   out << "\n-----<EOM>-----\n\n" << std::flush;
 }

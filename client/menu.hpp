@@ -26,7 +26,8 @@ enum class menu_option {
 std::optional<menu_option> parse_menu_choice(std::string_view line);
 
 // What one received message looks like on screen: "From:", "Content:", content, end marker.
-// Control characters in a received text other than newline and tab are shown as '?'.
+// Everything from the network goes through escape_for_terminal (a text keeps its newlines and
+// tabs): control characters and invalid UTF-8 are shown as visible escapes such as \x1b.
 void print_message(std::ostream& out, const received_message& message);
 
 // Runs the menu until "0" or end of input. Never throws for a failed operation: each error

@@ -10,6 +10,8 @@
 #include <cstring>
 #include <fstream>
 
+#include "downloads.hpp"
+
 namespace letterbox::client {
 namespace {
 
@@ -73,33 +75,12 @@ void decrypt_from(connection& link, std::uint64_t size, const symmetric_key& key
   sink(proto::bytes_view(plain));
 }
 
-constexpr std::string_view partial_suffix = ".part";
-
-// A fresh owner-only file "letterbox-<sender>-<message ID>-XXXXXX.part" in dir to receive a
-// file into; publish_download() gives it its final name once it is complete, so that an
-// interrupted receive (Ctrl-C, crash) never leaves a file that looks complete.
-std::filesystem::path create_download_file(const std::filesystem::path& dir, const std::string& sender,
-                                           std::uint32_t message_id) {
-  std::string safe;
-  for (char c : sender.substr(0, 40)) safe += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
-  std::string pattern = (std::filesystem::absolute(dir) /
-                         ("letterbox-" + safe + "-" + std::to_string(message_id) + "-XXXXXX" + std::string(partial_suffix)))
-                            .string();
-  const int fd = ::mkstemps(pattern.data(), static_cast<int>(partial_suffix.size()));
-  if (fd < 0) throw config_error(pattern + ": cannot create a file in " + dir.string());
-  ::close(fd);
-  return pattern;
-}
-
-// Gives a complete download its final name (the ".part" name without the suffix) with link(),
-// which never replaces an existing file, then drops the ".part" name. Throws config_error.
-std::filesystem::path publish_download(const std::filesystem::path& partial) {
-  std::string final_name = partial.string();
-  final_name.resize(final_name.size() - partial_suffix.size());
-  if (::link(partial.c_str(), final_name.c_str()) != 0)
-    throw config_error(final_name + ": cannot create the received file: " + std::strerror(errno));
-  ::unlink(partial.c_str());
-  return final_name;
+// A v1 file carries no name: "letterbox-<sender>-<message ID>", the sender's name made safe
+// (its slashes too: it is part of one file name).
+std::string v1_download_name(std::string sender, std::uint32_t message_id) {
+  std::replace(sender.begin(), sender.end(), '/', '_');
+  std::replace(sender.begin(), sender.end(), '\\', '_');
+  return safe_file_name("letterbox-" + sender.substr(0, 60) + "-" + std::to_string(message_id));
 }
 
 // The symmetric key shared with target (known by name); throws client_error(missing_key).
@@ -147,6 +128,10 @@ const identity& client_operations::me() {
   if (!me_problem_.empty()) throw client_error(kind::local_file, me_problem_);
   throw client_error(kind::not_registered, "not registered yet: choose 1) Register first (" +
                                                (options_.directory / me_info_file).string() + " not found)");
+}
+
+std::filesystem::path client_operations::download_directory() const {
+  return options_.download_directory.empty() ? options_.directory / "downloads" : options_.download_directory;
 }
 
 std::unique_ptr<connection> client_operations::connect() {
@@ -429,51 +414,37 @@ received_message client_operations::receive_one(connection& link, const proto::p
 
     case proto::message_type::file: {
       if (!shared_key) break;
-      std::filesystem::path path;
+      std::optional<download_file> file;
       try {
-        const auto directory = options_.download_directory.empty() ? std::filesystem::temp_directory_path()
-                                                                   : options_.download_directory;
-        path = create_download_file(directory, result.sender, header.message_id);
+        const auto directory = download_directory();
+        prepare_download_directory(directory);
+        file.emplace(directory, v1_download_name(result.sender, header.message_id));
       } catch (const std::exception& e) {  // config_error, filesystem_error: skip this file, keep pulling
         discard(link, size);
         result.what = received_message::kind::save_failed;
         result.text = std::string("cannot save the received file: ") + e.what();
         return result;
       }
-      std::ofstream out(path, std::ios::binary | std::ios::trunc);
-      const auto drop_file = [&] {  // never throws: it runs while another error is handled
-        out.close();
-        std::error_code ignored;
-        std::filesystem::remove(path, ignored);
-      };
-      bool written = static_cast<bool>(out);
+      std::string write_failure;  // after a failed write, keep consuming the content
       try {
-        const auto write = [&](proto::bytes_view piece) {  // after a failed write, keep consuming
-          if (written)
-            written = static_cast<bool>(
-                out.write(reinterpret_cast<const char*>(piece.data()), static_cast<std::streamsize>(piece.size())));
+        const auto write = [&](proto::bytes_view piece) {
+          if (!write_failure.empty()) return;
+          try {
+            file->write(piece);
+          } catch (const config_error& e) {
+            write_failure = e.what();
+          }
         };
         decrypt_from(link, size, *shared_key, write, progress);
-        out.close();
-        if (!written || !out) {  // e.g. disk full: the message is consumed, keep pulling the rest
-          drop_file();
-          result.what = received_message::kind::save_failed;
-          result.text = path.string() + ": writing the received file failed";
-          return result;
-        }
       } catch (const crypto_error&) {
-        drop_file();
-        return result;  // can't decrypt; the content was consumed in full (update() never throws)
-      } catch (...) {
-        drop_file();
-        throw;
+        return result;  // can't decrypt; the content was consumed in full (update() never throws); the .part goes
       }
       try {
-        result.file_path = publish_download(path);
-      } catch (const config_error& e) {
-        drop_file();
+        if (!write_failure.empty()) throw config_error(write_failure);
+        result.file_path = file->publish();
+      } catch (const config_error& e) {  // e.g. disk full: the message is consumed, keep pulling the rest
         result.what = received_message::kind::save_failed;
-        result.text = e.what();
+        result.text = std::string("writing the received file failed: ") + e.what();
         return result;
       }
       result.what = received_message::kind::file;

@@ -40,9 +40,9 @@ class client_error : public std::runtime_error {
 };
 
 struct client_options {
-  std::filesystem::path directory = ".";  // server.info, me.info, keyring.info
-  // Where received files go; empty: the system temp directory ($TMPDIR, else /tmp), looked up
-  // when a file arrives, so that a bad $TMPDIR only fails the file, not the client's start.
+  std::filesystem::path directory = ".";  // server.info, me.info, keyring.info, me.v2, ...
+  // Where received files go; empty: <directory>/downloads. Created (mode 0700) when the first
+  // file arrives, so that a bad directory only fails the file, not the client's start.
   std::filesystem::path download_directory;
   std::chrono::steady_clock::duration io_timeout = default_io_timeout;
 };
@@ -108,6 +108,7 @@ class client_operations {
 
  private:
   const identity& me();
+  std::filesystem::path download_directory() const;
   peer& resolve(const std::string& name);
   std::unique_ptr<connection> connect();
   protocol::request_header header_for(protocol::request_code code, std::uint64_t payload_size);

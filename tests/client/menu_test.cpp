@@ -44,9 +44,19 @@ TEST_CASE("a received text cannot send escape sequences or carriage returns to t
   received_message message;
   message.sender = "mallory";
   message.what = received_message::kind::text;
-  message.text = "a\x1b[2Jb\rc\nd\te\x7f\x07 Grüße";
+  message.text = "a\x1b[2Jb\rc\nd\te\x7f\x07 Grüße \xff\xc3";
   print_message(out, message);
-  CHECK(out.str() == "From: mallory\nContent:\na?[2Jb?c\nd\te?? Grüße\n-----<EOM>-----\n\n");
+  CHECK(out.str() == "From: mallory\nContent:\na\\x1b[2Jb\\x0dc\nd\te\\x7f\\x07 Grüße \\xff\\xc3\n-----<EOM>-----\n\n");
+}
+
+TEST_CASE("a sender name or file path from the network is escaped on one line") {
+  std::ostringstream out;
+  received_message message;
+  message.sender = "eve\n\x1b]0;owned\x07\xe2\x80\xae";  // newline, OSC title, U+202E
+  message.what = received_message::kind::file;
+  message.file_path = "/tmp/x\r\ny";
+  print_message(out, message);
+  CHECK(out.str() == "From: eve\\x0a\\x1b]0;owned\\x07\\u{202e}\nContent:\n/tmp/x\\x0d\\x0ay\n-----<EOM>-----\n\n");
 }
 
 TEST_CASE("menu survives unknown options and ends cleanly at end of input") {

@@ -282,7 +282,8 @@ TEST_CASE("pull: a download directory that cannot be written skips that file, no
   append_message(payload, id_of(0xAA), 1, 4, aes_encrypt(f.alice_key, bytes_of("file body")));
   append_message(payload, id_of(0xAA), 2, 3, aes_encrypt(f.alice_key, bytes_of("after the file")));
   canned_server server({response(proto::response_code::messages, payload)});
-  auto client = f.connect_to(server.port(), f.dir.path / "no-such-directory");
+  std::ofstream(f.dir.path / "a-file") << "not a directory";
+  auto client = f.connect_to(server.port(), f.dir.path / "a-file" / "no-such-directory");
   std::vector<received_message> got;
   CHECK(client->pull_messages([&](const received_message& m) { got.push_back(m); }) == 2);
   REQUIRE(got.size() == 2);
@@ -376,6 +377,7 @@ TEST_CASE("a received file stays inside the download directory whatever the send
   canned_server server({response(proto::response_code::messages, payload)});
   const auto downloads = f.dir.path / "downloads";
   std::filesystem::create_directory(downloads);
+  std::filesystem::permissions(downloads, std::filesystem::perms::owner_all, std::filesystem::perm_options::replace);
   auto client = f.connect_to(server.port(), downloads);
   std::vector<received_message> got;
   client->pull_messages([&](const received_message& m) { got.push_back(m); });
