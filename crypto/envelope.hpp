@@ -72,8 +72,8 @@ struct envelope_metadata {
   replay_id replay{};
   std::uint64_t sent_at_ms = 0;
   std::uint64_t body_size = 0;
-  // The name bytes as the sender wrote them (empty for a text). No NUL; not necessarily valid
-  // UTF-8 or a safe base name: sanitise before any use as a path.
+  // The name as the sender wrote it (empty for a text): well-formed UTF-8 without NUL, <= 255
+  // bytes, but not necessarily a safe base name: sanitise it before any use as a path.
   std::string name;
 };
 
@@ -97,7 +97,7 @@ struct seal_request {
   client_id recipient{};             // the recipient's checked ID
   agreement_key recipient_key{};     // the recipient's checked agreement key
   envelope_type type = envelope_type::text;
-  std::string name;                  // file base name, <= 255 bytes, no NUL; empty for a text
+  std::string name;                  // file base name: UTF-8, no NUL, <= 255 bytes; empty for a text
   std::uint64_t body_size = 0;       // exact number of body bytes that will follow
   std::optional<std::uint64_t> sent_at_ms;  // empty: unix_millis_now()
 };
@@ -116,7 +116,8 @@ struct seal_randomness {
 //   while (...) w.seal(piece, sink);         // body bytes, any piece sizes, body_size in total
 //   w.finish();                              // throws unless exactly body_size bytes came
 // Constructor throws std::invalid_argument on a bad request (text with a name, name > 255
-// bytes or with a NUL, a recipient key giving an all-zero shared secret). The identity
+// bytes, not UTF-8 or with a NUL, a recipient key giving an all-zero shared secret). The
+// streaming writer does not check a text body's UTF-8 (seal_text does; receivers refuse it). The identity
 // secret is only used in the constructor and not kept; the content key is wiped on destruction.
 class envelope_writer {
  public:
