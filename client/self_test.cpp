@@ -120,7 +120,6 @@ int run_self_test(const self_test_options& options, std::ostream& out) {
     std::string pattern = (parent / "letterbox-selftest-XXXXXX").string();
     if (!::mkdtemp(pattern.data())) throw config_error(pattern + ": cannot create a temporary directory");
     root.path = pattern;
-    std::filesystem::create_directories(root.path / "downloads");
   } catch (const std::exception& e) {
     out << "cannot start the self-test: " << e.what() << "\n";
     return 2;

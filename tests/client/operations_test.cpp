@@ -147,6 +147,7 @@ struct fixture {
     options.directory = dir.path;
     options.download_directory = downloads.empty() ? dir.path : downloads;
     options.io_timeout = std::chrono::seconds(1);
+    options.protocol = client_options::protocol_choice::v1;  // the scripted server speaks v1 only
     return std::make_unique<client_operations>(options);
   }
 };
