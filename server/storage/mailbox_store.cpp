@@ -246,12 +246,14 @@ std::vector<stored_message> mailbox_store::pending_messages(const client_id& to,
   return result;
 }
 
-void mailbox_store::remove_messages(const client_id& to, const std::vector<std::uint32_t>& ids) {
+std::size_t mailbox_store::remove_messages(const client_id& to, const std::vector<std::uint32_t>& ids) {
+  std::size_t removed = 0;
   for (auto id : ids) {
     const auto* entry = find_pending(to, id);
     if (entry == nullptr) continue;  // not (or no longer) in this mailbox
     auto deleted = records_.delete_message(entry->row, to, id);
     if (!deleted) continue;
+    ++removed;
     messages_removed_in_batch_.push_back({to, *entry});
     if (auto state = clients_.find(to); state != clients_.end()) {
       --state->second.usage.messages;
@@ -261,6 +263,7 @@ void mailbox_store::remove_messages(const client_id& to, const std::vector<std::
     up_to = std::max(up_to, id);
     if (!deleted->content_file.empty()) files_to_remove_.push_back(std::move(deleted->content_file));
   }
+  return removed;
 }
 
 }  // namespace letterbox::server

@@ -101,9 +101,9 @@ class mailbox_store final : public batch_store {
                                                std::size_t entry_header_size = protocol::pulled_message_header_size);
   // True while message `id` of `to`'s mailbox is stored (committed state).
   bool is_pending(const client_id& to, std::uint32_t id) const { return find_pending(to, id) != nullptr; }
-  // Removes delivered messages of `to` (IDs of other mailboxes are ignored); their spool
-  // files are deleted after the commit.
-  void remove_messages(const client_id& to, const std::vector<std::uint32_t>& ids);
+  // Removes delivered messages of `to` (IDs of other mailboxes are ignored, and an ID given
+  // twice counts once); their spool files are deleted after the commit. Returns how many.
+  std::size_t remove_messages(const client_id& to, const std::vector<std::uint32_t>& ids);
   // What `to`'s mailbox holds now (this batch's sends and removals included), for quotas.
   mailbox_usage usage_of(const client_id& to) const;
   // Spool file names referenced by stored messages.
