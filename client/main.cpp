@@ -19,7 +19,7 @@ int main(int argc, char** argv) {
   std::string directory = ".";
   std::string download_directory;
   int timeout_seconds = static_cast<int>(lb::default_io_timeout.count());
-  bool allow_v1 = false, json = false;
+  bool allow_v1 = false, json = false, only_v1 = false;
   app.add_option("--dir", directory, "Directory holding server.info, me.info, me.v2, keyring.info, servers.v2, seen.v2")
       ->capture_default_str();
   app.add_option("--download-dir", download_directory, "Where received files go (default DIR/downloads, mode 0700)");
@@ -27,6 +27,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 3600))
       ->capture_default_str();
   app.add_flag("--allow-v1", allow_v1, "Fall back to v1 even with a server that has spoken v2 before (servers.v2)");
+  app.add_flag("--v1", only_v1, "Speak only protocol v1, as the original design's client (never sends HELLO)")
+      ->excludes("--allow-v1");
   app.add_flag("--json", json, "Subcommands print one JSON object a line instead of 'event key=value' lines");
   app.require_subcommand(0, 1);
 
@@ -75,6 +77,7 @@ int main(int argc, char** argv) {
     options.download_directory = download_directory;
     options.io_timeout = std::chrono::seconds(timeout_seconds);
     options.allow_v1 = allow_v1;
+    if (only_v1) options.protocol = lb::client_options::protocol_choice::v1;
     options.notice = [](const std::string& note) { std::cerr << "client: " << note << "\n"; };
     lb::client_operations client(options);
     const lb::command_output output{std::cout, std::cerr, json};

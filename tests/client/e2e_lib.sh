@@ -42,9 +42,11 @@ start_server() {
 }
 
 # run_menu DIR INPUT: drives the menu of the client in DIR through a pipe (bounded in time);
-# the output goes to stdout.
+# the output goes to stdout. $client_flags (e.g. --v1) go before the directory.
+client_flags=${client_flags:-}
 run_menu() {
-  printf '%b' "$2" | timeout 120 "$client_bin" --dir "$1" --timeout 30 || fail "client in $1 exited with $?"
+  # shellcheck disable=SC2086
+  printf '%b' "$2" | timeout 120 "$client_bin" $client_flags --dir "$1" --timeout 30 || fail "client in $1 exited with $?"
 }
 
 # expect_contains TEXT EXPECTED DESCRIPTION

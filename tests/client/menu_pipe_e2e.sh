@@ -3,6 +3,9 @@
 # a file through the real server; the received file must have the sent file's checksum.
 # Usage: menu_pipe_e2e.sh <server binary> <client binary>
 source "$(dirname "$0")/e2e_lib.sh"
+# The menus here are those of v1 clients (the original design's key exchange, --v1), which a
+# v2 server keeps serving; v2 menus are in v2_e2e.sh.
+client_flags=--v1
 
 start_server "$work/a" "$work/b" "$work/c"
 export TMPDIR=$work/tmp  # nothing may land here: received files go to <dir>/downloads

@@ -4,6 +4,9 @@
 # clean up its temporary directory.
 # Usage: self_test_e2e.sh <server binary> <client binary>
 source "$(dirname "$0")/e2e_lib.sh"
+# The menus here are those of v1 clients (the original design's key exchange, --v1), which a
+# v2 server keeps serving; v2 menus are in v2_e2e.sh.
+client_flags=--v1
 
 start_server "$work/resident" "$work/other"
 export TMPDIR=$work/tmp
