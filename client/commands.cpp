@@ -167,8 +167,11 @@ int command_pull(client_operations& client, const command_output& output) {
                                    {"legacy", legacy}, {"path", m.file_path.string()}, {"name", m.file_name}});
           break;
         case received_message::kind::unverified:
+          emit(output, "message", {{"id", id}, {"from", m.sender}, {"kind", "unverified"}},
+               "could not be verified: " + m.problem);
+          break;
         case received_message::kind::duplicate:
-          emit(output, "message", {{"id", id}, {"from", m.sender}, {"kind", message_kind(m.what)}}, m.problem);
+          emit(output, "message", {{"id", id}, {"from", m.sender}, {"kind", "duplicate"}}, "dropped: " + m.problem);
           break;
         case received_message::kind::save_failed:
           emit(output, "message", {{"id", id}, {"from", m.sender}, {"kind", "save-failed"}}, m.text);
