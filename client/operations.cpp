@@ -165,6 +165,9 @@ std::unique_ptr<connection> client_operations::connect() {
 // one was dropped. A server in servers.v2 that answers as a v1-only server is refused
 // (kind::downgrade) unless allow_v1; otherwise the fallback is announced once.
 void client_operations::negotiate() {
+  // The server closes a connection left idle longer than its --timeout (a user at the menu):
+  // start a new session instead of failing the next request.
+  if (session_ && session_->link().peer_closed()) drop_session();
   if (wire_ == wire::v1 || (wire_ == wire::v2 && session_)) return;
   if (options_.protocol == client_options::protocol_choice::v1) {
     wire_ = wire::v1;

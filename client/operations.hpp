@@ -176,7 +176,6 @@ class client_operations {
   std::string display_name(const protocol::client_id& id);
   // The keyring in memory; changes made through it are saved by the next operation that saves.
   keyring& keys() { return keys_; }
-  const client_options& options() const { return options_; }
 
  private:
   const identity& me();

@@ -6,6 +6,7 @@
 # Usage: commands_e2e.sh <server binary> <client binary>
 source "$(dirname "$0")/e2e_lib.sh"
 
+server_flags="--timeout 1"  # idle connections are closed after 1 s (the menu must reconnect)
 start_server "$work/a" "$work/b"
 run() {  # run DIR ARGS...: the client's stdout; its status in $status, stderr in $work/err
   local dir=$1
@@ -39,6 +40,9 @@ run "$work/a" --json whoami
 [[ $out =~ ^\{\"event\":\"me\",\"name\":\"alice\",\"id\":\"[0-9a-f]{32}\",\"identity\":\"$protocol\"\}$ ]] || fail "whoami --json: $out"
 run "$work/a" list
 [[ $out =~ ^client\ id=[0-9a-f]{32}\ kind=(v1|v2)\ name=bob\\x20builder$ ]] || fail "list: $out"
+# A menu left idle longer than the server's timeout: the next choice works (a new session).
+out=$({ printf '2\n'; sleep 2.5; printf '2\n0\n'; } | timeout 60 "$client_bin" --dir "$work/a" 2>&1)
+[[ $(grep -c '^bob builder$' <<<"$out") == 2 ]] || fail "the menu failed after an idle period: $out"
 
 if [[ $protocol == v1 ]]; then  # v1 peers need the key exchange first
   printf '52\nbob builder\n0\n' | "$client_bin" --dir "$work/a" >/dev/null 2>&1

@@ -22,9 +22,11 @@ fail() {
   exit 1
 }
 
-# Starts the server and writes server.info into each directory given.
+# Starts the server (with $server_flags) and writes server.info into each directory given.
+server_flags=${server_flags:-}
 start_server() {
-  "$server_bin" --port 0 --bind 127.0.0.1 --ready-file "$work/port" --db "$work/server.db" \
+  # shellcheck disable=SC2086
+  "$server_bin" --port 0 --bind 127.0.0.1 --ready-file "$work/port" --db "$work/server.db" $server_flags \
     2>"$work/server.log" &
   server_pid=$!
   for _ in $(seq 100); do  # at most 10 s
