@@ -50,11 +50,11 @@ template <typename Body>
 int guarded(const command_output& output, Body&& body) {
   try {
     return body();
-  } catch (const client_error& e) {
-    output.err << "client: " << e.what() << "\n";
+  } catch (const client_error& e) {  // messages may quote names from the network: escaped
+    output.err << "client: " << escape_for_terminal(e.what()) << "\n";
     return exit_code_for(e);
   } catch (const std::exception& e) {
-    output.err << "client: " << e.what() << "\n";
+    output.err << "client: " << escape_for_terminal(e.what()) << "\n";
     return exit_code::error;
   }
 }

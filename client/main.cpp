@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 
 #include "commands.hpp"
+#include "terminal_text.hpp"
 #include "menu.hpp"
 #include "self_test.hpp"
 
@@ -78,7 +79,7 @@ int main(int argc, char** argv) {
     options.io_timeout = std::chrono::seconds(timeout_seconds);
     options.allow_v1 = allow_v1;
     if (only_v1) options.protocol = lb::client_options::protocol_choice::v1;
-    options.notice = [](const std::string& note) { std::cerr << "client: " << note << "\n"; };
+    options.notice = [](const std::string& note) { std::cerr << "client: " << lb::escape_for_terminal(note) << "\n"; };
     lb::client_operations client(options);
     const lb::command_output output{std::cout, std::cerr, json};
     if (*reg) return lb::command_register(client, name, output);
@@ -91,10 +92,10 @@ int main(int argc, char** argv) {
     if (*whoami) return lb::command_whoami(client, output);
     return lb::run_menu(client, std::cin, std::cout);
   } catch (const lb::client_error& e) {  // from start-up (a malformed keyring.info, ...)
-    std::cerr << "client: " << e.what() << "\n";
+    std::cerr << "client: " << lb::escape_for_terminal(e.what()) << "\n";
     return lb::exit_code_for(e);
   } catch (const std::exception& e) {  // anything unforeseen
-    std::cerr << "client: " << e.what() << "\n";
+    std::cerr << "client: " << lb::escape_for_terminal(e.what()) << "\n";
     return lb::exit_code::error;
   }
 }

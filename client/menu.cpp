@@ -46,9 +46,9 @@ std::optional<std::string> ask(std::istream& in, std::ostream& out, std::string_
 
 void print_error(std::ostream& out, const client_error& e) {
   switch (e.error_kind()) {
-    case client_error::kind::server_error: out << e.what() << "\n"; break;  // "server responded with an error..."
+    case client_error::kind::server_error: out << escape_for_terminal(e.what()) << "\n"; break;  // "server responded with an error..."
     case client_error::kind::file_not_found: out << "file not found\n"; break;
-    default: out << "error: " << e.what() << "\n"; break;
+    default: out << "error: " << escape_for_terminal(e.what()) << "\n"; break;  // may quote names from the network
   }
 }
 
@@ -241,7 +241,7 @@ int run_menu(client_operations& client, std::istream& in, std::ostream& out) {
       print_error(out, e);
       if (e.error_kind() == client_error::kind::downgrade) return 3;  // never continue after a downgrade
     } catch (const std::exception& e) {  // not expected from the operations, but never fatal
-      out << "error: " << e.what() << "\n";
+      out << "error: " << escape_for_terminal(e.what()) << "\n";
     }
   }
 }

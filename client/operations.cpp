@@ -16,7 +16,6 @@
 #include "envelope.hpp"
 #include "identity.hpp"
 #include "safety_number.hpp"
-#include "terminal_text.hpp"
 
 namespace letterbox::client {
 namespace {
@@ -260,10 +259,10 @@ std::optional<pin> client_operations::checked_keys(v2_session& link, const proto
   const bool is_v2 = (response.flags & v2::client_flag_v2) != 0;
   std::erase_if(kinds_, [&](const auto& k) { return k.first == id; });
   kinds_.emplace_back(id, is_v2 ? peer_kind::v2 : peer_kind::legacy);
-  const auto shown = escape_for_terminal(response.name);
+  const auto& shown = response.name;  // messages hold names raw: the front ends escape what they print
   if (!is_v2) {
     if (const auto* p = keys_.find_pin(id))  // a pinned v2 peer turned "legacy": keys removed
-      refuse_keys("the server now says " + escape_for_terminal(p->name) +
+      refuse_keys("the server now says " + p->name +
                   " is a legacy client without an identity key; its pinned key is kept: refused");
     keys_.set_name(id, response.name);
     keys_.upsert(id).public_key = response.legacy;
@@ -277,7 +276,7 @@ std::optional<pin> client_operations::checked_keys(v2_session& link, const proto
                       {proto::encode_name(response.name), response.agreement, response.legacy}, response.key_signature))
     refuse_keys("the key signature of " + shown + " does not verify: refused (were its keys replaced on the server?)");
   if (!expected_name.empty() && response.name != expected_name)
-    refuse_keys("the server gave the keys of " + shown + " when asked for " + escape_for_terminal(expected_name));
+    refuse_keys("the server gave the keys of " + shown + " when asked for " + std::string(expected_name));
   pin fresh{response.name, id, response.identity, response.agreement, response.legacy};
   if (!against_pin) return fresh;
   const auto* by_name = keys_.find_pin(response.name);
@@ -298,7 +297,7 @@ const pin& client_operations::peer_pin(const std::string& name) {
   const bool checked = std::find(checked_this_run_.begin(), checked_this_run_.end(), id) != checked_this_run_.end();
   if (!(known && known->id == id && checked)) {
     const auto keys = on_session([&](v2_session& link) { return checked_keys(link, id, name); });
-    if (!keys) throw client_error(kind::invalid_input, escape_for_terminal(name) + " is a legacy v1 client");
+    if (!keys) throw client_error(kind::invalid_input, name + " is a legacy v1 client");
     checked_this_run_.push_back(id);
   }
   return *keys_.find_pin(name);
@@ -433,7 +432,7 @@ peer& client_operations::resolve(const std::string& name) {
   if (auto* known = keys_.find_by_name(name)) return *known;
   list_clients();  // maybe a user we have not seen yet
   if (auto* known = keys_.find_by_name(name)) return *known;
-  throw client_error(kind::unknown_user, "no user named \"" + escape_for_terminal(name) + "\" on the server");
+  throw client_error(kind::unknown_user, "no user named \"" + name + "\" on the server");
 }
 
 peer_kind client_operations::kind_of(const std::string& name) {
@@ -449,7 +448,7 @@ peer_kind client_operations::kind_of(const std::string& name) {
     list_clients();  // the kinds come with the list (once a run), and a name may have moved
     id = resolve(name).id;
     if (auto known = find(id)) return *known;
-    throw client_error(kind::unknown_user, "no user named \"" + escape_for_terminal(name) + "\" on the server");
+    throw client_error(kind::unknown_user, "no user named \"" + name + "\" on the server");
   });
 }
 
@@ -481,7 +480,7 @@ std::string client_operations::safety_number(const std::string& name) {
   return translated([&] {
     if (!speaks_v2()) throw client_error(kind::invalid_input, "safety numbers need protocol v2 (a v2 server and identity)");
     if (kind_of(name) != peer_kind::v2)
-      throw client_error(kind::invalid_input, escape_for_terminal(name) + " is a legacy v1 client: it has no identity key");
+      throw client_error(kind::invalid_input, name + " is a legacy v1 client: it has no identity key");
     return crypto::safety_number(crypto::public_key_of(me_v2_->identity), peer_pin(name).identity_key);
   });
 }
@@ -492,7 +491,7 @@ client_operations::key_change client_operations::inspect_keys(const std::string&
     list_clients();  // the name's current ID
     const auto id = resolve(name).id;
     auto current = on_session([&](v2_session& link) { return checked_keys(link, id, name, false); });
-    if (!current) throw client_error(kind::invalid_input, escape_for_terminal(name) + " is a legacy v1 client: it has no identity key");
+    if (!current) throw client_error(kind::invalid_input, name + " is a legacy v1 client: it has no identity key");
     key_change change;
     change.current = *current;
     const auto mine = crypto::public_key_of(me_v2_->identity);
@@ -573,7 +572,7 @@ std::uint32_t client_operations::send_raw_v2(const std::string& name, std::uint8
 namespace {
 
 std::string not_needed(const std::string& name) {
-  return escape_for_terminal(name) + " is a v2 peer: no key exchange is needed, messages to it are sealed automatically";
+  return name + " is a v2 peer: no key exchange is needed, messages to it are sealed automatically";
 }
 
 }  // namespace

@@ -58,6 +58,8 @@ run "$work/a" send-file "bob builder" "$work/report v1.bin"
 [[ $status == 0 ]] || fail "send-file: $(cat "$work/err")"
 run "$work/a" send nobody hi
 [[ $status == 1 ]] && grep -q 'no user named "nobody"' "$work/err" || fail "unknown user: $status $(cat "$work/err")"
+run "$work/a" send $'evil\x1b[2Jname' hi  # a name echoed in an error is escaped too
+grep -qF 'no user named "evil\x1b[2Jname"' "$work/err" && ! grep -q $'\x1b' "$work/err" || fail "raw escape in an error: $(cat -v "$work/err")"
 
 run "$work/b" pull
 [[ $status == 0 ]] || fail "pull: $(cat "$work/err")"
