@@ -2,13 +2,9 @@
 // persistent authenticated session; keys and pins kept in the keyring.
 #include "operations.hpp"
 
-#include <stdlib.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cctype>
-#include <cerrno>
-#include <cstring>
 #include <fstream>
 
 #include "agreement.hpp"
@@ -282,8 +278,9 @@ std::optional<pin> client_operations::checked_keys(v2_session& link, const proto
   const auto* by_name = keys_.find_pin(response.name);
   const auto* by_id = keys_.find_pin(id);
   if ((by_name && *by_name != fresh) || (by_id && *by_id != fresh))
-    refuse_keys("the key of " + shown + " changed: refused. Compare safety numbers with " + shown +
-                " (client verify NAME, menu 6) and accept the new key only then (client trust NAME, menu 7)");
+    refuse_keys("the key of " + shown + " changed: refused. `client trust " + shown +
+                "` (menu 7) shows the pinned and the new safety numbers; accept the new key only after comparing "
+                "the new number with " + shown + "'s over another channel");
   if (!by_name) keys_.replace_pin(fresh);  // first use
   keys_.set_name(id, response.name);
   keys_.upsert(id).public_key = response.legacy;
