@@ -2,8 +2,9 @@
 # End-to-end with the real v2 server: v2 registration and files, sealed texts and files, v1
 # peers (legacy, through --v1 clients) both ways, and the three attacks of issue 9 as far as a
 # client sees them, each also tried against what v1 gives:
-#  (a) a flipped byte in a stored envelope in server.db -> "could not be verified", never shown
-#      (the same flip in a v1 text is shown: "... before Nriday.");
+#  (a) a flipped byte in a stored envelope in server.db (a text) or its spool (a file) -> "could
+#      not be verified", never shown, no file kept (the same flip in a v1 text is shown:
+#      "... before Nriday.");
 #  (b) the operator replaces a peer's keys in server.db -> refused (ID/key mismatch; a new
 #      registration under a pinned name -> the pin) until `trust`; v1 takes a replaced key silently;
 #  (c) a v1-only server where a v2 server was -> exit 3, no fallback (a new client falls back).
@@ -105,6 +106,9 @@ expect_contains "$out" $'From: alice\nContent:\nto a legacy peer' "carol (v1) re
 
 # --- (a) a flipped byte in a stored message
 cl alice send bob "Pay this amount: 100 dollars to Bob before Friday."
+head -c 300000 /dev/urandom >"$work/Secret plan.bin"  # over the inline limit: a spool file
+cl alice send-file bob "$work/Secret plan.bin"
+expect_status 0 "a file to alter in the spool"
 out=$(client_flags=--v1 run_menu "$work/carol" '5\nalice\nPay this amount: 100 dollars to Bob before Friday.\n0\n')
 stop_server
 db "
@@ -113,9 +117,16 @@ for type in (16, 3):
     content = bytearray(content)
     content[300 if type == 16 else 27] ^= ord('F') ^ ord('N')  # v1: block 2's F becomes N (CBC)
     db.execute('UPDATE messages SET Content = ? WHERE ID = ?', (bytes(content), row))"
+spool=$(python3 -c "import sqlite3; print(sqlite3.connect('$work/server.db').execute('SELECT ContentFile FROM messages WHERE Type = 17 ORDER BY ID DESC LIMIT 1').fetchone()[0])")
+[[ -f $work/server.db.spool/$spool ]] || fail "the sealed file is not in the spool ($spool)"
+python3 -c "
+f = open('$work/server.db.spool/$spool', 'r+b'); f.seek(150000); b = f.read(1); f.seek(150000); f.write(bytes([b[0] ^ 0x20]))"
 restart_server "$port"
 cl bob pull
 expect_status 0 "bob pulls the tampered envelope"
+expect_contains "$out" "kind=unverified could not be verified: a chunk failed authentication" "the altered file is refused"
+[[ ! -e "$work/bob/downloads/Secret plan.bin" && -z $(find "$work/bob/downloads" -name '*.part') ]] ||
+  fail "something of the altered file was kept: $(ls -A "$work/bob/downloads")"
 expect_contains "$out" "kind=unverified" "the flipped envelope is reported"
 [[ $out != *"Pay this amount"* && $out != *"dollars"* ]] || fail "something of the tampered envelope was shown: $out"
 out=$(run_menu "$work/bob" '4\n0\n')
