@@ -101,8 +101,17 @@ cl alice pull
 expect_contains "$out" "from=carol kind=text authenticated=no legacy=yes hi from v1" "a v1 sender is marked legacy"
 cl alice send carol "to a legacy peer"
 [[ $out == *"sealed=no" ]] || fail "a text to a legacy peer claims to be sealed: $out"
-out=$(client_flags=--v1 run_menu "$work/carol" '4\n0\n')
+head -c 150000 /dev/urandom >"$work/legacy.bin"
+cl alice send-file carol "$work/legacy.bin"
+[[ $status == 0 && $out == *"sealed=no" ]] || fail "a file to a legacy peer: $status $out"
+out=$(client_flags=--v1 run_menu "$work/carol" '4\n50\nalice\n'"$work/legacy.bin"'\n0\n')
 expect_contains "$out" $'From: alice\nContent:\nto a legacy peer' "carol (v1) reads alice's text"
+from_alice=$(printf '%s\n' "$out" | grep "^$work/carol/downloads/letterbox-alice-" || true)
+cmp -s "$from_alice" "$work/legacy.bin" || fail "carol (v1) did not get alice's file intact ($from_alice)"
+cl alice pull
+expect_contains "$out" "from=carol kind=file authenticated=no legacy=yes path=" "alice gets carol's v1 file, marked legacy"
+from_carol=$(printf '%s\n' "$out" | grep -o 'path=[^ ]*' | cut -d= -f2)
+cmp -s "$from_carol" "$work/legacy.bin" || fail "alice did not get carol's file intact ($from_carol)"
 
 # --- (a) a flipped byte in a stored message
 cl alice send bob "Pay this amount: 100 dollars to Bob before Friday."
