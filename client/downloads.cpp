@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -31,28 +32,17 @@ std::string numbered(const std::string& stem, const std::string& extension, unsi
 std::string safe_file_name(std::string_view proposed, std::string_view fallback) {
   if (const auto slash = proposed.find_last_of("/\\"); slash != std::string_view::npos)
     proposed.remove_prefix(slash + 1);
-  // Reuse the terminal escaper to find what is not plain printable UTF-8: any escape it
-  // would make becomes one '_'.
+  // One character (or one byte that is not UTF-8) at a time: whatever the terminal escaper
+  // would escape (controls, bidi overrides, bad bytes, a backslash) becomes one '_'.
   std::string out;
   for (std::size_t at = 0; at < proposed.size();) {
-    // Take one UTF-8 sequence (or one bad byte) at a time.
-    std::size_t length = 1;
-    const auto lead = static_cast<unsigned char>(proposed[at]);
-    if (lead >= 0xC0) length = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2;
-    length = std::min(length, proposed.size() - at);
-    auto piece = proposed.substr(at, length);
-    if (!is_valid_utf8(piece)) piece = proposed.substr(at, length = 1);
-    const auto escaped = escape_for_terminal(piece);
-    if (piece == "\\" || escaped != piece) out += '_';
-    else out += piece;
+    const auto length = std::max<std::size_t>(1, utf8_sequence_length(proposed, at));
+    const auto piece = proposed.substr(at, length);
+    out += escape_for_terminal(piece) == piece ? std::string(piece) : std::string("_");
     at += length;
   }
   if (!out.empty() && out.front() == '.') out.front() = '_';
-  if (out.size() > max_download_name) {
-    std::size_t cut = max_download_name;
-    while (cut > 0 && (static_cast<unsigned char>(out[cut]) & 0xC0) == 0x80) --cut;  // character boundary
-    out.resize(cut);
-  }
+  out = std::string(utf8_prefix(out, max_download_name));
   return out.empty() ? safe_file_name(fallback, "received-file") : out;
 }
 

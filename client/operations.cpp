@@ -12,6 +12,7 @@
 #include "envelope.hpp"
 #include "identity.hpp"
 #include "safety_number.hpp"
+#include "terminal_text.hpp"
 
 namespace letterbox::client {
 namespace {
@@ -638,13 +639,7 @@ class link_sink final : public crypto::byte_sink {
 // The name a sealed file carries: the base name of the path, at most 255 bytes (cut on a
 // character boundary). The receiver makes it safe again; this only keeps it within the format.
 std::string envelope_file_name(const std::filesystem::path& file) {
-  std::string name = file.filename().string();
-  if (name.size() > crypto::max_name_size) {
-    std::size_t cut = crypto::max_name_size;
-    while (cut > 0 && (static_cast<unsigned char>(name[cut]) & 0xC0) == 0x80) --cut;
-    name.resize(cut);
-  }
-  return name;
+  return std::string(utf8_prefix(file.filename().string(), crypto::max_name_size));
 }
 
 }  // namespace

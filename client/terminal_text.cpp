@@ -74,6 +74,18 @@ std::string escape_for_terminal(std::string_view text, line_breaks breaks) {
   return out;
 }
 
+std::string_view utf8_prefix(std::string_view text, std::size_t max_bytes) {
+  if (text.size() <= max_bytes) return text;
+  std::size_t cut = max_bytes;
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;  // a continuation byte
+  return text.substr(0, cut);
+}
+
+std::size_t utf8_sequence_length(std::string_view text, std::size_t at) {
+  char32_t ignored = 0;
+  return utf8_sequence(text, at, ignored);
+}
+
 bool is_valid_utf8(std::string_view text) {
   for (std::size_t at = 0; at < text.size();) {
     char32_t c = 0;

@@ -23,4 +23,11 @@ std::string escape_for_terminal(std::string_view text, line_breaks breaks = line
 // True when text is well-formed UTF-8 (the same rules as escape_for_terminal).
 bool is_valid_utf8(std::string_view text);
 
+// text cut to at most max_bytes, never inside a UTF-8 sequence.
+std::string_view utf8_prefix(std::string_view text, std::size_t max_bytes);
+
+// The length of the well-formed UTF-8 sequence starting at text[at] (1-4), or 0 when the bytes
+// there are not one. at must be < text.size().
+std::size_t utf8_sequence_length(std::string_view text, std::size_t at);
+
 }  // namespace letterbox::client
