@@ -103,8 +103,9 @@ inline constexpr std::size_t file_chunk_size = 64u << 10;
 // operation that learnt something. Targets are user names as the server lists them.
 class client_operations {
  public:
-  // Loads keyring.info (throws client_error if it is malformed) and me.info if present (a
-  // malformed me.info is reported by the first operation that needs it).
+  // Loads keyring.info (throws client_error if it is malformed) and me.info and me.v2 if
+  // present (a malformed one, or a me.v2 whose key does not derive to me.info's ID, is
+  // reported by the first operation that needs them). No network use before the first operation.
   explicit client_operations(client_options options);
   ~client_operations();
   client_operations(const client_operations&) = delete;
@@ -142,10 +143,10 @@ class client_operations {
   key_change inspect_keys(const std::string& name);
   // Pins change.current in place of the old pin (the user accepted it), saved at once.
   void trust(const key_change& change);
-  // 104 (or v2 206 + 207): one pull; calls on_message for each message in send order, returns how many there were.
-  // Files are decrypted streaming into download_directory. The first sender not known by name
-  // makes one 101 request (a second connection) to learn the names; if that fails, unknown
-  // senders are shown by their ID in hex.
+  // 104 (v1), or 206 + 207 (v2, see pull): one pull; calls on_message for each message in send
+  // order, returns how many there were. Files are decrypted streaming into the download
+  // directory. The first sender not known by name makes one 101 (v1) or KEYS (v2) request on a
+  // second connection to learn the names; if that fails, unknown senders are shown by their ID.
   std::size_t pull_messages(const message_callback& on_message, const progress_callback& progress = {});
   // v2: PULL, then each message stored (file fsync'd, text handed to on_message, seen.v2
   // updated), then one ACK for all of them. Duplicates (message ID or replay ID in seen.v2) are
@@ -172,7 +173,7 @@ class client_operations {
   // 205 with the given type and content as they are (the self-test's tamper check).
   std::uint32_t send_raw_v2(const std::string& name, std::uint8_t type, protocol::bytes_view content);
 
-  // The display name of a client: its name if known, else its ID in hex.
+  // The display name of a client: its name if known (keyring or pin), else its ID in hex.
   std::string display_name(const protocol::client_id& id);
   // The keyring in memory; changes made through it are saved by the next operation that saves.
   keyring& keys() { return keys_; }
@@ -199,7 +200,6 @@ class client_operations {
   // v2 session management.
   void negotiate();
   v2_session& session();  // negotiated, authenticated
-  std::unique_ptr<v2_session> open_session();
   void drop_session() noexcept;
   template <typename Body>
   auto on_session(Body&& body) -> decltype(body(std::declval<v2_session&>()));
