@@ -4,7 +4,11 @@
 
 #include "connection.hpp"
 
+#include <poll.h>
+#include <sys/socket.h>
+
 #include <algorithm>
+#include <cerrno>
 
 #include <boost/asio.hpp>
 
@@ -85,6 +89,16 @@ void connection::read(std::span<std::uint8_t> out) {
                    [&](const boost::system::error_code& e, std::size_t) { ec = e; });
   const bool in_time = s.run_with_timeout();
   if (!in_time || ec) s.fail("reading from", ec, !in_time);
+}
+
+bool connection::peer_closed() {
+  auto& s = *impl_;
+  if (!s.socket.is_open()) return true;
+  pollfd ready{s.socket.native_handle(), POLLIN, 0};
+  if (::poll(&ready, 1, 0) <= 0) return false;  // nothing to read: still open
+  std::uint8_t byte = 0;
+  const auto n = ::recv(s.socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK);  // closed (0), stray bytes (1), or reset
 }
 
 void connection::send_request(const protocol::request_header& header, protocol::bytes_view payload_prefix) {

@@ -35,6 +35,10 @@ class connection {
   // Reads exactly out.size() bytes, or throws connection_error (timeout, closed, reset).
   void read(std::span<std::uint8_t> out);
 
+  // True when the peer has closed the connection, or sent bytes nobody asked for (the stream
+  // is then out of step): checked without blocking before an idle connection is reused.
+  bool peer_closed();
+
   // Writes, in one write, the request header (announcing header.payload_size) followed by
   // payload_prefix, which is the whole payload or its first part (the rest follows through
   // write()). Throws protocol_error if payload_prefix is longer than header.payload_size,

@@ -1,5 +1,6 @@
-// The keyring: what this client knows about its peers (ID, name, public key, symmetric key),
-// kept in keyring.info next to me.info so conversations survive restarts.
+// The keyring: what this client knows about its peers (ID, name, public key, symmetric key)
+// and the pinned keys of v2 peers, kept in keyring.info next to me.info so conversations and
+// pins survive restarts.
 #pragma once
 
 #include <filesystem>
@@ -24,6 +25,21 @@ struct peer {
   bool operator==(const peer&) const = default;
 };
 
+inline constexpr std::size_t v2_key_size = 32;  // Ed25519 identity and X25519 agreement keys
+using v2_public_key = std::array<std::uint8_t, v2_key_size>;
+
+// A v2 peer's keys as first seen and checked (docs/PROTOCOL.md §14, §16): pinned to its name.
+// A later directory answer with another identity key for that name is refused until the user
+// accepts it (replace_pin, through `client trust NAME`).
+struct pin {
+  std::string name;
+  protocol::client_id id{};
+  v2_public_key identity_key{};
+  v2_public_key agreement_key{};
+  protocol::public_key legacy_key{};
+  bool operator==(const pin&) const = default;
+};
+
 // An in-memory keyring bound to a file. Not thread-safe.
 class keyring {
  public:
@@ -46,14 +62,29 @@ class keyring {
   void set_name(const protocol::client_id& id, const std::string& name);
   const std::vector<peer>& peers() const { return peers_; }
 
-  // File format, one line per peer: "<id hex> <public key Base64 or -> <key hex or -> <name>".
+  // The pin of a name, or of an ID; nullptr when none.
+  const pin* find_pin(std::string_view name) const;
+  const pin* find_pin(const protocol::client_id& id) const;
+  // Pins p (first use, or the user accepted a change): any pin with p's name or p's ID is
+  // replaced. The caller saves.
+  void replace_pin(const pin& p);
+  const std::vector<pin>& pins() const { return pins_; }
+
+  // File format, one line per peer: "<id hex> <public key Base64 or -> <key hex or -> <name>",
+  // and one per pin: "pin <id hex> <identity key hex> <agreement key hex> <legacy key Base64> <name>".
+  // Files written before pins existed (no pin lines) load unchanged.
   std::string serialize() const;
+  struct contents {
+    std::vector<peer> peers;
+    std::vector<pin> pins;
+  };
   // Parses serialize()'s output; throws config_error("line N: ...") on malformed lines.
-  static std::vector<peer> parse(std::string_view text);
+  static contents parse(std::string_view text);
 
  private:
   std::filesystem::path path_;
   std::vector<peer> peers_;
+  std::vector<pin> pins_;
 };
 
 }  // namespace letterbox::client

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "progress.hpp"
+#include "terminal_text.hpp"
 #include "text.hpp"
 
 namespace letterbox::client {
@@ -24,6 +25,9 @@ constexpr std::string_view menu_text =
     "50) Send a file\n"
     "51) Send a request for symmetric key\n"
     "52) Send your symmetric key\n"
+    "6) Show the safety number of a user\n"
+    "7) Accept a user's changed key\n"
+    "8) Who am I\n"
     "0) Exit client\n"
     "?\n";
 
@@ -40,23 +44,17 @@ std::optional<std::string> ask(std::istream& in, std::ostream& out, std::string_
   return line;
 }
 
-// Received text as sent, except control characters other than newline and tab (a sender
-// could use escape sequences or carriage returns to rewrite the terminal): each becomes '?'.
-std::string printable(std::string_view text) {
-  std::string out(text);
-  for (char& c : out) {
-    const auto byte = static_cast<unsigned char>(c);
-    if ((byte < 0x20 && c != '\n' && c != '\t') || byte == 0x7F) c = '?';
-  }
-  return out;
-}
-
 void print_error(std::ostream& out, const client_error& e) {
   switch (e.error_kind()) {
-    case client_error::kind::server_error: out << "server responded with an error\n"; break;
+    case client_error::kind::server_error: out << escape_for_terminal(e.what()) << "\n"; break;  // "server responded with an error..."
     case client_error::kind::file_not_found: out << "file not found\n"; break;
-    default: out << "error: " << e.what() << "\n"; break;
+    default: out << "error: " << escape_for_terminal(e.what()) << "\n"; break;  // may quote names from the network
   }
+}
+
+std::string not_needed_note(const std::string& name) {
+  return "Not needed: " + escape_for_terminal(name) +
+         " is a v2 peer; messages to it are sealed automatically, no key exchange.\n";
 }
 
 // Runs one chosen option; returns false if input ended while asking for its arguments.
@@ -78,14 +76,19 @@ bool run_option(menu_option option, client_operations& client, std::istream& in,
     case menu_option::list_clients: {
       const auto clients = client.list_clients();
       if (clients.empty()) out << "No other clients are registered.\n";
-      for (const auto& c : clients) out << c.name << "\n";
+      for (const auto& c : clients)
+        out << escape_for_terminal(c.name) << (c.kind == peer_kind::legacy ? " (legacy, unauthenticated)" : "") << "\n";
       return true;
     }
     case menu_option::request_public_key: {
       const auto name = ask_user();
       if (!name) return false;
       client.request_public_key(*name);
-      out << "Public key of " << *name << " received.\n";
+      if (client.kind_of(*name) == peer_kind::v2)
+        out << "Keys of " << escape_for_terminal(*name)
+            << " checked and pinned (a v2 peer: no key exchange is needed, messages are sealed automatically).\n";
+      else
+        out << "Public key of " << escape_for_terminal(*name) << " received.\n";
       return true;
     }
     case menu_option::pull_messages: {
@@ -120,6 +123,10 @@ bool run_option(menu_option option, client_operations& client, std::istream& in,
     case menu_option::request_symmetric_key: {
       const auto name = ask_user();
       if (!name) return false;
+      if (client.kind_of(*name) == peer_kind::v2) {
+        out << not_needed_note(*name);
+        return true;
+      }
       client.request_symmetric_key(*name);
       out << "Request for symmetric key sent.\n";
       return true;
@@ -127,8 +134,48 @@ bool run_option(menu_option option, client_operations& client, std::istream& in,
     case menu_option::send_symmetric_key: {
       const auto name = ask_user();
       if (!name) return false;
+      if (client.kind_of(*name) == peer_kind::v2) {
+        out << not_needed_note(*name);
+        return true;
+      }
       client.send_symmetric_key(*name);
       out << "Symmetric key sent.\n";
+      return true;
+    }
+    case menu_option::show_safety_number: {
+      const auto name = ask_user();
+      if (!name) return false;
+      out << "Safety number of you and " << escape_for_terminal(*name) << ":\n" << client.safety_number(*name)
+          << "\nCompare it with theirs over another channel; equal digits mean no key was replaced.\n";
+      return true;
+    }
+    case menu_option::trust_changed_key: {
+      const auto name = ask_user();
+      if (!name) return false;
+      const auto change = client.inspect_keys(*name);
+      if (change.pinned && *change.pinned == change.current) {
+        out << "The key of " << escape_for_terminal(*name) << " has not changed.\n";
+        return true;
+      }
+      if (change.pinned) out << "Pinned safety number: " << change.old_number << "\n";
+      out << "New safety number:    " << change.new_number << "\n";
+      const auto answer = ask(in, out, "Accept the new key of " + escape_for_terminal(*name) + "? Type yes to accept: ");
+      if (!answer) return false;
+      if (trim_blanks(*answer) != "yes") {
+        out << "Not accepted; the pinned key stays.\n";
+        return true;
+      }
+      client.trust(change);
+      out << "The new key of " << escape_for_terminal(*name) << " is pinned.\n";
+      return true;
+    }
+    case menu_option::who_am_i: {
+      if (!client.registered()) {
+        out << "Not registered yet.\n";
+        return true;
+      }
+      out << "Name: " << escape_for_terminal(client.my_name()) << "\nClient ID: " << letterbox::protocol::to_hex(client.my_id())
+          << "\nIdentity: " << (client.has_v2_identity() ? "protocol v2" : "protocol v1 (legacy)") << "\n";
       return true;
     }
   }
@@ -143,25 +190,36 @@ std::optional<menu_option> parse_menu_choice(std::string_view line) {
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), number);
   if (text.empty() || ec != std::errc{} || end != text.data() + text.size()) return std::nullopt;
   switch (number) {
-    case 0: case 1: case 2: case 3: case 4: case 5: case 50: case 51: case 52:
+    case 0: case 1: case 2: case 3: case 4: case 5: case 50: case 51: case 52: case 6: case 7: case 8:
       return static_cast<menu_option>(number);
     default:
       return std::nullopt;
   }
 }
 
+std::string sender_label(const received_message& message) {
+  return escape_for_terminal(message.sender) + (message.legacy_sender ? " (legacy, unauthenticated)" : "");
+}
+
 void print_message(std::ostream& out, const received_message& message) {
-  out << "From: " << message.sender << "\nContent:\n";
+  out << "From: " << sender_label(message) << "\nContent:\n";
   switch (message.what) {
     case received_message::kind::key_request: out << "Request for symmetric key"; break;
     case received_message::kind::key_received: out << "symmetric key received"; break;
-    case received_message::kind::text: out << printable(message.text); break;
-    case received_message::kind::file: out << message.file_path.string(); break;
+    case received_message::kind::text: out << escape_for_terminal(message.text, line_breaks::keep); break;
+    case received_message::kind::file: out << escape_for_terminal(message.file_path.string()); break;
     case received_message::kind::undecryptable: out << "can't decrypt message"; break;
     case received_message::kind::too_large:
       out << "message too large to show (" << message.content_size << " bytes)";
       break;
-    case received_message::kind::save_failed: out << message.text; break;
+    case received_message::kind::save_failed: out << escape_for_terminal(message.text); break;
+    case received_message::kind::unverified:
+      out << "message " << message.message_id << " could not be verified (" << escape_for_terminal(message.problem)
+          << "); nothing of it is shown or kept";
+      break;
+    case received_message::kind::duplicate:
+      out << "message " << message.message_id << " dropped: " << escape_for_terminal(message.problem);
+      break;
   }
   out << "\n-----<EOM>-----\n\n" << std::flush;
 }
@@ -181,8 +239,9 @@ int run_menu(client_operations& client, std::istream& in, std::ostream& out) {
       if (!run_option(*choice, client, in, out)) return 0;
     } catch (const client_error& e) {
       print_error(out, e);
+      if (e.error_kind() == client_error::kind::downgrade) return 3;  // never continue after a downgrade
     } catch (const std::exception& e) {  // not expected from the operations, but never fatal
-      out << "error: " << e.what() << "\n";
+      out << "error: " << escape_for_terminal(e.what()) << "\n";
     }
   }
 }

@@ -19,6 +19,9 @@ enum class menu_option {
   send_file = 50,
   request_symmetric_key = 51,
   send_symmetric_key = 52,
+  show_safety_number = 6,   // protocol v2
+  trust_changed_key = 7,    // protocol v2
+  who_am_i = 8,
 };
 
 // Parses one input line: a menu number with optional surrounding blanks. Returns nullopt for
@@ -26,11 +29,17 @@ enum class menu_option {
 std::optional<menu_option> parse_menu_choice(std::string_view line);
 
 // What one received message looks like on screen: "From:", "Content:", content, end marker.
-// Control characters in a received text other than newline and tab are shown as '?'.
+// Everything from the network goes through escape_for_terminal (a text keeps its newlines and
+// tabs): control characters and invalid UTF-8 are shown as visible escapes such as \x1b.
 void print_message(std::ostream& out, const received_message& message);
 
+// The sender line of a message: its name, escaped, with "(legacy, unauthenticated)" for a v1
+// sender reached through a v2 mailbox.
+std::string sender_label(const received_message& message);
+
 // Runs the menu until "0" or end of input. Never throws for a failed operation: each error
-// is printed and the menu continues. Returns the process exit status (0).
+// is printed and the menu continues, except a refused downgrade to v1, which ends it with
+// status 3. Returns the process exit status (0 at "0" or end of input).
 int run_menu(client_operations& client, std::istream& in, std::ostream& out);
 
 }  // namespace letterbox::client

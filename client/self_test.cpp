@@ -6,12 +6,15 @@
 
 #include <fstream>
 #include <functional>
+#include <memory>
 #include <ostream>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "envelope.hpp"
 #include "operations.hpp"
+#include "session_v2.hpp"
 
 namespace letterbox::client {
 namespace {
@@ -90,14 +93,27 @@ std::filesystem::path make_directory(const std::filesystem::path& root, const st
   return dir;
 }
 
+// notices (if given) counts the client's notes (the v1 fallback is said once per client).
 std::unique_ptr<client_operations> make_client(const std::filesystem::path& root, const std::string& name,
-                                               const server_address& server, const self_test_options& test) {
+                                               const server_address& server, const self_test_options& test,
+                                               std::shared_ptr<int> notices = {}) {
   const auto dir = make_directory(root, name, server);
   client_options options;
   options.directory = dir;
   options.download_directory = root / "downloads";
   options.io_timeout = test.io_timeout;
+  if (notices) options.notice = [notices](const std::string&) { ++*notices; };
   return std::make_unique<client_operations>(options);
+}
+
+// A text message's envelope sealed by `from` for `to` with one byte flipped at `at`.
+std::vector<std::uint8_t> tampered_text(const std::filesystem::path& from_dir, const pin& to, std::string_view text,
+                                        std::size_t at) {
+  const auto secrets = read_me_v2(from_dir);
+  if (!secrets) throw check_failed("no me.v2 in " + from_dir.string());
+  auto sealed = crypto::seal_text(secrets->identity, read_me_info(from_dir).id, to.id, to.agreement_key, text);
+  sealed.at(at) ^= 0x01;
+  return sealed;
 }
 
 // Removes the temporary directory however the test ends.
@@ -120,7 +136,6 @@ int run_self_test(const self_test_options& options, std::ostream& out) {
     std::string pattern = (parent / "letterbox-selftest-XXXXXX").string();
     if (!::mkdtemp(pattern.data())) throw config_error(pattern + ": cannot create a temporary directory");
     root.path = pattern;
-    std::filesystem::create_directories(root.path / "downloads");
   } catch (const std::exception& e) {
     out << "cannot start the self-test: " << e.what() << "\n";
     return 2;
@@ -143,8 +158,9 @@ int run_self_test(const self_test_options& options, std::ostream& out) {
   const std::string tag = "selftest-" + random_hex(6);
   const std::string alice_name = tag + "-alice", bob_name = tag + "-bob";
   std::unique_ptr<client_operations> alice, bob;
+  const auto alice_notices = std::make_shared<int>(0);
   try {
-    alice = make_client(root.path, "alice", server, options);
+    alice = make_client(root.path, "alice", server, options, alice_notices);
     bob = make_client(root.path, "bob", server, options);
   } catch (const std::exception& e) {
     out << "cannot start the self-test: " << e.what() << "\n";
@@ -153,6 +169,17 @@ int run_self_test(const self_test_options& options, std::ostream& out) {
 
   check("register " + alice_name, [&] { alice->register_user(alice_name); });
   check("register " + bob_name, [&] { bob->register_user(bob_name); });
+  bool v2 = false;
+  try {
+    v2 = alice->speaks_v2() && bob->speaks_v2();
+  } catch (const std::exception&) {  // the checks below report what fails
+  }
+  out << (v2 ? "protocol v2 (the v2 checks run; the v1 key exchange is not used between v2 peers)\n"
+             : "protocol v1: the server speaks only v1 (fallback; the v2 checks are skipped)\n");
+  if (!v2)
+    check("fallback to v1 said once", [&] {
+      expect(*alice_notices == 1, "the fallback was said " + std::to_string(*alice_notices) + " times, not once");
+    });
   check("duplicate name refused by the server", [&] {
     auto copycat = make_client(root.path, "copycat", server, options);
     expect_refused([&] { copycat->register_user(alice_name); }, client_error::kind::server_error,
@@ -183,14 +210,21 @@ int run_self_test(const self_test_options& options, std::ostream& out) {
     const auto key = alice->request_public_key(bob_name);
     expect(key == read_me_info(root.path / "bob").key.public_key(), "received key differs from bob's key");
   });
-  check("request for symmetric key delivered", [&] {
+  if (v2)
+    check("v2 peers: key exchange refused as not needed", [&] {
+      expect_refused([&] { alice->request_symmetric_key(bob_name); }, client_error::kind::invalid_input,
+                     "a key request to a v2 peer should be refused as not needed");
+      expect_refused([&] { bob->send_symmetric_key(alice_name); }, client_error::kind::invalid_input,
+                     "a key sent to a v2 peer should be refused as not needed");
+    });
+  if (!v2) check("request for symmetric key delivered", [&] {
     alice->request_symmetric_key(bob_name);
     const auto got = pull_all(*bob);
     expect(got.size() == 1, std::to_string(got.size()) + " messages instead of 1");
     expect(got[0].what == received_message::kind::key_request, "not a key request");
     expect(got[0].from == read_me_info(root.path / "alice").id, "the sender is not alice's ID");
   });
-  check("symmetric key sent, received and stored", [&] {
+  if (!v2) check("symmetric key sent, received and stored", [&] {
     bob->send_symmetric_key(alice_name);
     const auto got = pull_all(*alice);
     expect(got.size() == 1 && got[0].what == received_message::kind::key_received, "no key received");
@@ -204,6 +238,7 @@ int run_self_test(const self_test_options& options, std::ostream& out) {
     const auto got = pull_all(*bob);
     expect(got.size() == 1 && got[0].what == received_message::kind::text, "no text received");
     expect(got[0].text == text, "received text differs (" + std::to_string(got[0].text.size()) + " bytes)");
+    expect(got[0].authenticated == v2, v2 ? "a v2 text was not authenticated" : "a v1 text claims authentication");
   };
   check("empty text", [&] { text_round_trip(""); });
   check("non-ASCII text", [&] { text_round_trip("Grüße, 世界! Привет 🙂"); });
@@ -213,7 +248,7 @@ int run_self_test(const self_test_options& options, std::ostream& out) {
     for (auto& c : text) c = static_cast<char>('a' + generator() % 26);
     text_round_trip(text);
   });
-  check("text without a key: can't decrypt message", [&] {
+  if (!v2) check("text without a key: can't decrypt message", [&] {
     auto* at_bob = bob->keys().find_by_name(alice_name);
     expect(at_bob && at_bob->shared_key, "bob has no key for alice");
     const auto saved = *at_bob->shared_key;
@@ -252,9 +287,104 @@ int run_self_test(const self_test_options& options, std::ostream& out) {
     random_fill(ghost.data(), ghost.size());
     alice->keys().set_name(ghost, tag + "-ghost");
     alice->keys().upsert(ghost).shared_key = generate_symmetric_key();
-    expect_refused([&] { alice->send_text(tag + "-ghost", "hello?"); }, client_error::kind::server_error,
-                   "a message to an unregistered ID should get 9000");
+    if (v2)  // a v2 client sends only to clients the directory lists: the raw SEND shows the server's refusal
+      expect_refused([&] { alice->send_raw_v2(tag + "-ghost", 16, std::vector<std::uint8_t>(439, 0)); },
+                     client_error::kind::server_error, "a message to an unregistered ID should get 9000");
+    else
+      expect_refused([&] { alice->send_text(tag + "-ghost", "hello?"); }, client_error::kind::server_error,
+                     "a message to an unregistered ID should get 9000");
   });
+  if (v2) {
+    check("v2: authentication refused without the identity key", [&] {
+      v2_session impostor(server, options.io_timeout);
+      expect(impostor.hello() == v2_session::hello_result::v2, "the server stopped speaking v2");
+      try {
+        impostor.authenticate(read_me_info(root.path / "bob").id, crypto::generate_identity());
+      } catch (const v2_server_error& e) {
+        expect(e.reason() == static_cast<std::uint16_t>(proto::v2::reason::authentication_failed),
+               std::string("refused for another reason: ") + e.what());
+        return;
+      }
+      throw check_failed("AUTH as bob with another key was accepted");
+    });
+    check("v2: safety numbers equal on both sides", [&] {
+      const auto at_alice = alice->safety_number(bob_name), at_bob = bob->safety_number(alice_name);
+      expect(at_alice == at_bob, "alice sees " + at_alice + ", bob sees " + at_bob);
+      expect(at_alice.size() == 71, "not 12 groups of 5 digits: " + at_alice);
+    });
+    check("v2: a flipped byte anywhere is reported as could not be verified, never shown", [&] {
+      const pin to = *alice->keys().find_pin(bob_name);
+      // in the header's IDs, the ephemeral key, the signature, chunk 0, the body, the last tag
+      const std::size_t positions[] = {1, 20, 40, 100, 200, 439, 450, 439 + 16 + 5};
+      for (const auto at : positions) alice->send_raw_v2(bob_name, 16, tampered_text(root.path / "alice", to, "Pay 100 dollars", at));
+      const auto got = pull_all(*bob);
+      expect(got.size() == std::size(positions), std::to_string(got.size()) + " messages instead of " +
+                                                     std::to_string(std::size(positions)));
+      for (const auto& m : got) {
+        expect(m.what == received_message::kind::unverified, "a tampered envelope was not refused: kind " +
+                                                                 std::to_string(static_cast<int>(m.what)));
+        expect(m.text.empty() && !m.authenticated, "something of a tampered envelope was kept");
+      }
+      expect(bob->pull_messages({}) == 0, "the refused envelopes were not acknowledged");
+    });
+    check("v2: unacknowledged messages come back after reconnecting; the duplicate is dropped", [&] {
+      alice->send_text(bob_name, "at least once");
+      std::vector<received_message> first, second;
+      bob->pull([&](const received_message& m) { first.push_back(m); }, {}, false);  // no ACK
+      expect(first.size() == 1 && first[0].what == received_message::kind::text, "the text did not arrive");
+      bob->disconnect();  // its leases end with the connection
+      bob->pull([&](const received_message& m) { second.push_back(m); }, {}, true);
+      expect(second.size() == 1, "the unacknowledged message did not come back (" + std::to_string(second.size()) + ")");
+      expect(second[0].message_id == first[0].message_id, "another message came back");
+      expect(second[0].what == received_message::kind::duplicate, "the redelivery was not dropped as a duplicate");
+      expect(bob->pull_messages({}) == 0, "the acknowledged message came again");
+    });
+    check("v2: a replayed envelope is dropped", [&] {
+      const pin to = *alice->keys().find_pin(bob_name);
+      const auto secrets = read_me_v2(root.path / "alice");
+      const auto sealed = crypto::seal_text(secrets->identity, read_me_info(root.path / "alice").id, to.id,
+                                            to.agreement_key, "only once");
+      alice->send_raw_v2(bob_name, 16, sealed);
+      alice->send_raw_v2(bob_name, 16, sealed);  // the operator (or anyone) stores it again
+      const auto got = pull_all(*bob);
+      expect(got.size() == 2, std::to_string(got.size()) + " messages instead of 2");
+      expect(got[0].what == received_message::kind::text && got[0].text == "only once", "the first copy was not shown");
+      expect(got[1].what == received_message::kind::duplicate, "the replay was not dropped");
+    });
+    check("v2: a changed key is refused until trusted", [&] {
+      {  // alice's pin of bob now holds another identity key, as if the server had swapped it since
+        auto ring = keyring::load(root.path / "alice");
+        pin forged = *ring.find_pin(bob_name);
+        forged.identity_key = crypto::public_key_of(crypto::generate_identity());
+        ring.replace_pin(forged);
+        ring.save();
+      }
+      auto fresh = make_client(root.path, "alice", server, options);  // a new run reads the keyring
+      expect_refused([&] { fresh->send_text(bob_name, "to the wrong key?"); }, client_error::kind::key_refused,
+                     "sending with a changed key should be refused");
+      const auto change = fresh->inspect_keys(bob_name);
+      expect(change.pinned && change.pinned->identity_key != change.current.identity_key, "no change shown");
+      fresh->trust(change);
+      fresh->send_text(bob_name, "after trust");
+      const auto got = pull_all(*bob);
+      expect(got.size() == 1 && got[0].text == "after trust", "the text after trust did not arrive");
+      alice = std::move(fresh);
+    });
+    check("v2: a file keeps its name; a second one is not overwritten", [&] {
+      const auto source = root.path / "Grüße report (final).txt";
+      write_random_file(source, 70'000);
+      bob->send_file(alice_name, source);
+      bob->send_file(alice_name, source);
+      std::filesystem::remove(source);
+      const auto got = pull_all(*alice);
+      expect(got.size() == 2 && got[0].what == received_message::kind::file && got[1].what == received_message::kind::file,
+             "no files received");
+      expect(got[0].file_name == "Grüße report (final).txt", "the name sent is " + got[0].file_name);
+      expect(got[0].file_path.filename() == "Grüße report (final).txt", "saved as " + got[0].file_path.string());
+      expect(got[1].file_path.filename() == "Grüße report (final) (1).txt", "second saved as " + got[1].file_path.string());
+      for (const auto& m : got) std::filesystem::remove(m.file_path);
+    });
+  }
 
   out << passed << " passed, " << failed << " failed\n";
   return failed == 0 ? 0 : 1;

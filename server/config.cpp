@@ -88,6 +88,11 @@ parsed_config parse_command_line(int argc, char** argv) {
   app.add_option("--max-pull-messages", config.limits.max_messages_per_pull, "messages returned by one pull at most")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  double lease_seconds = std::chrono::duration<double>(config.limits.lease_timeout).count();
+  app.add_option("--lease-timeout", lease_seconds,
+                 "seconds a v2 pull leases its messages to its connection; not acknowledged by then, they come again")
+      ->capture_default_str()
+      ->check(CLI::Range(0.001, max_timeout_seconds));
   app.add_option("--max-batch", config.limits.max_batch, "storage jobs committed in one transaction at most")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
@@ -100,6 +105,7 @@ parsed_config parse_command_line(int argc, char** argv) {
   config.limits.io_timeout =
       std::chrono::milliseconds(static_cast<std::int64_t>(timeout_seconds * 1000.0 + 0.5));
   config.limits.request_grace = std::chrono::milliseconds(static_cast<std::int64_t>(grace_seconds * 1000.0 + 0.5));
+  config.limits.lease_timeout = std::chrono::milliseconds(static_cast<std::int64_t>(lease_seconds * 1000.0 + 0.5));
   if (port) {
     config.port = static_cast<std::uint16_t>(*port);
   } else {

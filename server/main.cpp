@@ -107,8 +107,9 @@ int run(const server_config& config) {
   rate_limiter registrations(config.limits.registration_rate);
   disk_space disk(std::filesystem::absolute(config.db_path).parent_path(), config.limits.min_free_disk);
   memory_budget pull_memory(config.limits.max_pull_memory);
-  server_context context{storage,       handler, spool,       store.directory(), file_pool, pulls, errors,
-                         registrations, disk,    pull_memory, config.limits};
+  lease_registry leases(config.limits.lease_timeout);
+  server_context context{storage,       handler, spool,       store.directory(), file_pool, pulls,        errors,
+                         registrations, disk,    pull_memory, leases,            config.limits};
   net::connection_registry sessions;
 
   tcp::acceptor acceptor(io);

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <memory>
 
+#include "messages_v2.hpp"
 #include "responses.hpp"
 
 namespace letterbox::server {
@@ -43,6 +44,7 @@ class session : public std::enable_shared_from_this<session> {
         co_await connection_.read_exact(header_bytes.data(), header_bytes.size());
         const auto started = clock_type::now();
         request current{decode_request_header(header_bytes), connection_, context_};
+        current.v2 = &v2_;
         const outcome result = co_await handle(current);
         connection_.end_request();
         log_request(current.header, result, started);
@@ -59,13 +61,22 @@ class session : public std::enable_shared_from_this<session> {
       spdlog::error("{}: session failed: {}", connection_.peer(), e.what());
     }
     connection_.close();
+    if (v2_.client) context_.leases.release_holder(*v2_.client, v2_.token);  // its leases end with it
   }
 
   // Dispatches one request. Every rule violation and storage failure becomes a 9000 here,
   // the one place errors are translated into the protocol.
   asio::awaitable<outcome> handle(request& r) {
+    // v2 is version 3, a v2 code and a zero client ID field (docs/PROTOCOL.md §12); any other
+    // request with a v2 code is an unknown v1 code, answered as v1 always did.
+    if (r.header.version == v2::wire_version && v2::is_v2_request(r.header.code) && r.header.client == client_id{})
+      co_return co_await handle_v2(r);
     std::string failure;
     try {
+      // The v1 lock (docs/PROTOCOL.md §17): a v1 request naming a v2 client changes nothing.
+      if (is_known_request(r.header.code) && context_.directory.is_v2(r.header.client))
+        throw request_rejected("v1 request " + std::to_string(r.header.code) + " naming v2 client " +
+                               to_hex(r.header.client) + " (v1 lock)");
       switch (static_cast<request_code>(r.header.code)) {
         case request_code::register_client:
         case request_code::list_clients:
@@ -87,19 +98,54 @@ class session : public std::enable_shared_from_this<session> {
     co_return co_await reject(r, std::move(failure));
   }
 
+  // Dispatches one v2 request (version 3, code 200-207): as handle(), with the v2 9000 that
+  // carries the reason (§18).
+  asio::awaitable<outcome> handle_v2(request& r) {
+    std::string failure;
+    v2::reason why = v2::reason::malformed;
+    try {
+      switch (static_cast<v2::request_code>(r.header.code)) {
+        case v2::request_code::hello:
+        case v2::request_code::register_client:
+        case v2::request_code::auth: co_return co_await handle_v2_session_request(r);
+        case v2::request_code::list_clients:
+        case v2::request_code::get_keys: co_return co_await handle_v2_directory_request(r);
+        case v2::request_code::send_message: co_return co_await handle_v2_send(r);
+        case v2::request_code::pull_messages: co_return co_await handle_v2_pull(r);
+        case v2::request_code::ack: co_return co_await handle_v2_ack(r);
+      }
+      failure = "unknown v2 request code " + std::to_string(r.header.code);
+    } catch (const request_rejected& e) {
+      failure = e.what();
+      why = e.why();
+    } catch (const protocol_error& e) {
+      failure = e.what();
+    } catch (const storage_error& e) {
+      if (const long dropped = context_.errors.allow("storage"); dropped >= 0)
+        spdlog::error("{}: storage error: {}{}", connection_.peer(), e.what(),
+                      dropped > 0 ? " (" + std::to_string(dropped) + " more storage errors not logged)" : std::string());
+      failure = std::string("storage error: ") + e.what();
+      why = v2::reason::storage_failure;
+    }
+    failure += std::string(" [") + v2::reason_name(static_cast<std::uint16_t>(why)) + "]";
+    co_return co_await reject(r, std::move(failure), v2::encode_error_response(why), r.close_after_error);
+  }
+
   // Answers 9000 after consuming the rest of the request's payload when that is cheap;
   // otherwise the stream cannot be re-synchronised and the connection closes after the answer.
-  asio::awaitable<outcome> reject(request& r, std::string reason) {
+  // A v2 request's 9000 is `response` (with its reason); `close` ends the connection anyway.
+  asio::awaitable<outcome> reject(request& r, std::string reason, byte_buffer response = error_response(),
+                                  bool close = false) {
     outcome result;
     result.reason = std::move(reason);
-    result.close = r.unread_payload > max_discard_size;
+    result.close = close || r.unread_payload > max_discard_size;
     if (!result.close) {
       std::array<std::uint8_t, net::input_buffer_size> scratch;  // sized by what arrives, not by the size field
       while (r.unread_payload > 0)
         co_await r.read(asio::buffer(scratch.data(), std::min<std::uint64_t>(r.unread_payload, scratch.size())));
     }
-    co_await connection_.write(asio::buffer(error_response()));
-    result.response_size = error_response().size();
+    co_await connection_.write(asio::buffer(response));
+    result.response_size = response.size();
     co_return result;
   }
 
@@ -117,6 +163,7 @@ class session : public std::enable_shared_from_this<session> {
   }
 
   net::connection connection_;
+  v2_connection v2_{next_connection_token(), false, std::nullopt, std::nullopt};
   server_context& context_;
   net::connection_registry& registry_;
 };

@@ -1,6 +1,8 @@
 // The request handler (see handler.hpp).
 #include "handler.hpp"
 
+#include <algorithm>
+
 #include "random_bytes.hpp"
 
 namespace letterbox::server {
@@ -23,7 +25,8 @@ request_handler::request_handler(mailbox_store& store, const server_limits& limi
     : store_(store), limits_(limits) {}
 
 void request_handler::require_registered(const client_id& id) {
-  if (!store_.client_exists(id)) throw request_rejected("client " + to_hex(id) + " is not registered");
+  if (!store_.client_exists(id))
+    throw request_rejected(v2::reason::unknown_client, "client " + to_hex(id) + " is not registered");
   store_.touch(id);
 }
 
@@ -43,14 +46,16 @@ public_key_response request_handler::get_public_key(const client_id& requester, 
 
 void request_handler::check_send(const client_id& sender, const send_message_prefix& prefix) {
   require_registered(sender);
-  if (!store_.client_exists(prefix.to)) throw request_rejected("destination " + to_hex(prefix.to) + " is not registered");
+  if (!store_.client_exists(prefix.to))
+    throw request_rejected(v2::reason::unknown_client, "destination " + to_hex(prefix.to) + " is not registered");
   const auto usage = store_.usage_of(prefix.to);
   if (usage.messages >= limits_.max_mailbox_messages)
-    throw request_rejected("mailbox " + to_hex(prefix.to) + " holds " + std::to_string(usage.messages) +
-                           " messages (--max-mailbox-messages)");
+    throw request_rejected(v2::reason::mailbox_full, "mailbox " + to_hex(prefix.to) + " holds " +
+                                                         std::to_string(usage.messages) + " messages (--max-mailbox-messages)");
   if (usage.bytes + prefix.content_size > limits_.max_mailbox_bytes)
-    throw request_rejected("mailbox " + to_hex(prefix.to) + " would hold more than " +
-                           std::to_string(limits_.max_mailbox_bytes) + " bytes (--max-mailbox-bytes)");
+    throw request_rejected(v2::reason::mailbox_full, "mailbox " + to_hex(prefix.to) + " would hold more than " +
+                                                         std::to_string(limits_.max_mailbox_bytes) +
+                                                         " bytes (--max-mailbox-bytes)");
 }
 
 message_sent request_handler::store_message(const client_id& sender, const send_message_prefix& prefix,
@@ -64,29 +69,33 @@ message_sent request_handler::store_message(const client_id& sender, const send_
   return {prefix.to, id};
 }
 
-std::uint32_t pull_payload_size(const std::vector<stored_message>& messages) {
+std::uint32_t pull_payload_size(const std::vector<stored_message>& messages, std::size_t entry_header_size) {
   std::uint64_t payload = 0;
-  for (const auto& message : messages) payload += pulled_message_header_size + message.content_size;
+  for (const auto& message : messages) payload += entry_header_size + message.content_size;
   return static_cast<std::uint32_t>(payload);  // the store kept it within u32
+}
+
+std::function<bool(std::uint32_t)> request_handler::held_back_filter(const client_id& mailbox) {
+  const std::map<std::uint32_t, held_message>* held = nullptr;
+  if (auto it = held_.find(mailbox); it != held_.end()) {
+    std::erase_if(it->second, [&](const auto& entry) { return !store_.is_pending(mailbox, entry.first); });
+    if (it->second.empty())
+      held_.erase(it);
+    else
+      held = &it->second;
+  }
+  return [held](std::uint32_t id) {
+    if (held == nullptr) return false;
+    auto entry = held->find(id);
+    return entry != held->end() && entry->second.held_back();
+  };
 }
 
 pull_batch request_handler::begin_pull(const client_id& requester, std::uint64_t inline_budget) {
   require_registered(requester);
   pull_batch batch;
   batch.recipient = requester;
-  const std::map<std::uint32_t, held_message>* held = nullptr;
-  if (auto it = held_.find(requester); it != held_.end()) {
-    std::erase_if(it->second, [&](const auto& entry) { return !store_.is_pending(requester, entry.first); });
-    if (it->second.empty())
-      held_.erase(it);
-    else
-      held = &it->second;
-  }
-  const auto skip = [held](std::uint32_t id) {
-    if (held == nullptr) return false;
-    auto entry = held->find(id);
-    return entry != held->end() && entry->second.held_back();
-  };
+  const auto skip = held_back_filter(requester);
   batch.messages = store_.pending_messages(requester, 0, limits_.max_messages_per_pull,
                                            std::min(inline_budget, limits_.max_pull_inline_bytes), limits_.max_pull_payload,
                                            skip);
@@ -132,6 +141,61 @@ std::vector<std::uint32_t> request_handler::quarantine(const client_id& recipien
     entry.quarantined = true;
   }
   return newly;
+}
+
+// --- Protocol v2 ------------------------------------------------------------------------------
+
+void request_handler::register_v2_client(const client_id& id, const v2::register_request& request) {
+  if (store_.name_taken(request.name))
+    throw request_rejected(v2::reason::name_taken, "name '" + request.name + "' is already registered");
+  if (store_.client_exists(id))
+    throw request_rejected(v2::reason::key_taken, "client " + to_hex(id) + " (from this identity key) exists");
+  if (!store_.add_client(id, request.name, request.legacy, v2_keys{request.identity, request.agreement, request.key_signature}))
+    throw request_rejected(v2::reason::name_taken, "name '" + request.name + "' or its ID is already registered");
+}
+
+std::optional<v2::identity_key> request_handler::identity_of(const client_id& id) const {
+  const auto client = store_.client_of(id);
+  if (!client || !client->v2) return std::nullopt;
+  return client->v2->identity;
+}
+
+v2::keys_response request_handler::get_keys(const client_id& requester, const client_id& target) {
+  require_registered(requester);
+  const auto client = store_.client_of(target);
+  if (!client) throw request_rejected(v2::reason::unknown_client, "no client " + to_hex(target) + " for keys");
+  v2::keys_response response;
+  response.id = target;
+  response.name = client->name;
+  response.legacy = client->key;
+  if (client->v2) {
+    response.flags = v2::client_flag_v2;
+    response.identity = client->v2->identity;
+    response.agreement = client->v2->agreement;
+    response.key_signature = client->v2->key_signature;
+  }
+  return response;
+}
+
+pull_batch request_handler::begin_v2_pull(const client_id& requester, std::uint64_t inline_budget,
+                                          const std::vector<std::uint32_t>& leased) {
+  require_registered(requester);
+  pull_batch batch;
+  batch.recipient = requester;
+  const auto held_back = held_back_filter(requester);
+  const auto skip = [&](std::uint32_t id) {
+    return std::binary_search(leased.begin(), leased.end(), id) || held_back(id);
+  };
+  batch.messages = store_.pending_messages(requester, 0, limits_.max_messages_per_pull,
+                                           std::min(inline_budget, limits_.max_pull_inline_bytes),
+                                           limits_.max_pull_payload, skip, v2::pulled_message_header_size);
+  batch.payload_size = pull_payload_size(batch.messages, v2::pulled_message_header_size);
+  return batch;
+}
+
+std::uint32_t request_handler::acknowledge(const client_id& requester, const std::vector<std::uint32_t>& ids) {
+  require_registered(requester);
+  return static_cast<std::uint32_t>(store_.remove_messages(requester, ids));
 }
 
 }  // namespace letterbox::server

@@ -4,7 +4,9 @@
 // worker's thread, inside its batch transaction.
 #pragma once
 
+#include <functional>
 #include <map>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <unordered_map>
@@ -13,13 +15,21 @@
 #include "limits.hpp"
 #include "mailbox_store.hpp"
 #include "messages.hpp"
+#include "messages_v2.hpp"
 
 namespace letterbox::server {
 
-// A request that breaks a rule of the protocol (answered with 9000; the reason is logged).
+// A request that breaks a rule of the protocol (answered with 9000; the text is logged). A v2
+// request's 9000 carries `why` (docs/PROTOCOL.md §18); v1's 9000 has no reason.
 class request_rejected : public std::runtime_error {
  public:
-  using std::runtime_error::runtime_error;
+  explicit request_rejected(const std::string& what, protocol::v2::reason why = protocol::v2::reason::malformed)
+      : std::runtime_error(what), why_(why) {}
+  request_rejected(protocol::v2::reason why, const std::string& what) : std::runtime_error(what), why_(why) {}
+  protocol::v2::reason why() const noexcept { return why_; }
+
+ private:
+  protocol::v2::reason why_;
 };
 
 // 100 succeeded: the new client's ID (→ 1000).
@@ -34,8 +44,9 @@ struct pull_batch {
   std::vector<stored_message> messages;
   std::uint32_t payload_size = 0;  // of the 1004 response
 };
-// The 1004 payload size of these messages.
-std::uint32_t pull_payload_size(const std::vector<stored_message>& messages);
+// The 1004 payload size of these messages (the 2006 one with v2's 26-byte entry headers).
+std::uint32_t pull_payload_size(const std::vector<stored_message>& messages,
+                                std::size_t entry_header_size = protocol::pulled_message_header_size);
 
 // While the deletes after a delivered pull fail (a full disk), a message is delivered at most
 // this many times; then it is held back until a delete succeeds.
@@ -76,10 +87,27 @@ class request_handler {
   // never handed out again by this server process. Returns those not quarantined before.
   std::vector<std::uint32_t> quarantine(const client_id& recipient, const std::vector<std::uint32_t>& ids);
 
+  // --- Protocol v2 (docs/PROTOCOL.md Part II; the signatures are checked before, on the I/O
+  // thread) ---
+  // REGISTER: stores the client under `id` (derived from its identity key) with every key.
+  // request_rejected name_taken, then key_taken when the ID is in use.
+  void register_v2_client(const client_id& id, const protocol::v2::register_request& request);
+  // The identity key of a v2 client; nullopt for an unknown or a v1 client. Records nothing.
+  std::optional<protocol::v2::identity_key> identity_of(const client_id& id) const;
+  // KEYS: the target's keys as registered (zeros for a legacy client); unknown_client.
+  protocol::v2::keys_response get_keys(const client_id& requester, const client_id& target);
+  // PULL: the oldest messages not in `leased` (sorted IDs leased to a live connection) and not
+  // held back, within the per-pull limits counted with 26-byte entry headers. Removes nothing.
+  pull_batch begin_v2_pull(const client_id& requester, std::uint64_t inline_budget,
+                           const std::vector<std::uint32_t>& leased);
+  // ACK: removes those messages of the requester's mailbox (others ignored); how many.
+  std::uint32_t acknowledge(const client_id& requester, const std::vector<std::uint32_t>& ids);
+
   // Every rule violation throws request_rejected; storage failures throw storage_error.
 
  private:
   void require_registered(const client_id& id);  // and records its last-seen time
+  std::function<bool(std::uint32_t)> held_back_filter(const client_id& mailbox);
 
   // A pending message a pull must treat specially.
   struct held_message {

@@ -48,6 +48,9 @@ inline constexpr std::uint64_t default_max_mailbox_messages = 1'000'000;
 inline constexpr std::uint64_t default_max_mailbox_bytes = 64ull << 30;
 // A send is refused when the free space of the database's file system would drop below this.
 inline constexpr std::uint64_t default_min_free_disk = 64ull << 20;
+// A v2 PULL leases the messages it delivers to its connection for this long (docs/PROTOCOL.md
+// §15): not acknowledged by then, they are free again for the next PULL.
+inline constexpr std::chrono::seconds default_lease_timeout{120};
 // Jobs the storage worker runs in one transaction (one fsync) at most.
 inline constexpr std::size_t default_max_batch = 4096;
 
@@ -68,6 +71,7 @@ struct server_limits {
   std::uint64_t max_mailbox_bytes = default_max_mailbox_bytes;
   std::uint64_t min_free_disk = default_min_free_disk;
   std::size_t max_batch = default_max_batch;
+  std::chrono::milliseconds lease_timeout = default_lease_timeout;
 };
 
 }  // namespace letterbox::server

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 
+#include "pull_support.hpp"
 #include "request.hpp"
 #include "responses.hpp"
 
@@ -47,28 +48,37 @@ asio::awaitable<void> send_file(net::connection& connection, const spool_directo
   }
 }
 
-asio::awaitable<void> write_pull_response(request& r, const pull_batch& batch) {
-  byte_buffer out;
-  out.reserve(std::min<std::size_t>(pull_write_chunk + 64 * 1024, response_header_size + batch.payload_size));
-  const auto header = encode_pull_response_header(batch);
-  out.insert(out.end(), header.begin(), header.end());
-  for (const auto& message : batch.messages) {
-    const auto message_header = encode_pulled_header(message);
-    out.insert(out.end(), message_header.begin(), message_header.end());
-    if (message.content_file.empty()) {
-      out.insert(out.end(), message.inline_content.begin(), message.inline_content.end());
-      if (out.size() >= pull_write_chunk) {
-        co_await r.connection.write(asio::buffer(out));
-        out.clear();
+}  // namespace
+
+asio::awaitable<void> write_pull_entries(request& r, const pull_batch& batch, const response_header_bytes& header,
+                                         const entry_header_writer& entry_header) {
+  try {
+    byte_buffer out;
+    out.reserve(std::min<std::size_t>(pull_write_chunk + 64 * 1024, response_header_size + batch.payload_size));
+    out.insert(out.end(), header.begin(), header.end());
+    for (const auto& message : batch.messages) {
+      entry_header(out, message);
+      if (message.content_file.empty()) {
+        out.insert(out.end(), message.inline_content.begin(), message.inline_content.end());
+        if (out.size() >= pull_write_chunk) {
+          co_await r.connection.write(asio::buffer(out));
+          out.clear();
+        }
+        continue;
       }
-      continue;
+      co_await r.connection.write(asio::buffer(out));
+      out.clear();
+      co_await send_file(r.connection, r.server.spool, message.content_file, message.content_size);
     }
-    co_await r.connection.write(asio::buffer(out));
-    out.clear();
-    co_await send_file(r.connection, r.server.spool, message.content_file, message.content_size);
+    if (!out.empty()) co_await r.connection.write(asio::buffer(out));
+  } catch (const storage_error& e) {
+    // Part of the response may be on the wire: no 9000 can follow, the connection must end.
+    // The messages stay in the mailbox.
+    throw std::runtime_error(std::string("pull aborted mid-response: ") + e.what());
   }
-  if (!out.empty()) co_await r.connection.write(asio::buffer(out));
 }
+
+namespace {
 
 // Messages of the batch whose spool file is missing or shorter than the message (a broken
 // spool: deleted or truncated by hand, a disk error). Looked at before the 1004 header is
@@ -83,22 +93,40 @@ std::vector<std::uint32_t> broken_spool_files(const spool_directory& spool, cons
   return broken;
 }
 
-// Gives the pull's share of the memory budget back when the flow ends, however it ends.
-struct budget_share {
-  memory_budget& budget;
-  std::uint64_t bytes = 0;
-  ~budget_share() { budget.release(bytes); }
-};
-
-// Ends the pull's registration when the flow ends, however it ends.
-struct pull_registration {
-  pull_registry& pulls;
-  const client_id& mailbox;
-  std::shared_ptr<pull_ticket> ticket;
-  ~pull_registration() { pulls.end(mailbox, ticket); }
-};
-
 }  // namespace
+
+asio::awaitable<void> acquire_pull_memory(request& r, budget_share& share) {
+  share.bytes = co_await r.server.pull_memory.acquire(std::max<std::uint64_t>(r.server.limits.inline_content_limit, 1),
+                                                      r.server.limits.max_pull_inline_bytes, r.connection,
+                                                      r.server.limits.io_timeout);
+}
+
+void trim_pull_memory(const pull_batch& batch, budget_share& share) {
+  std::uint64_t held = 0;
+  for (const auto& m : batch.messages) held += m.inline_content.size();
+  share.budget.release(share.bytes - std::min(held, share.bytes));  // keep only what is used
+  share.bytes = std::min(held, share.bytes);
+}
+
+asio::awaitable<void> drop_broken_spool_files(request& r, const client_id& mailbox, pull_batch& batch,
+                                              std::size_t entry_header_size) {
+  if (std::none_of(batch.messages.begin(), batch.messages.end(), [](const auto& m) { return !m.content_file.empty(); }))
+    co_return;
+  auto& handler = r.server.handler;
+  auto& spool = r.server.spool;
+  auto check = [&spool, &batch] { return broken_spool_files(spool, batch); };
+  const auto broken = co_await r.connection.run_blocking(std::move(check));
+  if (broken.empty()) co_return;
+  auto quarantine = [&handler, mailbox, broken] { return handler.quarantine(mailbox, broken); };
+  const auto newly = co_await r.server.storage.run<std::vector<std::uint32_t>>(std::move(quarantine));
+  for (auto id : newly)
+    spdlog::error("mailbox {}: message {} quarantined: its spool file is missing or shorter than the message "
+                  "(kept in the database; the rest of the mailbox is delivered)", to_hex(mailbox), id);
+  std::erase_if(batch.messages, [&](const stored_message& m) {
+    return std::find(broken.begin(), broken.end(), m.id) != broken.end();
+  });
+  batch.payload_size = pull_payload_size(batch.messages, entry_header_size);
+}
 
 asio::awaitable<outcome> handle_pull_messages(request& r) {
   if (r.header.payload_size != 0) throw request_rejected("pull with a payload");
@@ -107,44 +135,21 @@ asio::awaitable<outcome> handle_pull_messages(request& r) {
   const client_id requester = r.header.client;
   // A pull of this mailbox still writing on another connection is closed (see pull_registry).
   const pull_registration registration{r.server.pulls, requester, r.server.pulls.begin(requester, r.connection)};
-  // Inline contents are held in memory until written: take a share of the server-wide budget
-  // (at least one inline content's worth, so a pull always makes progress).
+  // Inline contents are held in memory until written: take a share of the server-wide budget.
   budget_share share{r.server.pull_memory};
-  share.bytes = co_await r.server.pull_memory.acquire(std::max<std::uint64_t>(r.server.limits.inline_content_limit, 1),
-                                                      r.server.limits.max_pull_inline_bytes, r.connection,
-                                                      r.server.limits.io_timeout);
+  co_await acquire_pull_memory(r, share);
   auto begin = [&handler, requester, budget = share.bytes] { return handler.begin_pull(requester, budget); };
   pull_batch batch = co_await storage.run<pull_batch>(std::move(begin));
   batch.payload_size = pull_payload_size(batch.messages);
-  std::uint64_t held = 0;
-  for (const auto& m : batch.messages) held += m.inline_content.size();
-  r.server.pull_memory.release(share.bytes - std::min(held, share.bytes));  // keep only what is used
-  share.bytes = std::min(held, share.bytes);
+  trim_pull_memory(batch, share);
   registration.ticket->writing = !batch.messages.empty();
-  if (std::any_of(batch.messages.begin(), batch.messages.end(), [](const auto& m) { return !m.content_file.empty(); })) {
-    auto& spool = r.server.spool;
-    auto check = [&spool, &batch] { return broken_spool_files(spool, batch); };
-    const auto broken = co_await r.connection.run_blocking(std::move(check));
-    if (!broken.empty()) {
-      auto quarantine = [&handler, requester, broken] { return handler.quarantine(requester, broken); };
-      const auto newly = co_await storage.run<std::vector<std::uint32_t>>(std::move(quarantine));
-      for (auto id : newly)
-        spdlog::error("mailbox {}: message {} quarantined: its spool file is missing or shorter than the message "
-                      "(kept in the database; the rest of the mailbox is delivered)", to_hex(requester), id);
-      std::erase_if(batch.messages, [&](const stored_message& m) {
-        return std::find(broken.begin(), broken.end(), m.id) != broken.end();
-      });
-      batch.payload_size = pull_payload_size(batch.messages);
-    }
-  }
-  try {
-    co_await write_pull_response(r, batch);
-    registration.ticket->writing = false;  // written: a newer pull must not close it now
-  } catch (const storage_error& e) {
-    // Part of the 1004 may be on the wire: no 9000 can follow, the connection must end. The
-    // messages stay in the mailbox.
-    throw std::runtime_error(std::string("pull aborted mid-response: ") + e.what());
-  }
+  co_await drop_broken_spool_files(r, requester, batch, pulled_message_header_size);
+  const auto write_header = [](byte_buffer& out, const stored_message& message) {
+    const auto bytes = encode_pulled_header(message);
+    out.insert(out.end(), bytes.begin(), bytes.end());
+  };
+  co_await write_pull_entries(r, batch, encode_pull_response_header(batch), write_header);
+  registration.ticket->writing = false;  // written: a newer pull must not close it now
   auto finish = [&handler, &batch] { handler.finish_pull(batch); };
   auto not_committed = [&handler, &batch]() noexcept { handler.deletes_failed(batch); };
   try {

@@ -4,6 +4,9 @@
 //   fixed_requests.cpp  100 register, 101 list clients, 102 public key
 //   send_message.cpp    103 send (inline content, or streamed to a spool file)
 //   pull_messages.cpp   104 pull (inline contents, spool files by sendfile)
+//   v2_session.cpp      v2 200 HELLO, 201 REGISTER, 202 AUTH (the connection's identity)
+//   v2_directory.cpp    v2 203 LIST, 204 KEYS
+//   v2_mail.cpp         v2 205 SEND (the 103 path), 206 PULL (leases), 207 ACK
 #pragma once
 
 #include <utility>  // before Asio (Boost 1.74 + g++ 12 + C++20)
@@ -24,6 +27,7 @@
 #include "messages.hpp"
 #include "spool.hpp"
 #include "storage_worker.hpp"
+#include "v2_state.hpp"
 
 namespace letterbox::server {
 
@@ -155,6 +159,7 @@ struct server_context {
   rate_limiter& registrations;          // I/O thread only
   disk_space& disk;                     // I/O thread only
   memory_budget& pull_memory;           // I/O thread only
+  lease_registry& leases;               // I/O thread only
   server_limits limits;
 };
 
@@ -164,6 +169,8 @@ struct request {
   net::connection& connection;
   server_context& server;
   std::uint64_t unread_payload = header.payload_size;
+  v2_connection* v2 = nullptr;      // the connection's v2 state (null where a flow needs none)
+  bool close_after_error = false;   // a failed REGISTER / AUTH ends the connection after its 9000
 
   // Reads exactly the buffer's size of the payload.
   boost::asio::awaitable<void> read(const boost::asio::mutable_buffer& buffer) {
@@ -189,5 +196,24 @@ boost::asio::awaitable<outcome> respond(request& r, protocol::byte_buffer respon
 boost::asio::awaitable<outcome> handle_fixed_request(request& r);  // 100, 101, 102
 boost::asio::awaitable<outcome> handle_send_message(request& r);   // 103
 boost::asio::awaitable<outcome> handle_pull_messages(request& r);  // 104
+// v2 (r.header.version == 3, code 200..207, r.v2 set). Rule violations throw request_rejected
+// with their §18 reason.
+boost::asio::awaitable<outcome> handle_v2_session_request(request& r);  // 200, 201, 202
+boost::asio::awaitable<outcome> handle_v2_directory_request(request& r);  // 203, 204
+boost::asio::awaitable<outcome> handle_v2_send(request& r);  // 205
+boost::asio::awaitable<outcome> handle_v2_pull(request& r);  // 206
+boost::asio::awaitable<outcome> handle_v2_ack(request& r);   // 207
 
+// --- Shared by the v1 and v2 flows ------------------------------------------------------------
+// The part of a send after its prefix was checked (103 and 205): disk watermark, content
+// inline or to a spool file, the storage job (quotas, commit), then `encode(sent)` is written.
+boost::asio::awaitable<outcome> receive_and_store(request& r, const client_id& sender,
+                                                  const protocol::send_message_prefix& prefix,
+                                                  protocol::byte_buffer (*encode)(const protocol::message_sent&));
+// The authenticated client of a v2 request; bad_state when the connection has none. (Its
+// last-seen time is recorded by the flow's storage job, as for v1.)
+client_id require_authenticated(request& r);
+// Reads a payload of exactly `expected` bytes (at most 64 KiB + a register's size): malformed
+// when the header announces another size.
+boost::asio::awaitable<protocol::byte_buffer> read_fixed_payload(request& r, std::uint32_t expected);
 }  // namespace letterbox::server

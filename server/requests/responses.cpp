@@ -27,6 +27,41 @@ void encode_client_list_piece(const client_directory::snapshot& clients, const c
     if (clients[next].id != requester) append_client_list_entry(out, clients[next]);
 }
 
+namespace {
+std::uint64_t others_in(const client_directory::snapshot& clients, const client_id& requester) {
+  std::uint64_t count = clients.size();
+  for (std::size_t i = 0; i < clients.size(); ++i)
+    if (clients[i].id == requester) return count - 1;
+  return count;
+}
+}  // namespace
+
+response_header_bytes encode_v2_client_list_header(const client_directory::snapshot& clients,
+                                                   const client_id& requester) {
+  return v2::encode_client_list_header(others_in(clients, requester));
+}
+
+void encode_v2_client_list_piece(const client_directory::snapshot& clients, const client_id& requester,
+                                 std::size_t& next, std::size_t max_bytes, byte_buffer& out) {
+  const std::size_t limit = out.size() + std::max(max_bytes, v2::client_list_entry_size);  // one entry at least
+  for (; next < clients.size() && out.size() + v2::client_list_entry_size <= limit; ++next)
+    if (clients[next].id != requester) {
+      byte_writer w(out);
+      w.bytes(clients[next].id);
+      w.bytes(encode_name(clients[next].name));
+      w.u8(clients.flags(next));
+    }
+}
+
+response_header_bytes encode_v2_pull_response_header(const pull_batch& batch) {
+  return v2::encode_response_header(v2::response_code::messages, batch.payload_size);
+}
+
+std::array<std::uint8_t, v2::pulled_message_header_size> encode_v2_pulled_header(const stored_message& message,
+                                                                                std::uint8_t flags) {
+  return v2::encode_pulled_message_header({message.from, message.id, message.type, flags, message.content_size});
+}
+
 const byte_buffer& error_response() {
   static const byte_buffer error = encode_error_response();
   return error;

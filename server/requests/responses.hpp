@@ -7,6 +7,7 @@
 #include "client_directory.hpp"
 #include "handler.hpp"
 #include "messages.hpp"
+#include "messages_v2.hpp"
 
 namespace letterbox::server {
 
@@ -23,8 +24,18 @@ protocol::response_header_bytes encode_client_list_header(const client_directory
 void encode_client_list_piece(const client_directory::snapshot& clients, const client_id& requester,
                               std::size_t& next, std::size_t max_bytes, protocol::byte_buffer& out);
 
+// 2003 (v2) is streamed the same way, each entry with its flags.
+protocol::response_header_bytes encode_v2_client_list_header(const client_directory::snapshot& clients,
+                                                             const client_id& requester);
+void encode_v2_client_list_piece(const client_directory::snapshot& clients, const client_id& requester,
+                                 std::size_t& next, std::size_t max_bytes, protocol::byte_buffer& out);
+
 // 1004 is streamed: its header, then for each message its header and its content.
 protocol::response_header_bytes encode_pull_response_header(const pull_batch& batch);
 std::array<std::uint8_t, protocol::pulled_message_header_size> encode_pulled_header(const stored_message& message);
+// 2006 likewise; flags: protocol::v2::message_flag_legacy_sender when the sender is a v1 client.
+protocol::response_header_bytes encode_v2_pull_response_header(const pull_batch& batch);
+std::array<std::uint8_t, protocol::v2::pulled_message_header_size> encode_v2_pulled_header(const stored_message& message,
+                                                                                          std::uint8_t flags);
 
 }  // namespace letterbox::server

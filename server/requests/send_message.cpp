@@ -1,8 +1,10 @@
 // 103 send: validate the 21-byte prefix, then take the content inline (read into memory as it
 // arrives) or, when it is larger than --inline-limit, stream it to a spool file that is
 // fsync'd before the row referencing it commits. The 1003 is sent after that commit.
+// receive_and_store is that second half, shared with v2's SEND (205, v2_mail.cpp).
 #include <memory>
 
+#include "messages_v2.hpp"
 #include "request.hpp"
 #include "responses.hpp"
 
@@ -93,17 +95,28 @@ asio::awaitable<outcome> handle_send_message(request& r) {
   validate_send_message(prefix, r.header.payload_size);
   if (prefix.content_size > r.server.limits.max_message_size)
     throw request_rejected("content of " + std::to_string(prefix.content_size) + " bytes exceeds --max-message-size");
-  auto& handler = r.server.handler;
-  auto& storage = r.server.storage;
   const client_id sender = r.header.client;
   // Before any content is read: sender and destination registered (the client directory,
   // on this thread; the storage job checks again).
   if (!r.server.directory.contains(sender)) throw request_rejected("client " + to_hex(sender) + " is not registered");
   if (!r.server.directory.contains(prefix.to))
     throw request_rejected("destination " + to_hex(prefix.to) + " is not registered");
+  // A v2 mailbox is pulled with 2006, whose entry header is one byte longer than 1004's.
+  if (prefix.content_size > v2::max_content_size && r.server.directory.is_v2(prefix.to))
+    throw request_rejected("content of " + std::to_string(prefix.content_size) +
+                           " bytes does not fit one 2006 entry of the v2 destination");
+  co_return co_await receive_and_store(r, sender, prefix, &protocol::encode_message_sent_response);
+}
+
+asio::awaitable<outcome> receive_and_store(request& r, const client_id& sender, const send_message_prefix& prefix,
+                                           byte_buffer (*encode)(const message_sent&)) {
+  auto& handler = r.server.handler;
+  auto& storage = r.server.storage;
   if (!r.server.disk.allows(prefix.content_size))
-    throw request_rejected("the disk holding the database has less than " + std::to_string(r.server.disk.min_free()) +
-                           " bytes free after this message and the sends in progress (--min-free-disk)");
+    throw request_rejected(v2::reason::disk_full, "the disk holding the database has less than " +
+                                                      std::to_string(r.server.disk.min_free()) +
+                                                      " bytes free after this message and the sends in progress "
+                                                      "(--min-free-disk)");
   const disk_space::reservation on_disk(r.server.disk, prefix.content_size);
   if (prefix.content_size <= r.server.limits.inline_content_limit) {
     auto content = co_await receive_inline(r, prefix.content_size);
@@ -111,7 +124,7 @@ asio::awaitable<outcome> handle_send_message(request& r) {
       return handler.store_message(sender, prefix, std::move(content), {});
     };
     const auto sent = co_await storage.run<message_sent>(std::move(store));
-    co_return co_await respond(r, encode_response(sent));
+    co_return co_await respond(r, encode(sent));
   }
   // Large content: refuse before receiving gigabytes for nobody.
   auto check = [&handler, sender, prefix] { handler.check_send(sender, prefix); };
@@ -122,7 +135,7 @@ asio::awaitable<outcome> handle_send_message(request& r) {
   };
   const auto sent = co_await storage.run<message_sent>(std::move(store));
   upload->keep();  // committed: the row owns the file now
-  co_return co_await respond(r, encode_response(sent));
+  co_return co_await respond(r, encode(sent));
 }
 
 }  // namespace letterbox::server

@@ -3,14 +3,14 @@
 
 namespace letterbox::server {
 
-void client_directory::publish(const std::vector<protocol::client_entry>& added) {
+void client_directory::publish(const std::vector<entry>& added) {
   if (added.empty()) return;
   std::unique_lock lock(mutex_);
   for (const auto& entry : added) {
     if (count_ % chunk_size == 0) chunks_.push_back(std::make_unique<chunk>());
     (*chunks_.back())[count_ % chunk_size] = entry;
     ++count_;
-    ids_.insert(entry.id);
+    ids_.emplace(entry.client.id, entry.flags);
   }
 }
 
@@ -26,6 +26,12 @@ client_directory::snapshot client_directory::current() const {
 bool client_directory::contains(const client_id& id) const {
   std::shared_lock lock(mutex_);
   return ids_.count(id) != 0;
+}
+
+bool client_directory::is_v2(const client_id& id) const {
+  std::shared_lock lock(mutex_);
+  auto it = ids_.find(id);
+  return it != ids_.end() && (it->second & protocol::v2::client_flag_v2) != 0;
 }
 
 std::size_t client_directory::size() const {

@@ -21,10 +21,11 @@ std::string utc_now() {
 
 mailbox_store::mailbox_store(record_store& records, spool_directory& spool, std::chrono::milliseconds last_seen_flush)
     : records_(records), spool_(spool), last_seen_flush_(last_seen_flush) {
-  std::vector<protocol::client_entry> directory;
+  std::vector<client_directory::entry> directory;
   records_.for_each_client([&](const client_record& client, std::uint32_t last_message_id) {
-    clients_.emplace(client.id, client_state{client.key, last_message_id, last_message_id, {}});
-    directory.push_back({client.id, client.name});
+    clients_.emplace(client.id, client_state{client.name, client.key, client.v2, last_message_id, last_message_id, {}});
+    names_.insert(client.name);
+    directory.push_back({{client.id, client.name}, client.v2 ? protocol::v2::client_flag_v2 : std::uint8_t{0}});
   });
   directory_.publish(directory);
   records_.for_each_message_location([this](const message_location& message) {
@@ -142,7 +143,10 @@ void mailbox_store::rollback() noexcept {
   messages_removed_in_batch_.clear();
   // IDs given in the failed batch stay used (last_id is not lowered): never delivered, they
   // leave a gap, never a duplicate.
-  for (const auto& entry : added_in_batch_) clients_.erase(entry.id);
+  for (const auto& entry : added_in_batch_) {
+    clients_.erase(entry.client.id);
+    names_.erase(entry.client.name);
+  }
   added_in_batch_.clear();
   files_to_remove_.clear();
   // touched_ stays: the requests were made, whether or not their batch committed.
@@ -155,12 +159,25 @@ mailbox_usage mailbox_store::usage_of(const client_id& to) const {
 
 bool mailbox_store::client_exists(const client_id& id) const { return clients_.count(id) != 0; }
 
-bool mailbox_store::add_client(const client_id& id, const std::string& name, const public_key& key) {
+bool mailbox_store::add_client(const client_id& id, const std::string& name, const public_key& key,
+                               const std::optional<v2_keys>& v2) {
   if (clients_.count(id) != 0) return false;
-  if (!records_.insert_client({id, name, key}, now())) return false;
-  clients_.emplace(id, client_state{key, 0, 0, {}});
-  added_in_batch_.push_back({id, name});
+  if (!records_.insert_client({id, name, key, v2}, now())) return false;
+  clients_.emplace(id, client_state{name, key, v2, 0, 0, {}});
+  names_.insert(name);
+  added_in_batch_.push_back({{id, name}, v2 ? protocol::v2::client_flag_v2 : std::uint8_t{0}});
   return true;
+}
+
+std::optional<mailbox_store::client_info> mailbox_store::client_of(const client_id& id) const {
+  auto it = clients_.find(id);
+  if (it == clients_.end()) return std::nullopt;
+  return client_info{it->second.name, it->second.key, it->second.v2};
+}
+
+bool mailbox_store::is_v2_client(const client_id& id) const {
+  auto it = clients_.find(id);
+  return it != clients_.end() && it->second.v2.has_value();
 }
 
 std::optional<public_key> mailbox_store::public_key_of(const client_id& id) const {
@@ -198,7 +215,8 @@ std::uint32_t mailbox_store::add_message(const new_message& message) {
 std::vector<stored_message> mailbox_store::pending_messages(const client_id& to, std::uint32_t after_id,
                                                             std::size_t max_count, std::uint64_t max_inline_bytes,
                                                             std::uint64_t max_payload_bytes,
-                                                            const std::function<bool(std::uint32_t)>& skip) {
+                                                            const std::function<bool(std::uint32_t)>& skip,
+                                                            std::size_t entry_header_size) {
   std::vector<stored_message> result;
   auto mailbox = mailboxes_.find(to);
   if (mailbox == mailboxes_.end()) return result;
@@ -213,7 +231,7 @@ std::vector<stored_message> mailbox_store::pending_messages(const client_id& to,
     // is reused after the newest row was deleted): never hand out another mailbox's message.
     if (!record || record->to != to || record->id != it->id) continue;
     const bool in_file = !record->content_file.empty();
-    const std::uint64_t size = protocol::pulled_message_header_size + record->content_size;
+    const std::uint64_t size = entry_header_size + record->content_size;
     if (payload + size > max_payload_bytes) break;
     if (!in_file && !result.empty() && inline_bytes + record->content_size > max_inline_bytes) break;
     if (!in_file) {
@@ -228,12 +246,14 @@ std::vector<stored_message> mailbox_store::pending_messages(const client_id& to,
   return result;
 }
 
-void mailbox_store::remove_messages(const client_id& to, const std::vector<std::uint32_t>& ids) {
+std::size_t mailbox_store::remove_messages(const client_id& to, const std::vector<std::uint32_t>& ids) {
+  std::size_t removed = 0;
   for (auto id : ids) {
     const auto* entry = find_pending(to, id);
     if (entry == nullptr) continue;  // not (or no longer) in this mailbox
     auto deleted = records_.delete_message(entry->row, to, id);
     if (!deleted) continue;
+    ++removed;
     messages_removed_in_batch_.push_back({to, *entry});
     if (auto state = clients_.find(to); state != clients_.end()) {
       --state->second.usage.messages;
@@ -243,6 +263,7 @@ void mailbox_store::remove_messages(const client_id& to, const std::vector<std::
     up_to = std::max(up_to, id);
     if (!deleted->content_file.empty()) files_to_remove_.push_back(std::move(deleted->content_file));
   }
+  return removed;
 }
 
 }  // namespace letterbox::server

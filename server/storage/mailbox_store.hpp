@@ -60,9 +60,22 @@ class mailbox_store final : public batch_store {
   bool has_deferred_writes() const noexcept override { return !touched_.empty(); }
 
   bool client_exists(const client_id& id) const;
-  // Adds a client. Returns false (and changes nothing) when the ID or the name is taken.
-  bool add_client(const client_id& id, const std::string& name, const public_key& key);
+  // Adds a client (a v2 one with its v2 keys). Returns false (and changes nothing) when the ID
+  // or the name is taken.
+  bool add_client(const client_id& id, const std::string& name, const public_key& key,
+                  const std::optional<v2_keys>& v2 = std::nullopt);
   std::optional<public_key> public_key_of(const client_id& id) const;
+  // A registered client as stored (committed, or added in this batch); nullopt when unknown.
+  struct client_info {
+    std::string name;
+    public_key key{};
+    std::optional<v2_keys> v2;
+  };
+  std::optional<client_info> client_of(const client_id& id) const;
+  // True for a registered v2 client.
+  bool is_v2_client(const client_id& id) const;
+  // True when a client (committed, or added in this batch) has this name.
+  bool name_taken(const std::string& name) const { return names_.count(name) != 0; }
   // Every registered client except `except`, in registration order (committed ones).
   std::vector<protocol::client_entry> clients_except(const client_id& except) const;
   // The committed clients' IDs and names, readable from any thread (see client_directory).
@@ -77,18 +90,20 @@ class mailbox_store final : public batch_store {
   // the mailbox has used all 2^32 - 1 IDs.
   std::uint32_t add_message(const new_message& message);
   // Pending messages of `to` with ID > after_id, in send order, at most max_count of them and
-  // stopping before inline content would exceed max_inline_bytes or the total 1004 payload
-  // would exceed max_payload_bytes (at least one message when any is pending and it fits the
+  // stopping before inline content would exceed max_inline_bytes or the total payload
+  // (entry_header_size + content per message: 25 for a 1004, 26 for a 2006) would exceed
+  // max_payload_bytes (at least one message when any is pending and it fits the
   // payload limit). A message committed in the current batch is not seen before the commit.
   // Messages for which skip(id) is true are passed over (they count for no limit).
   std::vector<stored_message> pending_messages(const client_id& to, std::uint32_t after_id, std::size_t max_count,
                                                std::uint64_t max_inline_bytes, std::uint64_t max_payload_bytes,
-                                               const std::function<bool(std::uint32_t)>& skip = {});
+                                               const std::function<bool(std::uint32_t)>& skip = {},
+                                               std::size_t entry_header_size = protocol::pulled_message_header_size);
   // True while message `id` of `to`'s mailbox is stored (committed state).
   bool is_pending(const client_id& to, std::uint32_t id) const { return find_pending(to, id) != nullptr; }
-  // Removes delivered messages of `to` (IDs of other mailboxes are ignored); their spool
-  // files are deleted after the commit.
-  void remove_messages(const client_id& to, const std::vector<std::uint32_t>& ids);
+  // Removes delivered messages of `to` (IDs of other mailboxes are ignored, and an ID given
+  // twice counts once); their spool files are deleted after the commit. Returns how many.
+  std::size_t remove_messages(const client_id& to, const std::vector<std::uint32_t>& ids);
   // What `to`'s mailbox holds now (this batch's sends and removals included), for quotas.
   mailbox_usage usage_of(const client_id& to) const;
   // Spool file names referenced by stored messages.
@@ -105,7 +120,9 @@ class mailbox_store final : public batch_store {
 
  private:
   struct client_state {
+    std::string name;
     public_key key{};
+    std::optional<v2_keys> v2;
     std::uint32_t last_id = 0;       // highest message ID given in this mailbox
     std::uint32_t recorded_id = 0;   // highest delivered ID recorded in the backend
     mailbox_usage usage;             // pending, this batch's changes included
@@ -126,7 +143,8 @@ class mailbox_store final : public batch_store {
   record_store& records_;
   spool_directory& spool_;
   std::unordered_map<client_id, client_state, client_id_hash> clients_;  // cache of the clients
-  std::vector<protocol::client_entry> added_in_batch_;
+  std::vector<client_directory::entry> added_in_batch_;
+  std::unordered_set<std::string> names_;  // of the clients in clients_
   client_directory directory_;
   // Each recipient's pending messages in send order (committed state).
   std::unordered_map<client_id, std::deque<pending_entry>, client_id_hash> mailboxes_;

@@ -75,10 +75,10 @@ void memory_store::record_last_message_id(const client_id& client, std::uint32_t
 }
 
 std::uint64_t memory_store::insert_message(const new_message& message, std::uint32_t id, const std::string&) {
-  // The schema's constraints: both ends are clients (foreign keys), the type is 1..4 (CHECK).
+  // The schema's constraints: both ends are clients (foreign keys), the type is 1..4, 16 or 17 (CHECK).
   if (client_index_.count(message.to) == 0 || client_index_.count(message.from) == 0)
     throw storage_error("store message: FOREIGN KEY constraint failed");
-  if (message.type < protocol::min_message_type || message.type > protocol::max_message_type)
+  if (!is_storable_type(message.type))
     throw storage_error("store message: CHECK constraint failed: Type");
   // As SQLite's rowid: one more than the largest row stored (so a row key can come back
   // after the newest row was deleted; message IDs never do).

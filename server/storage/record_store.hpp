@@ -21,6 +21,7 @@ struct client_record {
   client_id id{};
   std::string name;
   public_key key{};
+  std::optional<v2_keys> v2;  // a v2 registration (IdentityKey, AgreementKey, KeySignature), else NULL
 };
 
 // Where a stored message is: its row, its recipient and its message ID in that mailbox (what
@@ -77,7 +78,7 @@ class record_store {
   virtual void record_last_message_id(const client_id& client, std::uint32_t id) = 0;
   // Stores a message with message ID `id` in its recipient's mailbox, sent at `now`; returns
   // its row, larger than every row currently stored. Throws storage_error when `to` or
-  // `from` is not a client or the type is not 1..4.
+  // `from` is not a client or the type is not 1..4, 16 or 17.
   virtual std::uint64_t insert_message(const new_message& message, std::uint32_t id, const std::string& now) = 0;
   // The message in this row, or nullopt when there is none.
   virtual std::optional<message_record> read_message(std::uint64_t row) = 0;

@@ -8,12 +8,29 @@
 #include <string>
 
 #include "messages.hpp"
+#include "messages_v2.hpp"
 
 namespace letterbox::server {
 
 using protocol::byte_buffer;
 using protocol::client_id;
 using protocol::public_key;
+
+// The keys a v2 client registered beside its legacy key (docs/PROTOCOL.md §13); a v1 client
+// has none.
+struct v2_keys {
+  protocol::v2::identity_key identity{};
+  protocol::v2::agreement_key agreement{};
+  protocol::v2::signature key_signature{};
+  bool operator==(const v2_keys&) const = default;
+};
+
+// Whether a message type can be stored: v1's 1..4 and v2's sealed 16, 17.
+inline bool is_storable_type(std::uint8_t type) noexcept {
+  return (type >= protocol::min_message_type && type <= protocol::max_message_type) ||
+         type == static_cast<std::uint8_t>(protocol::v2::message_type::sealed_text) ||
+         type == static_cast<std::uint8_t>(protocol::v2::message_type::sealed_file);
+}
 
 // The one error type of the storage layer (I/O error, full disk, corrupt DB, ...).
 // Translated into a 9000 response plus a log line at the session boundary.

@@ -22,9 +22,11 @@ fail() {
   exit 1
 }
 
-# Starts the server and writes server.info into each directory given.
+# Starts the server (with $server_flags) and writes server.info into each directory given.
+server_flags=${server_flags:-}
 start_server() {
-  "$server_bin" --port 0 --bind 127.0.0.1 --ready-file "$work/port" --db "$work/server.db" \
+  # shellcheck disable=SC2086
+  "$server_bin" --port 0 --bind 127.0.0.1 --ready-file "$work/port" --db "$work/server.db" $server_flags \
     2>"$work/server.log" &
   server_pid=$!
   for _ in $(seq 100); do  # at most 10 s
@@ -42,9 +44,11 @@ start_server() {
 }
 
 # run_menu DIR INPUT: drives the menu of the client in DIR through a pipe (bounded in time);
-# the output goes to stdout.
+# the output goes to stdout. $client_flags (e.g. --v1) go before the directory.
+client_flags=${client_flags:-}
 run_menu() {
-  printf '%b' "$2" | timeout 120 "$client_bin" --dir "$1" --timeout 30 || fail "client in $1 exited with $?"
+  # shellcheck disable=SC2086
+  printf '%b' "$2" | timeout 120 "$client_bin" $client_flags --dir "$1" --timeout 30 || fail "client in $1 exited with $?"
 }
 
 # expect_contains TEXT EXPECTED DESCRIPTION

@@ -75,10 +75,66 @@ TEST_CASE("malformed keyring lines are reported with their line number") {
     return std::string("(no error)");
   };
   const std::string id = "000102030405060708090a0b0c0d0e0f";
-  CHECK(keyring::parse("# comment\n\n" + id + " - - carol\n").size() == 1);
+  CHECK(keyring::parse("# comment\n\n" + id + " - - carol\n").peers.size() == 1);
   CHECK(error_of("# c\n" + id + " - -\n").find("line 2") != std::string::npos);
   CHECK(error_of("zz " + std::string("- - x\n")).find("line 1: client ID") != std::string::npos);
   CHECK(error_of(id + " TWFu - x\n").find("public key") != std::string::npos);
   CHECK(error_of(id + " - 0011 x\n").find("symmetric key") != std::string::npos);
   CHECK(error_of(id + " - - a\n" + id + " - - b\n").find("twice") != std::string::npos);
+}
+
+TEST_CASE("pins: saved and loaded with the peers; a pin is replaced by name or by ID") {
+  test_directory dir;
+  const auto legacy = private_key::generate().public_key();
+  pin bob;
+  bob.name = "bob the builder";
+  bob.id = id_of(5);
+  bob.identity_key.fill(0x51);
+  bob.agreement_key.fill(0x52);
+  bob.legacy_key = legacy;
+  {
+    auto ring = keyring::load(dir.path);
+    ring.set_name(id_of(5), "bob the builder");
+    ring.replace_pin(bob);
+    ring.save();
+  }
+  auto ring = keyring::load(dir.path);
+  REQUIRE(ring.find_pin("bob the builder"));
+  CHECK(*ring.find_pin("bob the builder") == bob);
+  CHECK(ring.find_pin(id_of(5)) == ring.find_pin("bob the builder"));
+  CHECK(ring.find_by_name("bob the builder")->id == id_of(5));
+  pin changed = bob;
+  changed.id = id_of(6);
+  changed.identity_key.fill(0x61);
+  ring.replace_pin(changed);  // the user trusted bob's new key
+  CHECK(ring.pins().size() == 1);
+  CHECK(ring.find_pin(id_of(5)) == nullptr);
+  CHECK(ring.find_pin("bob the builder")->identity_key == changed.identity_key);
+}
+
+TEST_CASE("a keyring file written before pins existed still loads") {
+  test_directory dir;
+  const auto key = private_key::generate().public_key();
+  std::ofstream(dir.path / "keyring.info")
+      << "# Letterbox keyring v1: <client ID hex> <public key Base64|-> <symmetric key hex|-> <name>\n"
+      << letterbox::protocol::to_hex(id_of(1)) << " " << base64_encode(key) << " "
+      << letterbox::protocol::to_hex(generate_symmetric_key()) << " alice\n"
+      << letterbox::protocol::to_hex(id_of(2)) << " - - \n";
+  auto ring = keyring::load(dir.path);
+  CHECK(ring.peers().size() == 2);
+  CHECK(ring.pins().empty());
+  CHECK(ring.find_by_name("alice")->public_key == key);
+  ring.save();
+  CHECK(keyring::load(dir.path).peers() == ring.peers());
+}
+
+TEST_CASE("malformed pin lines are refused with their line number") {
+  const auto id = letterbox::protocol::to_hex(id_of(1));
+  const std::string k(64, 'a');
+  CHECK_THROWS_WITH(keyring::parse("pin " + id + " " + k + " " + k + "\n"), doctest::Contains("line 1"));
+  CHECK_THROWS_WITH(keyring::parse("# x\npin " + id + " abcd " + k + " AAAA bob\n"), doctest::Contains("line 2: pin: identity key"));
+  const auto legacy = base64_encode(private_key::generate().public_key());
+  const auto good = "pin " + id + " " + k + " " + k + " " + legacy + " bob\n";
+  CHECK(keyring::parse(good).pins.size() == 1);
+  CHECK_THROWS_WITH(keyring::parse(good + good), doctest::Contains("pinned twice"));
 }

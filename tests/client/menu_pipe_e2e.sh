@@ -3,9 +3,12 @@
 # a file through the real server; the received file must have the sent file's checksum.
 # Usage: menu_pipe_e2e.sh <server binary> <client binary>
 source "$(dirname "$0")/e2e_lib.sh"
+# The menus here are those of v1 clients (the original design's key exchange, --v1), which a
+# v2 server keeps serving; v2 menus are in v2_e2e.sh.
+client_flags=--v1
 
 start_server "$work/a" "$work/b" "$work/c"
-export TMPDIR=$work/tmp  # received files land here
+export TMPDIR=$work/tmp  # nothing may land here: received files go to <dir>/downloads
 mkdir -p "$TMPDIR"
 file_mib=${LETTERBOX_E2E_FILE_MIB:-3}
 head -c $((file_mib * 1024 * 1024 + 5)) /dev/urandom >"$work/payload.bin"
@@ -45,12 +48,14 @@ expect_contains "$out" "file not found" "missing file"
 out=$(run_menu "$work/b" 'nonsense\n77\n\n4\n5\nalice\nHi Alice\n0\n')
 expect_contains "$out" "Unknown option" "bad input is survived"
 expect_contains "$out" $'From: alice\nContent:\nHello Bob, grüße 🙂\n-----<EOM>-----\n\n' "bob reads the text"
-received=$(printf '%s\n' "$out" | grep "^$TMPDIR/letterbox-" || true)
+received=$(printf '%s\n' "$out" | grep "^$work/b/downloads/letterbox-" || true)
 [[ -n $received && -f $received ]] || fail "no received file path in bob's output"
 sent_sum=$(sha256sum <"$work/payload.bin" | cut -d' ' -f1)
 received_sum=$(sha256sum <"$received" | cut -d' ' -f1)
 [[ $sent_sum == "$received_sum" ]] || fail "checksum differs: sent $sent_sum, received $received_sum"
 echo "file of $(stat -c %s "$work/payload.bin") bytes received intact, sha256 $received_sum"
+[[ $(stat -c %a "$work/b/downloads") == 700 ]] || fail "the download directory is not private"
+[[ -z $(ls -A "$TMPDIR") ]] || fail "files left in TMPDIR: $(ls -A "$TMPDIR")"
 
 out=$(run_menu "$work/a" '4\n0\n')
 expect_contains "$out" $'From: bob\nContent:\nHi Alice\n-----<EOM>-----' "alice reads bob's reply"

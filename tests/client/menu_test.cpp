@@ -16,7 +16,9 @@ TEST_CASE("menu choices parse to the numbered options only") {
   CHECK(parse_menu_choice("0") == menu_option::exit_client);
   CHECK(parse_menu_choice("4") == menu_option::pull_messages);
   CHECK(!parse_menu_choice(""));
-  CHECK(!parse_menu_choice("6"));
+  CHECK(parse_menu_choice("6") == menu_option::show_safety_number);
+  CHECK(parse_menu_choice("8") == menu_option::who_am_i);
+  CHECK(!parse_menu_choice("9"));
   CHECK(!parse_menu_choice("53"));
   CHECK(!parse_menu_choice("-1"));
   CHECK(!parse_menu_choice("abc"));
@@ -44,9 +46,19 @@ TEST_CASE("a received text cannot send escape sequences or carriage returns to t
   received_message message;
   message.sender = "mallory";
   message.what = received_message::kind::text;
-  message.text = "a\x1b[2Jb\rc\nd\te\x7f\x07 Grüße";
+  message.text = "a\x1b[2Jb\rc\nd\te\x7f\x07 Grüße \xff\xc3";
   print_message(out, message);
-  CHECK(out.str() == "From: mallory\nContent:\na?[2Jb?c\nd\te?? Grüße\n-----<EOM>-----\n\n");
+  CHECK(out.str() == "From: mallory\nContent:\na\\x1b[2Jb\\x0dc\nd\te\\x7f\\x07 Grüße \\xff\\xc3\n-----<EOM>-----\n\n");
+}
+
+TEST_CASE("a sender name or file path from the network is escaped on one line") {
+  std::ostringstream out;
+  received_message message;
+  message.sender = "eve\n\x1b]0;owned\x07\xe2\x80\xae";  // newline, OSC title, U+202E
+  message.what = received_message::kind::file;
+  message.file_path = "/tmp/x\r\ny";
+  print_message(out, message);
+  CHECK(out.str() == "From: eve\\x0a\\x1b]0;owned\\x07\\u{202e}\nContent:\n/tmp/x\\x0d\\x0ay\n-----<EOM>-----\n\n");
 }
 
 TEST_CASE("menu survives unknown options and ends cleanly at end of input") {
@@ -54,7 +66,7 @@ TEST_CASE("menu survives unknown options and ends cleanly at end of input") {
   client_options options;
   options.directory = dir.path;
   client_operations client(options);
-  std::istringstream in("hello\n7\n\n2\n5\nbob\n");  // ends in the middle of option 5
+  std::istringstream in("hello\n9\n\n2\n5\nbob\n");  // ends in the middle of option 5
   std::ostringstream out;
   CHECK(run_menu(client, in, out) == 0);
   const auto text = out.str();
@@ -68,11 +80,14 @@ TEST_CASE("menu survives unknown options and ends cleanly at end of input") {
             "50) Send a file\n"
             "51) Send a request for symmetric key\n"
             "52) Send your symmetric key\n"
+            "6) Show the safety number of a user\n"
+            "7) Accept a user's changed key\n"
+            "8) Who am I\n"
             "0) Exit client\n"
             "?\n",
             0) == 0);  // the whole menu, exactly, first thing on the screen
   CHECK(text.find("Unknown option \"hello\"") != std::string::npos);
-  CHECK(text.find("Unknown option \"7\"") != std::string::npos);
+  CHECK(text.find("Unknown option \"9\"") != std::string::npos);
   CHECK(text.find("not registered yet") != std::string::npos);  // option 2 without me.info
   CHECK(text.find("Enter message: ") != std::string::npos);
 }

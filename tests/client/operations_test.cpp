@@ -147,6 +147,7 @@ struct fixture {
     options.directory = dir.path;
     options.download_directory = downloads.empty() ? dir.path : downloads;
     options.io_timeout = std::chrono::seconds(1);
+    options.protocol = client_options::protocol_choice::v1;  // the scripted server speaks v1 only
     return std::make_unique<client_operations>(options);
   }
 };
@@ -282,7 +283,8 @@ TEST_CASE("pull: a download directory that cannot be written skips that file, no
   append_message(payload, id_of(0xAA), 1, 4, aes_encrypt(f.alice_key, bytes_of("file body")));
   append_message(payload, id_of(0xAA), 2, 3, aes_encrypt(f.alice_key, bytes_of("after the file")));
   canned_server server({response(proto::response_code::messages, payload)});
-  auto client = f.connect_to(server.port(), f.dir.path / "no-such-directory");
+  std::ofstream(f.dir.path / "a-file") << "not a directory";
+  auto client = f.connect_to(server.port(), f.dir.path / "a-file" / "no-such-directory");
   std::vector<received_message> got;
   CHECK(client->pull_messages([&](const received_message& m) { got.push_back(m); }) == 2);
   REQUIRE(got.size() == 2);
@@ -376,6 +378,7 @@ TEST_CASE("a received file stays inside the download directory whatever the send
   canned_server server({response(proto::response_code::messages, payload)});
   const auto downloads = f.dir.path / "downloads";
   std::filesystem::create_directory(downloads);
+  std::filesystem::permissions(downloads, std::filesystem::perms::owner_all, std::filesystem::perm_options::replace);
   auto client = f.connect_to(server.port(), downloads);
   std::vector<received_message> got;
   client->pull_messages([&](const received_message& m) { got.push_back(m); });
@@ -442,4 +445,75 @@ TEST_CASE("a received key that cannot be saved is kept for the session; the pull
   CHECK(got[1].text == "with the new key");
   for (const auto& entry : std::filesystem::directory_iterator(f.dir.path))  // no temp file left
     CHECK(entry.path().filename().string().rfind(".keyring.info", 0) != 0);
+}
+
+TEST_CASE("HELLO: the v1 error means a v1-only server; 2000 with version 3 is v2; anything else is refused") {
+  namespace v2 = letterbox::protocol::v2;
+  const proto::byte_buffer v1_error{0x02, 0x28, 0x23, 0, 0, 0, 0};
+  v2::hello_response hello;
+  hello.nonce.fill(0x5C);
+  const auto v2_hello = v2::encode_hello_response(hello);
+  auto wrong_version = v2_hello;
+  wrong_version[0] = 2;  // a 2000 in a v1 header
+  const auto refused = v2::encode_error_response(v2::reason::rate_limited);
+  canned_server server({v1_error, v2_hello, wrong_version, refused});
+  const server_address address{"127.0.0.1", server.port()};
+  {
+    v2_session session(address, std::chrono::seconds(1));
+    CHECK(session.hello() == v2_session::hello_result::v1_only);
+  }
+  {
+    v2_session session(address, std::chrono::seconds(1));
+    CHECK(session.hello() == v2_session::hello_result::v2);
+  }
+  {
+    v2_session session(address, std::chrono::seconds(1));
+    CHECK_THROWS_AS(session.hello(), proto::protocol_error);
+  }
+  {
+    v2_session session(address, std::chrono::seconds(1));
+    try {
+      session.hello();
+      FAIL("a v2 9000 was taken for a hello");
+    } catch (const v2_server_error& e) {
+      CHECK(e.reason() == static_cast<std::uint16_t>(v2::reason::rate_limited));
+    }
+  }
+  const auto& requests = server.requests();
+  REQUIRE(requests.size() == 4);
+  for (const auto& request : requests) {  // HELLO: zero client ID, version 3, code 200, "LBX2" 2 2
+    CHECK(request.header.client == proto::client_id{});
+    CHECK(request.header.version == 3);
+    CHECK(request.header.code == 200);
+    CHECK(request.payload == proto::byte_buffer{'L', 'B', 'X', '2', 2, 2});
+  }
+}
+
+TEST_CASE("negotiation: a fallback is said once; a server in servers.v2 answering v1 only is a downgrade") {
+  const proto::byte_buffer v1_error{0x02, 0x28, 0x23, 0, 0, 0, 0};
+  proto::byte_buffer empty_list = response(proto::response_code::client_list, {});
+  canned_server server({v1_error, empty_list, empty_list, v1_error, v1_error});
+  fixture f;
+  auto first = f.connect_to(server.port());  // writes server.info and me.info
+  client_options options;
+  options.directory = f.dir.path;
+  options.io_timeout = std::chrono::seconds(1);
+  std::vector<std::string> notes;
+  options.notice = [&](const std::string& note) { notes.push_back(note); };
+  {
+    client_operations client(options);
+    CHECK(!client.speaks_v2());
+    client.list_clients();  // v1 from now on, one connection a request
+    client.list_clients();
+    CHECK(notes.size() == 1);
+    CHECK(notes.at(0).find("falling back to v1") != std::string::npos);
+  }
+  remember_v2_server(f.dir.path, {"127.0.0.1", server.port()});  // as if it had spoken v2 before
+  client_operations refused(options);
+  const auto error = error_from([&] { refused.list_clients(); });
+  REQUIRE(error);
+  CHECK(error->error_kind() == client_error::kind::downgrade);
+  options.allow_v1 = true;
+  client_operations allowed(options);
+  CHECK(!allowed.speaks_v2());  // the last canned answer: the v1 error, accepted with --allow-v1
 }

@@ -196,6 +196,7 @@ struct server_under_test {
   rate_limiter registrations{limits.registration_rate};
   disk_space disk;
   memory_budget pull_memory{limits.max_pull_memory};
+  lease_registry leases{limits.lease_timeout};
   net::connection_registry sessions;
   std::optional<server_context> context;
   model expected;
@@ -232,7 +233,7 @@ struct server_under_test {
     expected.add_message(ids[2], {known[1].id, known[0].id, preloaded[2].type, {}});
     storage.emplace(store, limits.max_batch);
     context.emplace(server_context{*storage, handler, *f.spool, store.directory(), f.file_pool, pulls, errors,
-                                   registrations, disk, pull_memory, limits});
+                                   registrations, disk, pull_memory, leases, limits});
   }
   // Jobs nobody waits for (the last-seen touch of a 101) may still be queued when the session
   // has ended: the worker finishes them, and their completions run here, before anything

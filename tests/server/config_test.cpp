@@ -78,7 +78,7 @@ TEST_CASE("config: unknown flags and invalid values are usage errors (no config,
   const std::vector<std::vector<std::string>> bad = {
       {"--no-such-flag"},   {"--port", "65536"},    {"--port", "-1"},         {"--port", "http"},
       {"--port"},           {"--timeout", "0"},     {"--timeout", "-3"},      {"--timeout", "soon"},
-      {"--log-level", "loud"}, {"--max-batch", "0"}, {"--max-connections", "0"}, {"stray-positional"}};
+      {"--log-level", "loud"}, {"--max-batch", "0"}, {"--lease-timeout", "0"}, {"--max-connections", "0"}, {"stray-positional"}};
   for (const auto& args : bad) {
     CAPTURE(args.front());
     CAPTURE(args.size() > 1 ? args[1] : std::string("(none)"));
@@ -115,6 +115,7 @@ TEST_CASE("config: defaults with no flags and no port.info") {
   CHECK(config.limits.inline_content_limit == default_inline_content_limit);
   CHECK(config.limits.max_message_size == default_max_message_size);
   CHECK(config.limits.max_connections == default_max_connections);
+  CHECK(config.limits.lease_timeout == std::chrono::seconds(120));
 }
 
 TEST_CASE("config: --port, --db and --timeout are taken as given") {
@@ -136,7 +137,7 @@ TEST_CASE("config: the other flags reach the config") {
   working_directory cwd;
   const auto parsed = parse({"--port", "1", "--bind", "127.0.0.1", "--ready-file", "ready", "--log-level", "warn",
                              "--max-message-size", "1000", "--max-connections", "10", "--inline-limit", "512",
-                             "--max-pull-messages", "7", "--max-batch", "3"});
+                             "--max-pull-messages", "7", "--max-batch", "3", "--lease-timeout", "2.5"});
   REQUIRE(parsed.config.has_value());
   const auto& config = *parsed.config;
   CHECK(config.bind_address == "127.0.0.1");
@@ -147,6 +148,7 @@ TEST_CASE("config: the other flags reach the config") {
   CHECK(config.limits.inline_content_limit == 512);
   CHECK(config.limits.max_messages_per_pull == 7);
   CHECK(config.limits.max_batch == 3);
+  CHECK(config.limits.lease_timeout == std::chrono::milliseconds(2500));
   parse({"--port", "1", "--log-level", "info"});  // restore the global spdlog level
 }
 

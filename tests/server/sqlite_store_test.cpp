@@ -320,3 +320,80 @@ TEST_CASE("store: row keys beyond 2^32 are fine: the message ID on the wire is t
   CHECK(f.backend.peek().execAndGet("SELECT max(ID) FROM messages").getInt64() == 5000000001);
 }
 
+
+TEST_CASE("store: a version 3 database is migrated to schema 4: every client stays v1, every message and ID stays") {
+  temp_dir dir;
+  const auto db_path = dir / "server.db";
+  const auto alice = make_id(1), bob = make_id(2);
+  {
+    // What a server of schema version 3 left behind.
+    SQLite::Database db(db_path.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    for (int i = 0; i < 3; ++i) db.exec(std::string(schema_migrations().at(static_cast<std::size_t>(i)).sql));
+    db.exec("PRAGMA user_version = 3");
+    SQLite::Statement add_client(db, "INSERT INTO clients (ID, Name, PublicKey, LastSeen, LastMessageID) VALUES (?, ?, ?, '2026-01-02 03:04:05', ?)");
+    for (auto [id, name, last] : {std::tuple{alice, "alice", 3}, std::tuple{bob, "bob", 40}}) {
+      const auto key = make_key(id[0]);
+      add_client.bind(1, id.data(), static_cast<int>(id.size()));
+      add_client.bind(2, name);
+      add_client.bind(3, key.data(), static_cast<int>(key.size()));
+      add_client.bind(4, last);
+      add_client.exec();
+      add_client.reset();
+    }
+    SQLite::Statement add_message(db,
+        "INSERT INTO messages (ID, ToClient, FromClient, Type, Content, ContentSize, ContentFile, SentAt, MessageID) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, '2026-01-01 00:00:00', ?)");
+    struct row { int row; int type; int message_id; bool in_file; };
+    for (const row r : {row{5, 3, 41, false}, row{8, 4, 42, true}, row{70000, 2, 45, false}}) {
+      add_message.bind(1, r.row);
+      add_message.bind(2, bob.data(), static_cast<int>(bob.size()));
+      add_message.bind(3, alice.data(), static_cast<int>(alice.size()));
+      add_message.bind(4, r.type);
+      const byte_buffer content = make_content(3, static_cast<std::uint8_t>(r.row));
+      if (r.in_file) {
+        add_message.bind(5);
+        add_message.bind(7, "kept-file");
+      } else {
+        add_message.bind(5, content.data(), static_cast<int>(content.size()));
+        add_message.bind(7);
+      }
+      add_message.bind(6, 3);
+      add_message.bind(8, r.message_id);
+      add_message.exec();
+      add_message.reset();
+    }
+  }
+  {
+    sqlite_store records(db_path);
+    CHECK(records.schema_version() == 4);
+  }
+  SQLite::Database peek(db_path.string(), SQLite::OPEN_READONLY);
+  CHECK(peek.execAndGet("SELECT count(*) FROM clients WHERE IdentityKey IS NULL AND AgreementKey IS NULL AND KeySignature IS NULL").getInt() == 2);
+  CHECK(peek.execAndGet("SELECT group_concat(Name || ':' || LastMessageID || ':' || LastSeen, ',') FROM clients ORDER BY rowid").getString() ==
+        "alice:3:2026-01-02 03:04:05,bob:40:2026-01-02 03:04:05");
+  CHECK(peek.execAndGet("SELECT group_concat(ID || ':' || Type || ':' || MessageID || ':' || CASE WHEN Content IS NULL THEN '-' ELSE lower(hex(Content)) END || ':' || coalesce(ContentFile, '-'), ',') FROM (SELECT * FROM messages ORDER BY ID)").getString() ==
+        "5:3:41:" + letterbox::protocol::to_hex(make_content(3, 5)) + ":-,8:4:42:-:kept-file,70000:2:45:" +
+            letterbox::protocol::to_hex(make_content(3, static_cast<std::uint8_t>(70000))) + ":-");
+  CHECK(peek.execAndGet("SELECT count(*) FROM pragma_foreign_key_list('messages')").getInt() == 2);
+  {
+    spool_directory spool(dir / "server.db.spool");
+    sqlite_store records(db_path);
+    mailbox_store store(records, spool);
+    CHECK_FALSE(store.is_v2_client(alice));
+    CHECK_FALSE(store.is_v2_client(bob));
+    const auto pending = store.pending_messages(bob, 0, 100, 1 << 20, 1 << 20);
+    CHECK(ids_of(pending) == std::vector<std::uint32_t>{41, 42, 45});
+    REQUIRE(pending.size() == 3);
+    CHECK(pending[0].inline_content == make_content(3, 5));
+    CHECK(pending[1].content_file == "kept-file");
+    store.begin();
+    CHECK(store.add_message({bob, alice, 16, 1, {1}, {}}) == 46);  // type 16 is accepted by schema 4
+    CHECK(store.add_message({alice, bob, 3, 1, {1}, {}}) == 4);
+    store.commit();
+  }
+  // The new CHECK still refuses other types.
+  SQLite::Database write(db_path.string(), SQLite::OPEN_READWRITE);
+  CHECK_THROWS(write.exec("INSERT INTO messages (ToClient, FromClient, Type, ContentSize, SentAt, MessageID) "
+                          "SELECT ID, ID, 5, 0, 'x', 1 FROM clients LIMIT 1"));
+  CHECK_THROWS(write.exec("UPDATE clients SET IdentityKey = x'01' WHERE Name = 'alice'"));
+}

@@ -549,14 +549,14 @@ TEST_CASE_TEMPLATE("store: the backend itself refuses a taken client ID or name"
   store_fixture<B> f;
   auto& records = f.backend.records();
   records.begin();
-  CHECK(records.insert_client({make_id(1), "alice", make_key(1)}, "2026-01-01 00:00:00"));
-  CHECK_FALSE(records.insert_client({make_id(1), "alice2", make_key(1)}, "2026-01-01 00:00:00"));  // ID taken
-  CHECK_FALSE(records.insert_client({make_id(2), "alice", make_key(2)}, "2026-01-01 00:00:00"));   // name taken
+  CHECK(records.insert_client({make_id(1), "alice", make_key(1), std::nullopt}, "2026-01-01 00:00:00"));
+  CHECK_FALSE(records.insert_client({make_id(1), "alice2", make_key(1), std::nullopt}, "2026-01-01 00:00:00"));  // ID taken
+  CHECK_FALSE(records.insert_client({make_id(2), "alice", make_key(2), std::nullopt}, "2026-01-01 00:00:00"));   // name taken
   records.commit();
   CHECK(f.backend.client_count() == 1);
 }
 
-TEST_CASE_TEMPLATE("store: the backend refuses a message to or from an unknown client, or of a type outside 1..4", B,
+TEST_CASE_TEMPLATE("store: the backend refuses a message to or from an unknown client, or of a type outside 1..4, 16, 17", B,
                    STORE_BACKENDS) {
   store_fixture<B> f;
   REQUIRE(f.add_client(1, "alice"));
@@ -565,7 +565,9 @@ TEST_CASE_TEMPLATE("store: the backend refuses a message to or from an unknown c
   for (const new_message& bad : {new_message{make_id(9), make_id(1), 3, 1, {1}, {}},
                                  new_message{make_id(2), make_id(9), 3, 1, {1}, {}},
                                  new_message{make_id(2), make_id(1), 0, 1, {1}, {}},
-                                 new_message{make_id(2), make_id(1), 5, 1, {1}, {}}}) {
+                                 new_message{make_id(2), make_id(1), 5, 1, {1}, {}},
+                                 new_message{make_id(2), make_id(1), 15, 1, {1}, {}},
+                                 new_message{make_id(2), make_id(1), 18, 1, {1}, {}}}) {
     CAPTURE(static_cast<int>(bad.type));
     records.begin();
     CHECK_THROWS_AS(records.insert_message(bad, 1, "2026-01-01 00:00:00"), storage_error);
@@ -688,4 +690,111 @@ TEST_CASE_TEMPLATE("store: a mailbox that has used every 4-byte ID refuses more;
   f.store->rollback();
   CHECK(f.add_inline(1, 2, 3, {3}) == 1);
   CHECK(ids_of(f.pending(2)) == std::vector<std::uint32_t>{0xFFFFFFFFu});
+}
+
+// --- v2 clients (schema v4) ------------------------------------------------------------------
+
+namespace {
+v2_keys make_v2_keys(std::uint8_t seed) {
+  v2_keys keys;
+  for (std::size_t i = 0; i < keys.identity.size(); ++i) keys.identity[i] = static_cast<std::uint8_t>(seed + i);
+  for (std::size_t i = 0; i < keys.agreement.size(); ++i) keys.agreement[i] = static_cast<std::uint8_t>(seed * 3 + i);
+  for (std::size_t i = 0; i < keys.key_signature.size(); ++i)
+    keys.key_signature[i] = static_cast<std::uint8_t>(seed * 5 + i);
+  return keys;
+}
+}  // namespace
+
+TEST_CASE_TEMPLATE("store: a v2 client keeps its identity key, agreement key and key signature, also after reopening", B,
+                   STORE_BACKENDS) {
+  store_fixture<B> f;
+  REQUIRE(f.add_client(1, "legacy"));
+  f.store->begin();
+  REQUIRE(f.store->add_client(make_id(2), "modern", make_key(2), make_v2_keys(2)));
+  f.store->commit();
+  for (int pass = 0; pass < 2; ++pass) {
+    CAPTURE(pass);
+    const auto modern = f.store->client_of(make_id(2));
+    REQUIRE(modern.has_value());
+    CHECK(modern->name == "modern");
+    CHECK(modern->key == make_key(2));
+    REQUIRE(modern->v2.has_value());
+    CHECK(*modern->v2 == make_v2_keys(2));
+    CHECK(f.store->is_v2_client(make_id(2)));
+    const auto legacy = f.store->client_of(make_id(1));
+    REQUIRE(legacy.has_value());
+    CHECK(legacy->name == "legacy");
+    CHECK_FALSE(legacy->v2.has_value());
+    CHECK_FALSE(f.store->is_v2_client(make_id(1)));
+    CHECK_FALSE(f.store->client_of(make_id(3)).has_value());
+    CHECK_FALSE(f.store->is_v2_client(make_id(3)));
+    // The directory, readable from the I/O thread, knows the kind of each client.
+    CHECK(f.store->directory().is_v2(make_id(2)));
+    CHECK_FALSE(f.store->directory().is_v2(make_id(1)));
+    CHECK_FALSE(f.store->directory().is_v2(make_id(3)));
+    const auto snapshot = f.store->directory().current();
+    REQUIRE(snapshot.size() == 2);
+    CHECK(snapshot[0].id == make_id(1));
+    CHECK(snapshot.flags(0) == 0);
+    CHECK(snapshot[1].id == make_id(2));
+    CHECK(snapshot.flags(1) == letterbox::protocol::v2::client_flag_v2);
+    f.reopen();
+  }
+}
+
+TEST_CASE_TEMPLATE("store: the v2 keys reach the backend's rows as given", B, STORE_BACKENDS) {
+  store_fixture<B> f;
+  auto& records = f.backend.records();
+  records.begin();
+  REQUIRE(records.insert_client({make_id(1), "v1", make_key(1), std::nullopt}, "2026-01-01 00:00:00"));
+  REQUIRE(records.insert_client({make_id(2), "v2", make_key(2), make_v2_keys(7)}, "2026-01-01 00:00:00"));
+  records.commit();
+  std::vector<client_record> seen;
+  records.for_each_client([&](const client_record& client, std::uint32_t) { seen.push_back(client); });
+  REQUIRE(seen.size() == 2);
+  CHECK_FALSE(seen[0].v2.has_value());
+  REQUIRE(seen[1].v2.has_value());
+  CHECK(*seen[1].v2 == make_v2_keys(7));
+  CHECK(seen[1].key == make_key(2));
+}
+
+TEST_CASE_TEMPLATE("store: a rolled-back v2 registration leaves neither the client, its name nor its kind", B,
+                   STORE_BACKENDS) {
+  store_fixture<B> f;
+  f.store->begin();
+  REQUIRE(f.store->add_client(make_id(2), "modern", make_key(2), make_v2_keys(2)));
+  CHECK(f.store->name_taken("modern"));
+  CHECK(f.store->is_v2_client(make_id(2)));
+  f.store->rollback();
+  CHECK_FALSE(f.store->name_taken("modern"));
+  CHECK_FALSE(f.store->client_of(make_id(2)).has_value());
+  CHECK_FALSE(f.store->directory().is_v2(make_id(2)));
+  CHECK(f.backend.client_count() == 0);
+  f.store->begin();
+  CHECK(f.store->add_client(make_id(2), "modern", make_key(2), make_v2_keys(2)));
+  f.store->commit();
+  CHECK(f.store->name_taken("modern"));
+}
+
+TEST_CASE_TEMPLATE("store: sealed types 16 and 17 are stored and pulled; a 26-byte entry header counts in the payload limit",
+                   B, STORE_BACKENDS) {
+  store_fixture<B> f;
+  f.store->begin();
+  REQUIRE(f.store->add_client(make_id(1), "alice", make_key(1), make_v2_keys(1)));
+  REQUIRE(f.store->add_client(make_id(2), "bob", make_key(2), make_v2_keys(2)));
+  f.store->commit();
+  const auto first = f.add_inline(2, 1, 16, make_content(10, 1));
+  const auto second = f.add_inline(2, 1, 17, make_content(10, 2));
+  f.reopen();
+  auto pending = f.pending(2);
+  REQUIRE(pending.size() == 2);
+  CHECK(pending[0].id == first);
+  CHECK(pending[0].type == 16);
+  CHECK(pending[1].id == second);
+  CHECK(pending[1].type == 17);
+  CHECK(pending[1].inline_content == make_content(10, 2));
+  // Two entries of 26 + 10 bytes need 72; 71 fits one with a 26-byte header, two with 25.
+  CHECK(f.store->pending_messages(make_id(2), 0, any_count, unlimited, 71, {}, 26).size() == 1);
+  CHECK(f.store->pending_messages(make_id(2), 0, any_count, unlimited, 72, {}, 26).size() == 2);
+  CHECK(f.store->pending_messages(make_id(2), 0, any_count, unlimited, 70).size() == 2);
 }

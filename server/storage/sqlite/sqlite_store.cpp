@@ -108,7 +108,8 @@ sqlite_store::sqlite_store(const std::filesystem::path& db_path)
   migrate();
   translate("prepare statements", [&] {
     insert_client_ = std::make_unique<SQLite::Statement>(
-        db_, "INSERT INTO clients (ID, Name, PublicKey, LastSeen) VALUES (?, ?, ?, ?)");
+        db_, "INSERT INTO clients (ID, Name, PublicKey, LastSeen, IdentityKey, AgreementKey, KeySignature) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)");
     insert_message_ = std::make_unique<SQLite::Statement>(
         db_,
         "INSERT INTO messages (ToClient, FromClient, Type, Content, ContentSize, ContentFile, SentAt, MessageID) "
@@ -196,11 +197,22 @@ void sqlite_store::rollback() noexcept {
 
 void sqlite_store::for_each_client(const client_visitor& fn) {
   checked("load clients", [&] {
-    SQLite::Statement query(db_, "SELECT ID, Name, PublicKey, LastMessageID FROM clients ORDER BY rowid");
-    while (query.executeStep())
-      fn({blob_to_array<client_id>(query.getColumn(0)), query.getColumn(1).getString(),
-          blob_to_array<public_key>(query.getColumn(2))},
-         message_id_of(query.getColumn(3)));
+    SQLite::Statement query(db_,
+                            "SELECT ID, Name, PublicKey, LastMessageID, IdentityKey, AgreementKey, KeySignature "
+                            "FROM clients ORDER BY rowid");
+    while (query.executeStep()) {
+      client_record client{blob_to_array<client_id>(query.getColumn(0)), query.getColumn(1).getString(),
+                           blob_to_array<public_key>(query.getColumn(2)), std::nullopt};
+      const bool has_identity = !query.getColumn(4).isNull();
+      if (has_identity != !query.getColumn(5).isNull() || has_identity != !query.getColumn(6).isNull())
+        throw storage_error("corrupt row: client " + protocol::to_hex(client.id) +
+                            " has some but not all of IdentityKey, AgreementKey, KeySignature");
+      if (has_identity)
+        client.v2 = v2_keys{blob_to_array<protocol::v2::identity_key>(query.getColumn(4)),
+                            blob_to_array<protocol::v2::agreement_key>(query.getColumn(5)),
+                            blob_to_array<protocol::v2::signature>(query.getColumn(6))};
+      fn(client, message_id_of(query.getColumn(3)));
+    }
   });
 }
 
@@ -230,6 +242,15 @@ bool sqlite_store::insert_client(const client_record& client, const std::string&
     insert.bind(2, client.name);
     bind_blob(insert, 3, client.key);
     insert.bind(4, now);
+    if (client.v2) {
+      bind_blob(insert, 5, client.v2->identity);
+      bind_blob(insert, 6, client.v2->agreement);
+      bind_blob(insert, 7, client.v2->key_signature);
+    } else {
+      insert.bind(5);  // NULL: a v1 client
+      insert.bind(6);
+      insert.bind(7);
+    }
     try {
       insert.exec();
     } catch (const SQLite::Exception& e) {

@@ -1,0 +1,71 @@
+// Per-connection v2 state and the lease registry (see v2_state.hpp).
+#include "v2_state.hpp"
+
+#include <sys/random.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <system_error>
+
+namespace letterbox::server {
+
+std::uint64_t next_connection_token() noexcept {
+  static std::atomic<std::uint64_t> next{1};
+  return next.fetch_add(1, std::memory_order_relaxed);
+}
+
+protocol::v2::challenge draw_challenge() {
+  protocol::v2::challenge out{};
+  std::size_t have = 0;
+  for (int attempt = 0; have < out.size() && attempt < 100; ++attempt) {
+    const ssize_t got = ::getrandom(out.data() + have, out.size() - have, 0);
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      throw std::system_error(errno, std::generic_category(), "getrandom");
+    }
+    have += static_cast<std::size_t>(got);
+  }
+  if (have < out.size()) throw std::system_error(EAGAIN, std::generic_category(), "getrandom returned too little");
+  return out;
+}
+
+std::vector<std::uint32_t> lease_registry::release_others(const client_id& mailbox, std::uint64_t holder,
+                                                          clock::time_point now) {
+  std::vector<std::uint32_t> kept;
+  auto it = mailboxes_.find(mailbox);
+  if (it == mailboxes_.end()) return kept;
+  std::erase_if(it->second, [&](const auto& entry) { return entry.second.holder != holder || entry.second.expiry <= now; });
+  for (const auto& [id, entry] : it->second) kept.push_back(id);
+  if (it->second.empty()) mailboxes_.erase(it);
+  std::sort(kept.begin(), kept.end());
+  return kept;
+}
+
+void lease_registry::lease(const client_id& mailbox, std::uint64_t holder, const std::vector<std::uint32_t>& ids,
+                           clock::time_point now) {
+  if (ids.empty()) return;
+  auto& leases = mailboxes_[mailbox];
+  for (const auto id : ids) leases[id] = {holder, now + timeout_};
+}
+
+void lease_registry::release(const client_id& mailbox, const std::vector<std::uint32_t>& ids) {
+  auto it = mailboxes_.find(mailbox);
+  if (it == mailboxes_.end()) return;
+  for (const auto id : ids) it->second.erase(id);
+  if (it->second.empty()) mailboxes_.erase(it);
+}
+
+void lease_registry::release_holder(const client_id& mailbox, std::uint64_t holder) noexcept {
+  auto it = mailboxes_.find(mailbox);
+  if (it == mailboxes_.end()) return;
+  std::erase_if(it->second, [&](const auto& entry) { return entry.second.holder == holder; });
+  if (it->second.empty()) mailboxes_.erase(it);
+}
+
+std::size_t lease_registry::leased(const client_id& mailbox) const {
+  auto it = mailboxes_.find(mailbox);
+  return it == mailboxes_.end() ? 0 : it->second.size();
+}
+
+}  // namespace letterbox::server
