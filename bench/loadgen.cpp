@@ -1,7 +1,7 @@
 // bench/loadgen: a load generator that speaks protocol v1 to a running Letterbox server.
 //
 //   loadgen --port P [--server-pid PID] SCENARIO [options]
-//   scenarios: send, send-legacy, pull, file, idle, latency, long-reader, list (see --help of each)
+//   scenarios: send, send-v2, send-legacy, pull, pull-v2, file, idle, latency, long-reader, list (see --help of each)
 //
 // Lean by design, since it shares the machine's cores with the server: a few threads, each
 // with its own io_context running many coroutines (one per connection); every request is
@@ -32,11 +32,15 @@
 #include <thread>
 
 #include "bench_common.hpp"
+#include "identity.hpp"
 #include "messages.hpp"
+#include "messages_v2.hpp"
 #include "pulled_message_parser.hpp"
 
 namespace asio = boost::asio;
 namespace proto = letterbox::protocol;
+namespace proto2 = letterbox::protocol::v2;
+namespace crypto = letterbox::crypto;
 using asio::awaitable;
 using asio::use_awaitable;
 using asio::ip::tcp;
@@ -309,6 +313,39 @@ awaitable<proto::client_id> register_client(tcp::socket& socket, const std::stri
   co_return proto::decode_registered_payload(response.payload);
 }
 
+// Protocol v2 (docs/PROTOCOL.md §12–§13) on an open connection: HELLO, then REGISTER `name`
+// with a fresh Ed25519 identity (the agreement key is random bytes: the server never uses it;
+// the legacy key is the shared benchmark key). The connection is then authenticated; returns
+// the client ID the server derived, checked against our own derivation.
+awaitable<proto::client_id> register_client_v2(tcp::socket& socket, const std::string& name) {
+  response_buffer buffer;
+  const auto hello = proto2::encode_request(proto2::request_code::hello, proto2::encode_hello_request());
+  co_await asio::async_write(socket, asio::buffer(hello), use_awaitable);
+  auto response = co_await read_small_response(socket, buffer);
+  expect_code(response.header, static_cast<proto::response_code>(proto2::response_code::hello), "hello");
+  const auto challenge = proto2::decode_hello_payload(response.payload).nonce;
+
+  const auto secret = crypto::generate_identity();
+  proto2::register_request request;
+  request.name = name;
+  request.identity = crypto::public_key_of(secret);
+  CryptoPP::AutoSeededRandomPool rng;
+  rng.GenerateBlock(request.agreement.data(), request.agreement.size());
+  request.legacy = benchmark_public_key();
+  proto2::name_field field{};
+  std::copy(name.begin(), name.end(), field.begin());
+  request.key_signature = crypto::sign(secret, crypto::labels::keys, {field, request.agreement, request.legacy});
+  request.proof = crypto::sign(secret, crypto::labels::register_proof, {challenge, request.identity});
+  const auto frame = proto2::encode_request(proto2::request_code::register_client,
+                                            proto2::encode_register_request(request));
+  co_await asio::async_write(socket, asio::buffer(frame), use_awaitable);
+  response = co_await read_small_response(socket, buffer);
+  expect_code(response.header, static_cast<proto::response_code>(proto2::response_code::registered), "v2 register");
+  const auto id = proto2::decode_registered_payload(response.payload);
+  if (id != crypto::derive_client_id(request.identity)) throw std::runtime_error("v2 register: the ID is not the key's");
+  co_return id;
+}
+
 // One keep-alive connection of a registered benchmark client.
 struct client_connection {
   explicit client_connection(asio::io_context& io) : socket(io) {}
@@ -318,16 +355,19 @@ struct client_connection {
   proto::byte_buffer request;  // pre-encoded request of the timed loop
 };
 
-// Connects and registers every connection (phase 1 of most scenarios).
+// Connects and registers every connection (phase 1 of most scenarios); v2: HELLO + REGISTER,
+// leaving each connection authenticated.
 void connect_and_register(worker_pool& pool, std::vector<std::unique_ptr<client_connection>>& connections,
-                          const tcp::endpoint& server, const std::string& scenario, failure_log& failures) {
+                          const tcp::endpoint& server, const std::string& scenario, failure_log& failures,
+                          bool v2 = false) {
   for (std::size_t i = 0; i < connections.size(); ++i) {
     asio::co_spawn(
         pool.context(i),
         [&, i]() -> awaitable<void> {
           try {
             co_await connect(connections[i]->socket, server);
-            connections[i]->id = co_await register_client(connections[i]->socket, unique_name(scenario, i));
+            connections[i]->id = v2 ? co_await register_client_v2(connections[i]->socket, unique_name(scenario, i))
+                                    : co_await register_client(connections[i]->socket, unique_name(scenario, i));
           } catch (const std::exception& e) {
             failures.record(std::string("setup: ") + e.what());
           }
@@ -403,6 +443,14 @@ awaitable<void> keep_alive_send(client_connection& c) {
   expect_code(response.header, proto::response_code::message_sent, "send");
 }
 
+// One v2 SEND on an authenticated connection and its 2005 (response version 3).
+awaitable<void> keep_alive_send_v2(client_connection& c) {
+  co_await asio::async_write(c.socket, asio::buffer(c.request), use_awaitable);
+  auto response = co_await read_small_response(c.socket, c.buffer);
+  expect_code(response.header, static_cast<proto::response_code>(proto2::response_code::message_sent), "v2 send");
+  if (response.header.version != proto2::wire_version) throw std::runtime_error("v2 send: response version is not 3");
+}
+
 // The result line of send and send-legacy: sends/s and latency over the timed phase.
 int report_sends(const char* scenario, const char* count_field, int n, const options& opt, const merged_stats& total,
                  bench_clock::time_point start, resource_probe& resources, const failure_log& failures) {
@@ -427,13 +475,17 @@ int report_sends(const char* scenario, const char* count_field, int n, const opt
 // send-legacy (legacy = true): the same, but every request opens a new TCP connection and closes
 // it after the response (how older clients behave), default 16 clients; latency includes the
 // connect.
-int run_sends(const options& opt, const tcp::endpoint& server, bool legacy) {
-  const char* scenario = legacy ? "send-legacy" : "send";
+// send-v2 (v2 = true): the send scenario in protocol v2: each connection says HELLO and
+// registers a v2 identity once (untimed, like v1's registration), then sends SENDs of type 16
+// (a sealed text; the content is the same pattern bytes, which the server never opens) to
+// itself back to back.
+int run_sends(const options& opt, const tcp::endpoint& server, bool legacy, bool v2 = false) {
+  const char* scenario = legacy ? "send-legacy" : (v2 ? "send-v2" : "send");
   const int n = opt.connections > 0 ? opt.connections : (legacy ? 16 : 64);
   worker_pool pool(opt.threads);
   failure_log failures;
   auto clients = make_connections(pool, static_cast<std::size_t>(n));
-  connect_and_register(pool, clients, server, legacy ? "legacy" : "send", failures);
+  connect_and_register(pool, clients, server, legacy ? "legacy" : (v2 ? "sendv2" : "send"), failures, v2);
   if (failures.count() > 0) {
     result_line line(scenario);
     return finish(line, failures);
@@ -441,7 +493,14 @@ int run_sends(const options& opt, const tcp::endpoint& server, bool legacy) {
   std::vector<std::uint8_t> content(opt.content_size);
   fill_pattern(legacy ? 8 : 7, 0, content);
   for (auto& c : clients) {
-    c->request = encode_send_request(c->id, c->id, proto::message_type::text, content);
+    if (v2) {
+      auto payload = proto2::encode_send_message_prefix(
+          {c->id, static_cast<std::uint8_t>(proto2::message_type::sealed_text), static_cast<std::uint32_t>(content.size())});
+      payload.insert(payload.end(), content.begin(), content.end());
+      c->request = proto2::encode_request(proto2::request_code::send_message, payload);
+    } else {
+      c->request = encode_send_request(c->id, c->id, proto::message_type::text, content);
+    }
     if (legacy) c->socket.close();  // registered; every send will use a new connection
   }
 
@@ -457,6 +516,7 @@ int run_sends(const options& opt, const tcp::endpoint& server, bool legacy) {
     expect_code(response.header, proto::response_code::message_sent, "send-legacy");
   };
   const auto total = legacy ? run_closed_loop(pool, clients, quota, deadline, failures, scenario, one_legacy_send)
+                 : v2       ? run_closed_loop(pool, clients, quota, deadline, failures, scenario, keep_alive_send_v2)
                             : run_closed_loop(pool, clients, quota, deadline, failures, scenario, keep_alive_send);
   return report_sends(scenario, legacy ? "clients" : "connections", n, opt, total, start, resources, failures);
 }
@@ -469,10 +529,12 @@ struct pull_counter {
   std::uint64_t mismatches = 0;
   std::uint32_t last_id = 0;
   bool order_ok = true;
+  std::vector<std::uint32_t>* ids = nullptr;  // v2: the IDs of this pull, to acknowledge
 
   void on_message(const proto::pulled_message_header& header) {
     if (messages > 0 && header.message_id <= last_id) order_ok = false;
     last_id = header.message_id;
+    if (ids) ids->push_back(header.message_id);
     ++messages;
     if (header.content_size != expected_content.size()) ++mismatches;
   }
@@ -487,42 +549,54 @@ struct pull_counter {
 // Sends a pull (104) and streams its 1004 response through handler; returns the payload size.
 template <typename Handler>
 awaitable<std::uint64_t> pull_once(tcp::socket& socket, const proto::byte_buffer& request,
-                                   std::vector<std::uint8_t>& buffer, Handler& handler) {
+                                   std::vector<std::uint8_t>& buffer, Handler& handler, bool v2 = false) {
   co_await asio::async_write(socket, asio::buffer(request), use_awaitable);
   std::size_t have = 0;
   while (have < proto::response_header_size)
     have += co_await socket.async_read_some(asio::buffer(buffer.data() + have, buffer.size() - have), use_awaitable);
   const auto header = proto::decode_response_header(proto::bytes_view(buffer.data(), proto::response_header_size));
-  expect_code(header, proto::response_code::messages, "pull");
+  if (v2) {
+    expect_code(header, static_cast<proto::response_code>(proto2::response_code::messages), "v2 pull");
+  } else {
+    expect_code(header, proto::response_code::messages, "pull");
+  }
   pulled_message_parser parser;
+  pulled_message_parser_v2 parser_v2;
+  auto feed = [&](proto::bytes_view bytes) { v2 ? parser_v2.feed(bytes, handler) : parser.feed(bytes, handler); };
   std::uint64_t left = header.payload_size;
   std::size_t first = std::min<std::uint64_t>(have - proto::response_header_size, left);
   if (have - proto::response_header_size > left) throw std::runtime_error("bytes after the pull response");
-  parser.feed(proto::bytes_view(buffer.data() + proto::response_header_size, first), handler);
+  feed(proto::bytes_view(buffer.data() + proto::response_header_size, first));
   left -= first;
   while (left > 0) {
     const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(left, buffer.size()));
     const std::size_t n = co_await socket.async_read_some(asio::buffer(buffer.data(), want), use_awaitable);
-    parser.feed(proto::bytes_view(buffer.data(), n), handler);
+    feed(proto::bytes_view(buffer.data(), n));
     left -= n;
   }
-  if (!parser.at_message_boundary()) throw std::runtime_error("pull response ends inside a message");
+  if (!(v2 ? parser_v2.at_message_boundary() : parser.at_message_boundary()))
+    throw std::runtime_error("pull response ends inside a message");
   co_return header.payload_size;
 }
 
 // pull: preload K messages into each of M mailboxes (through P keep-alive sender connections),
 // then every mailbox pulls until it got all of its messages.
-int run_pull(const options& opt, const tcp::endpoint& server) {
+// pull-v2 (v2 = true): the same in protocol v2: every client registers a v2 identity, the
+// preload is v2 SENDs of type 16, and each mailbox is read by PULL then one ACK of every
+// message ID it carried, until all preloaded messages were acknowledged (the timed phase
+// includes the ACKs, which commit the removals; v1's 104 removes without a round trip).
+int run_pull(const options& opt, const tcp::endpoint& server, bool v2 = false) {
+  const char* scenario = v2 ? "pull-v2" : "pull";
   const int mailboxes = opt.connections > 0 ? opt.connections : 16;
   const int senders = std::max(1, opt.preload_connections);
   worker_pool pool(opt.threads);
   failure_log failures;
   auto receivers = make_connections(pool, static_cast<std::size_t>(mailboxes));
   auto preloaders = make_connections(pool, static_cast<std::size_t>(senders));
-  connect_and_register(pool, receivers, server, "pull-mailbox", failures);
-  connect_and_register(pool, preloaders, server, "pull-sender", failures);
+  connect_and_register(pool, receivers, server, v2 ? "pullv2-mailbox" : "pull-mailbox", failures, v2);
+  connect_and_register(pool, preloaders, server, v2 ? "pullv2-sender" : "pull-sender", failures, v2);
   if (failures.count() > 0) {
-    result_line line("pull");
+    result_line line(scenario);
     return finish(line, failures);
   }
   std::vector<std::uint8_t> content(opt.content_size);
@@ -540,7 +614,17 @@ int run_pull(const options& opt, const tcp::endpoint& server) {
         [&, j]() -> awaitable<void> {
           auto& c = *preloaders[j];
           std::vector<proto::byte_buffer> requests;  // one pre-encoded request per mailbox
-          for (auto& r : receivers) requests.push_back(encode_send_request(c.id, r->id, proto::message_type::text, content));
+          for (auto& r : receivers) {
+            if (v2) {
+              auto payload = proto2::encode_send_message_prefix(
+                  {r->id, static_cast<std::uint8_t>(proto2::message_type::sealed_text),
+                   static_cast<std::uint32_t>(content.size())});
+              payload.insert(payload.end(), content.begin(), content.end());
+              requests.push_back(proto2::encode_request(proto2::request_code::send_message, payload));
+            } else {
+              requests.push_back(encode_send_request(c.id, r->id, proto::message_type::text, content));
+            }
+          }
           try {
             for (;;) {
               const std::uint64_t k = next_message.fetch_add(1);
@@ -548,7 +632,10 @@ int run_pull(const options& opt, const tcp::endpoint& server) {
               const std::size_t mailbox = k % receivers.size();
               co_await asio::async_write(c.socket, asio::buffer(requests[mailbox]), use_awaitable);
               auto response = co_await read_small_response(c.socket, c.buffer);
-              expect_code(response.header, proto::response_code::message_sent, "preload send");
+              expect_code(response.header,
+                          v2 ? static_cast<proto::response_code>(proto2::response_code::message_sent)
+                             : proto::response_code::message_sent,
+                          "preload send");
               ++loaded[mailbox];
             }
           } catch (const std::exception& e) {
@@ -573,15 +660,32 @@ int run_pull(const options& opt, const tcp::endpoint& server) {
         [&, i]() -> awaitable<void> {
           auto& c = *receivers[i];
           auto& counter = counters[i];
-          const auto request = benchmark_request(c.id, proto::request_code::pull_messages, {});
+          const auto request = v2 ? proto2::encode_request(proto2::request_code::pull_messages, {})
+                                  : benchmark_request(c.id, proto::request_code::pull_messages, {});
           std::vector<std::uint8_t> buffer(stream_chunk_size);
+          std::vector<std::uint32_t> ids;
+          if (v2) counter.ids = &ids;
           try {
             while (counter.messages < loaded[i].load()) {
               if (bench_clock::now() >= pull_deadline) throw std::runtime_error("pull did not finish in time");
-              const auto size = co_await pull_once(c.socket, request, buffer, counter);
+              ids.clear();
+              const auto size = co_await pull_once(c.socket, request, buffer, counter, v2);
               ++pulls;
               payload_bytes += size;
               if (size == 0) throw std::runtime_error("empty pull before all preloaded messages arrived");
+              for (std::size_t from = 0; v2 && from < ids.size(); from += proto2::max_ack_ids) {
+                proto2::ack_request ack;
+                ack.message_ids.assign(ids.begin() + static_cast<std::ptrdiff_t>(from),
+                                       ids.begin() + static_cast<std::ptrdiff_t>(
+                                                         std::min(ids.size(), from + proto2::max_ack_ids)));
+                const auto frame = proto2::encode_request(proto2::request_code::ack, proto2::encode_ack_request(ack));
+                co_await asio::async_write(c.socket, asio::buffer(frame), use_awaitable);
+                auto response = co_await read_small_response(c.socket, c.buffer);
+                expect_code(response.header, static_cast<proto::response_code>(proto2::response_code::acknowledged),
+                            "ack");
+                if (proto2::decode_acknowledged_payload(response.payload) != ack.message_ids.size())
+                  throw std::runtime_error("ack removed fewer messages than it named");
+              }
             }
           } catch (const std::exception& e) {
             failures.record(std::string("pull: ") + e.what());
@@ -602,7 +706,7 @@ int run_pull(const options& opt, const tcp::endpoint& server) {
   }
   if (mismatches > 0) failures.record("pulled content differs from what was sent");
   if (!order_ok) failures.record("pulled messages out of send order");
-  result_line line("pull");
+  result_line line(scenario);
   line.add("mailboxes", mailboxes)
       .add("threads", opt.threads)
       .add("content_bytes", opt.content_size)
@@ -1278,22 +1382,26 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0u, 1u << 20));
 
   auto* send = app.add_subcommand("send", "N keep-alive connections sending small messages back to back");
+  auto* send_v2 = app.add_subcommand("send-v2", "send in protocol v2: authenticated once per connection, then SENDs");
   auto* legacy = app.add_subcommand("send-legacy", "N clients, one new TCP connection per send");
   auto* pull = app.add_subcommand("pull", "preload K messages per mailbox, then pull them all");
+  auto* pull_v2 = app.add_subcommand("pull-v2", "pull in protocol v2: preload by SEND, then PULL + ACK until all are gone");
   auto* file = app.add_subcommand("file", "one large file message sent and pulled back, content checked");
   auto* idle = app.add_subcommand("idle", "C idle connections, then a fresh client's latency and server RSS");
   auto* latency = app.add_subcommand("latency", "fixed request rate, latency percentiles");
   auto* long_reader = app.add_subcommand(
       "long-reader", "latency's load while a reader holds a snapshot of the server's DB; latency after it ended");
   auto* list = app.add_subcommand("list", "N registered clients; sends alone, then while 101s read the whole list");
-  for (auto* sub : {send, legacy, pull, latency, long_reader, list})
+  for (auto* sub : {send, send_v2, legacy, pull, pull_v2, latency, long_reader, list})
     sub->add_option("--connections", opt.connections,
                     "connections (send 64, send-legacy 16, pull 16 mailboxes, latency and long-reader 64, list 64 senders)")
         ->check(CLI::Range(1, 4096));
-  pull->add_option("--messages-per-mailbox", opt.messages_per_mailbox, "K messages preloaded per mailbox");
-  pull->add_option("--preload-connections", opt.preload_connections, "keep-alive connections that preload")
-      ->check(CLI::Range(1, 4096));
-  pull->add_option("--preload-seconds", opt.preload_seconds, "upper bound on the preload phase");
+  for (auto* sub : {pull, pull_v2}) {
+    sub->add_option("--messages-per-mailbox", opt.messages_per_mailbox, "K messages preloaded per mailbox");
+    sub->add_option("--preload-connections", opt.preload_connections, "keep-alive connections that preload")
+        ->check(CLI::Range(1, 4096));
+    sub->add_option("--preload-seconds", opt.preload_seconds, "upper bound on the preload phase");
+  }
   file->add_option("--file-size", opt.file_size, "bytes of the file message (default 1 GiB)")
       ->check(CLI::Range(std::uint64_t{0}, std::uint64_t{0xFFFFFFFF} - 21));
   idle->add_option("--idle-connections", opt.idle_connections, "idle connections to hold open")
@@ -1318,7 +1426,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 600.0));
   list->add_option("--list-pause-ms", opt.list_pause_ms, "pause of each lister between a 1001 and its next 101 (0: back to back)")
       ->check(CLI::Range(0.0, 60'000.0));
-  for (auto* sub : {send, legacy, pull, file, idle, latency, long_reader, list}) sub->fallthrough();
+  for (auto* sub : {send, send_v2, legacy, pull, pull_v2, file, idle, latency, long_reader, list}) sub->fallthrough();
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -1327,8 +1435,10 @@ int main(int argc, char** argv) {
     const tcp::endpoint server = *resolver.resolve(opt.host, std::to_string(opt.port)).begin();
     benchmark_public_key();  // make the key before any timing
     if (*send) return run_sends(opt, server, false);
+    if (*send_v2) return run_sends(opt, server, false, true);
     if (*legacy) return run_sends(opt, server, true);
     if (*pull) return run_pull(opt, server);
+    if (*pull_v2) return run_pull(opt, server, true);
     if (*file) return run_file(opt, server);
     if (*idle) return run_idle(opt, server);
     if (*latency) return run_latency(opt, server);

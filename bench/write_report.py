@@ -92,6 +92,34 @@ def fixed_latency_section(get):
     return lines, diffs["p99_us"]
 
 
+def protocol_section(get):
+    """Issue 9: v1 and v2 sends and pulls, alternating on fresh servers in this run."""
+    lines = ["## Protocol v1 and v2 side by side (issue 9)\n"]
+    lines.append("Keep-alive sends (64 connections, 64 B contents, 2 s warm-up each) and pulls (16 mailboxes), on a "
+                 "fresh server each, in the order v1, v2, v1, v2. A v2 connection says HELLO and registers (signs its "
+                 "proof) once before the timed phase, then sends SENDs of type 16; a v2 pull is PULL and then one ACK of "
+                 "the IDs it carried (the removal commits on the ACK; v1's 104 removes without a round trip).\n")
+    lines.append("| round | v1 sends/s | v2 sends/s | v2 / v1 | v1 p99 | v2 p99 | v1 pull msg/s | v2 pull+ack msg/s | v2 / v1 |")
+    lines.append("|---|---|---|---|---|---|---|---|---|")
+    totals = {"send": [0, 0], "pull": [0, 0]}
+    for rnd in ("ab1", "ab2"):
+        s1, s2 = get("send", "sends_per_s", rnd), get("send-v2", "sends_per_s", rnd)
+        p1, p2 = get("pull", "messages_per_s", rnd), get("pull-v2", "messages_per_s", rnd)
+        for key, a, b in (("send", s1, s2), ("pull", p1, p2)):
+            if a is not None and b is not None:
+                totals[key][0] += a
+                totals[key][1] += b
+        lines.append(f"| {rnd[2:]} | {fmt(s1)} | {fmt(s2)} | {pct(ratio(s2, s1))} | "
+                     f"{fmt(get('send', 'p99_us', rnd), 'us')} | {fmt(get('send-v2', 'p99_us', rnd), 'us')} | "
+                     f"{fmt(p1)} | {fmt(p2)} | {pct(ratio(p2, p1))} |")
+    send_ratio = ratio(totals["send"][1], totals["send"][0]) if totals["send"][0] else None
+    pull_ratio = ratio(totals["pull"][1], totals["pull"][0]) if totals["pull"][0] else None
+    lines.append(f"| both rounds | | | **{pct(send_ratio)}** | | | | | **{pct(pull_ratio)}** |")
+    lines.append("")
+    lines.append("Target (issue 9): keep-alive v2 sends within 10 % of v1's throughput, i.e. v2 / v1 >= 90 %.\n")
+    return lines, send_ratio
+
+
 def machine_info(args):
     cpu = sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2").strip()
     cache = {}
@@ -384,6 +412,8 @@ def main():
 
     if r.get(("list", "", "")):
         out.extend(list_section(lambda field: get("list", field)))
+    if r.get(("send-v2", "ab1", "")):
+        out.extend(protocol_section(get)[0])
 
     probes = [(label[len("probe-"):], rec) for (scenario, label, _), rec in r.items()
               if scenario == "limit-fsync" and label.startswith("probe-")]
@@ -411,6 +441,13 @@ def main():
     out.append(f"- **send**: {fmt(get('send', 'connections'))} keep-alive connections, each a registered client sending "
                f"{fmt(get('send', 'content_bytes'))} B text messages (type 3) to itself back to back; a send counts when "
                "its 1003 arrived; latency from write to 1003. A fresh server, warmed up by 2 s of the same load.")
+    if r.get(("send-v2", "ab1", "")):
+        out.append("- **send-v2**: send's load in protocol v2: each connection says HELLO and registers a v2 identity "
+                   "(an Ed25519 proof over the server's challenge) once, untimed, then sends SENDs of type 16 (the "
+                   "server never opens an envelope; the content is the same pattern) to itself; a send counts when its "
+                   "2005 arrived.")
+        out.append("- **pull-v2**: pull's preload by v2 SENDs, then every mailbox repeats PULL (2006) and one ACK of "
+                   "the IDs it carried until every preloaded message was acknowledged; content and order checked.")
     out.append(f"- **send-legacy**: {fmt(get('send-legacy', 'clients'))} clients, each request on a new TCP connection "
                "(connect, 103, read 1003, close); latency includes the connect.")
     out.append(f"- **pull**: {fmt(get('pull', 'preloaded'))} messages preloaded into {fmt(get('pull', 'mailboxes'))} "

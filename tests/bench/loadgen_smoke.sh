@@ -55,6 +55,8 @@ start real "$SERVER" --db "$WORK/real/server.db" --log-level warn --timeout 60 -
 run send --duration 0.3 send --connections 4
 run send-legacy --duration 0.3 send-legacy --connections 2
 run pull pull --connections 2 --messages-per-mailbox 30 --preload-connections 3
+run send-v2 --duration 0.3 --label ab1 send-v2 --connections 4
+run pull-v2 --label ab1 pull-v2 --connections 2 --messages-per-mailbox 30 --preload-connections 3
 run file file --file-size $((3 << 20))
 run idle idle --idle-connections 50 --fresh-samples 3
 run latency --duration 0.3 --label fixed latency --rate 200 --connections 4
