@@ -366,8 +366,12 @@ void connect_and_register(worker_pool& pool, std::vector<std::unique_ptr<client_
         [&, i]() -> awaitable<void> {
           try {
             co_await connect(connections[i]->socket, server);
-            connections[i]->id = v2 ? co_await register_client_v2(connections[i]->socket, unique_name(scenario, i))
-                                    : co_await register_client(connections[i]->socket, unique_name(scenario, i));
+            // if/else, not ?: — g++ 12 evaluates both co_await operands of a conditional expression.
+            if (v2) {
+              connections[i]->id = co_await register_client_v2(connections[i]->socket, unique_name(scenario, i));
+            } else {
+              connections[i]->id = co_await register_client(connections[i]->socket, unique_name(scenario, i));
+            }
           } catch (const std::exception& e) {
             failures.record(std::string("setup: ") + e.what());
           }
