@@ -18,10 +18,13 @@ namespace {
 // SEND's content size is a u32: no envelope can be larger (envelope_max_body_size).
 constexpr std::uint64_t max_body_size = envelope_max_body_size;
 static_assert(envelope_header_size + envelope_metadata_chunk_size + max_body_size +
-                  envelope_tag_size * ((max_body_size + envelope_chunk_size - 1) / envelope_chunk_size) ==
+                  envelope_tag_size * ((max_body_size + envelope_chunk_size - 1) / envelope_chunk_size) +
+                  envelope_end_size ==
               0xffffffffull);
+static_assert(envelope_end_size == signature_size);
 constexpr std::size_t nonce_size = 12;
 constexpr std::size_t key_size = 32;
+constexpr std::size_t chunks_digest_size = CryptoPP::SHA512::DIGESTSIZE;  // 64
 
 void put_u16le(std::uint8_t* p, std::uint16_t v) {
   p[0] = static_cast<std::uint8_t>(v);
@@ -112,6 +115,13 @@ CryptoPP::SecByteBlock content_key(const shared_secret& shared, const std::uint8
   return key;
 }
 
+// The end signature's fields after the label: header[134] || SHA-512 of every chunk's ciphertext.
+std::array<std::uint8_t, chunks_digest_size> chunks_digest(CryptoPP::SHA512& hash) {
+  std::array<std::uint8_t, chunks_digest_size> digest{};
+  hash.Final(digest.data());
+  return digest;
+}
+
 struct keys_wiper {
   std::optional<envelope_keys>& keys;
   ~keys_wiper() {
@@ -129,7 +139,8 @@ std::uint64_t envelope_content_size(std::uint64_t body_size) noexcept {
   // Saturates at 2^64 - 1 rather than wrap (16 n <= 2^52, so only the sum can overflow).
   constexpr std::uint64_t max = ~std::uint64_t{0};
   const std::uint64_t overhead = envelope_header_size + envelope_metadata_chunk_size +
-                                 envelope_tag_size * envelope_body_chunks(body_size);
+                                 envelope_tag_size * envelope_body_chunks(body_size) +
+                                 envelope_end_size;
   if (body_size > max - overhead) return max;
   return overhead + body_size;
 }
@@ -169,11 +180,17 @@ struct envelope_writer::state {
   CryptoPP::SecByteBlock pending{envelope_chunk_size};  // a body chunk being filled
   std::size_t pending_size = 0;
   std::vector<std::uint8_t> out = std::vector<std::uint8_t>(envelope_max_chunk_size);
+  identity_secret signer{};  // for the end signature; wiped once it is made or the writer broke
+  CryptoPP::SHA512 chunks_hash;  // every chunk's ciphertext (with its tag), as written
   bool begun = false;
+  bool finished = false;
   bool broken = false;  // a write (or anything else) threw: the stream is lost, refuse the rest
+
+  ~state() { wipe(signer); }
 
   void check_usable() const {
     if (broken) throw std::logic_error("envelope_writer: an earlier call failed; the envelope is lost");
+    if (finished) throw std::logic_error("envelope_writer: the envelope is already finished");
   }
   // Runs f; any exception breaks the writer for good (the sink may hold a partial chunk, and a
   // retry would seal other bytes at the next index) and propagates.
@@ -185,6 +202,7 @@ struct envelope_writer::state {
       broken = true;
       CryptoPP::SecureWipeBuffer(pending.data(), pending.size());
       pending_size = 0;
+      wipe(signer);
       throw;
     }
   }
@@ -234,6 +252,7 @@ struct envelope_writer::state {
     sent_at = request.sent_at_ms ? *request.sent_at_ms : unix_millis_now();
     body_size = request.body_size;
     name = request.name;
+    signer = sender_secret;  // last: nothing after it throws (~state would not run to wipe it)
   }
 
   void seal_chunk(const std::uint8_t* plain, std::size_t size, bool last, byte_sink& sink) {
@@ -241,6 +260,7 @@ struct envelope_writer::state {
     aead.EncryptAndAuthenticate(out.data(), out.data() + size, envelope_tag_size, nonce.data(),
                                 static_cast<int>(nonce.size()), nullptr, 0, plain, size);
     ++next_chunk;
+    chunks_hash.Update(out.data(), size + envelope_tag_size);
     sink.write(bytes_view(out.data(), size + envelope_tag_size));
   }
 };
@@ -339,12 +359,23 @@ void envelope_writer::seal_unguarded(bytes_view body_piece, byte_sink& out) {
   }
 }
 
-void envelope_writer::finish() const {
-  const auto& s = *state_;
+void envelope_writer::finish(byte_sink& out) {
+  auto& s = *state_;
   s.check_usable();
   if (!s.begun) throw std::logic_error("envelope_writer::finish before begin");
   if (s.body_sealed != s.body_size)
     throw std::logic_error("envelope_writer::finish: fewer body bytes than the declared body size");
+  s.finished = true;
+  s.guarded([&] { finish_unguarded(out); });
+}
+
+void envelope_writer::finish_unguarded(byte_sink& out) {
+  auto& s = *state_;
+  const auto digest = chunks_digest(s.chunks_hash);
+  const signature end =
+      sign(s.signer, labels::envelope_end, {bytes_view(s.header_bytes), bytes_view(digest)});
+  wipe(s.signer);
+  out.write(bytes_view(end));
 }
 
 std::vector<std::uint8_t> seal_text(const identity_secret& sender_secret, const client_id& sender,
@@ -364,7 +395,7 @@ std::vector<std::uint8_t> seal_text(const identity_secret& sender_secret, const 
   sink.bytes.reserve(writer.content_size());
   writer.begin(sink);
   writer.seal(body, sink);
-  writer.finish();
+  writer.finish(sink);
   return std::move(sink.bytes);
 }
 
@@ -386,23 +417,27 @@ std::string_view to_string(open_error error) noexcept {
     case open_error::bad_chunk: return "a chunk failed authentication";
     case open_error::bad_metadata: return "malformed metadata";
     case open_error::size_mismatch: return "sizes do not add up";
-    case open_error::trailing_data: return "bytes after the final chunk";
+    case open_error::trailing_data: return "bytes after the end signature";
     case open_error::invalid_text: return "text is not valid UTF-8";
     case open_error::handler_failed: return "the receiving handler failed";
+    case open_error::bad_end_signature: return "bad end signature";
   }
   return "unknown error";
 }
 
 struct envelope_reader::state {
-  enum class phase { header, chunk0, body, done, failed };
+  enum class phase { header, chunk0, body, end, done, failed };
 
   envelope_expectations expect;
   envelope_handler* handler;
   phase ph = phase::header;
   open_error error = open_error::none;
   std::optional<envelope_header> header;
+  std::array<std::uint8_t, envelope_header_size> header_bytes{};
+  identity_key sender_key{};  // checked against the header's sender; verifies the end signature
   std::optional<envelope_metadata> meta;
   CryptoPP::ChaCha20Poly1305::Decryption aead;
+  CryptoPP::SHA512 chunks_hash;  // every chunk's ciphertext (with its tag), as verified
   std::vector<std::uint8_t> buffer = std::vector<std::uint8_t>(envelope_max_chunk_size);
   std::size_t filled = 0;
   CryptoPP::SecByteBlock plain{envelope_chunk_size};
@@ -441,12 +476,14 @@ struct envelope_reader::state {
         return static_cast<std::size_t>(
                    std::min<std::uint64_t>(envelope_chunk_size, meta->body_size - body_received)) +
                envelope_tag_size;
+      case phase::end: return envelope_end_size;
       default: return 0;
     }
   }
 
   void process_header(const std::uint8_t* unit) {
     header = parse_envelope_header(bytes_view(unit, envelope_header_size));
+    std::copy_n(unit, envelope_header_size, header_bytes.begin());
     const auto& h = *header;
     if (h.format != envelope_format) return fail(open_error::bad_format);
     if (h.type != static_cast<std::uint8_t>(expect.type)) return fail(open_error::wrong_type);
@@ -464,6 +501,7 @@ struct envelope_reader::state {
       return fail(open_error::bad_signature);
     auto shared = agree(keys->own_secret, h.ephemeral);
     if (!shared) return fail(open_error::bad_ephemeral_key);
+    sender_key = keys->sender_key;
     auto key = content_key(*shared, unit);
     wipe(*shared);
     const auto nonce = chunk_nonce(0, false);
@@ -471,15 +509,30 @@ struct envelope_reader::state {
     ph = phase::chunk0;
   }
 
-  // Chunk 0 (in buffer). `last`: whether the content ends after it.
-  void process_chunk0(bool last) {
-    filled = 0;
+  bool open_chunk0(const std::uint8_t* c, bool last) {
     const auto nonce = chunk_nonce(0, last);
+    return aead.DecryptAndVerify(plain.data(), c + envelope_metadata_size, envelope_tag_size,
+                                 nonce.data(), static_cast<int>(nonce.size()), nullptr, 0, c,
+                                 envelope_metadata_size);
+  }
+
+  // Chunk 0 (in buffer). It is the final chunk iff its body size is 0. With the content size
+  // known, that decides the flag it is opened with (final iff the size is that of an empty body);
+  // in a stream it is opened with last = 0, else last = 1: the flag is authenticated either way,
+  // and the body size must agree with the flag that verified.
+  void process_chunk0() {
+    filled = 0;
     const std::uint8_t* c = buffer.data();
-    std::uint8_t* m = plain.data();
-    if (!aead.DecryptAndVerify(m, c + envelope_metadata_size, envelope_tag_size, nonce.data(),
-                               static_cast<int>(nonce.size()), nullptr, 0, c, envelope_metadata_size))
-      return fail(open_error::bad_chunk);
+    bool last = false;
+    if (expect.content_size) {
+      last = *expect.content_size == envelope_content_size(0);
+      if (!open_chunk0(c, last)) return fail(open_error::bad_chunk);
+    } else if (!open_chunk0(c, false)) {
+      last = true;
+      if (!open_chunk0(c, true)) return fail(open_error::bad_chunk);
+    }
+    chunks_hash.Update(c, envelope_metadata_chunk_size);
+    const std::uint8_t* m = plain.data();
     envelope_metadata md;
     std::copy_n(m, md.replay.size(), md.replay.begin());
     md.sent_at_ms = get_u64le(m + 16);
@@ -495,9 +548,9 @@ struct envelope_reader::state {
     if (expect.content_size && *expect.content_size != envelope_content_size(md.body_size))
       return fail(open_error::size_mismatch);
     md.name.assign(reinterpret_cast<const char*>(m + 34), name_size);
-    CryptoPP::SecureWipeBuffer(m, envelope_metadata_size);
+    CryptoPP::SecureWipeBuffer(plain.data(), envelope_metadata_size);
     meta = md;
-    ph = md.body_size == 0 ? phase::done : phase::body;
+    ph = md.body_size == 0 ? phase::end : phase::body;
     call_handler([&] { handler->metadata(*meta); });
   }
 
@@ -508,11 +561,22 @@ struct envelope_reader::state {
     if (!aead.DecryptAndVerify(plain.data(), unit + len, envelope_tag_size, nonce.data(),
                                static_cast<int>(nonce.size()), nullptr, 0, unit, len))
       return fail(open_error::bad_chunk);
+    chunks_hash.Update(unit, unit_size);
     if (is_text() && !utf8.feed(plain.data(), len)) return fail(open_error::invalid_text);
     body_received += len;
     ++next_chunk;
-    if (last) ph = phase::done;
+    if (last) ph = phase::end;
     call_handler([&] { handler->body(bytes_view(plain.data(), len)); });
+  }
+
+  // The end signature (in buffer), over the header and every chunk's ciphertext.
+  void process_end(const std::uint8_t* unit) {
+    signature end{};
+    std::copy_n(unit, end.size(), end.begin());
+    const auto digest = chunks_digest(chunks_hash);
+    if (!verify(sender_key, labels::envelope_end, {bytes_view(header_bytes), bytes_view(digest)}, end))
+      return fail(open_error::bad_end_signature);
+    ph = phase::done;
   }
 
   bool feed(bytes_view bytes) {
@@ -526,14 +590,8 @@ struct envelope_reader::state {
         }
         return true;
       }
-      const std::size_t n = need();
-      if (ph == phase::chunk0 && filled == n) {
-        // Chunk 0 waits until we know whether the content ends after it.
-        if (off == bytes.size()) return true;
-        process_chunk0(false);
-        continue;
-      }
       if (off == bytes.size()) return true;
+      const std::size_t n = need();
       const std::size_t available = bytes.size() - off;
       if (ph == phase::body && filled == 0 && available >= n) {  // a whole chunk in the input
         consumed += n;
@@ -547,20 +605,12 @@ struct envelope_reader::state {
       off += take;
       consumed += take;
       if (filled < n) return true;
+      filled = 0;
       switch (ph) {
-        case phase::header:
-          filled = 0;
-          process_header(buffer.data());
-          break;
-        case phase::chunk0:
-          if (expect.content_size)
-            process_chunk0(*expect.content_size == envelope_content_size(0));
-          // else: stays buffered (filled == n) until more bytes or finish()
-          break;
-        case phase::body:
-          filled = 0;
-          process_body(buffer.data(), n);
-          break;
+        case phase::header: process_header(buffer.data()); break;
+        case phase::chunk0: process_chunk0(); break;
+        case phase::body: process_body(buffer.data(), n); break;
+        case phase::end: process_end(buffer.data()); break;
         default: break;
       }
     }
@@ -569,7 +619,6 @@ struct envelope_reader::state {
   bool finish() {
     if (finished) return completed;
     finished = true;
-    if (ph == phase::chunk0 && filled == need()) process_chunk0(true);
     if (ph == phase::failed) return false;
     if (ph != phase::done) {
       fail(open_error::truncated);

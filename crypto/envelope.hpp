@@ -7,10 +7,14 @@
 //   chunk i     = ChaCha20-Poly1305(key, nonce = i u64 BE || 00 00 00 || last, no AD)
 //   chunk 0     = metadata (fixed 289 bytes: replay ID, sent at, body size, name size, name padded
 //                 with zeros to 255), then body chunks of 65,536 bytes (the last one 1..65,536).
+//   end[64]     = Sign(sender identity, "letterbox/v2/envelope-end",
+//                      header[134] || SHA-512(chunk 0 || ... || chunk n, ciphertexts with tags))
 //
 // Streaming on both sides with constant memory: the writer keeps at most one chunk, the reader
 // buffers at most one chunk (65,552 bytes) whatever the body size. No I/O here: bytes go to a
 // byte_sink and verified plaintext to an envelope_handler, both supplied by the caller.
+// Plaintext handed out before the reader's finish() returned true is not yet authenticated to
+// the sender (only to someone who knows the content key: the sender, or the recipient).
 #pragma once
 
 #include <array>
@@ -41,16 +45,17 @@ inline constexpr std::size_t max_name_size = 255;
 inline constexpr std::size_t envelope_metadata_size = 16 + 8 + 8 + 2 + max_name_size;      // 289
 inline constexpr std::size_t envelope_metadata_chunk_size = envelope_metadata_size + 16;   // 305
 inline constexpr std::size_t envelope_max_chunk_size = envelope_chunk_size + envelope_tag_size;
+inline constexpr std::size_t envelope_end_size = 64;     // the end signature after the last chunk
 
 using replay_id = std::array<std::uint8_t, replay_id_size>;
 
 // The largest body whose envelope fits SEND's u32 content size (2^32 - 1 bytes): writers refuse
 // more, readers refuse a chunk 0 announcing more.
-inline constexpr std::uint64_t envelope_max_body_size = 4293918536;
+inline constexpr std::uint64_t envelope_max_body_size = 4293918472;
 
 // Number of body chunks n = ceil(body size / 65,536) (0 for an empty body).
 std::uint64_t envelope_body_chunks(std::uint64_t body_size) noexcept;
-// The exact content size of an envelope: 134 + 305 + body size + 16 n. This is the value of
+// The exact content size of an envelope: 134 + 305 + body size + 16 n + 64. This is the value of
 // SEND's content size field; it is known before a single body byte is read.
 std::uint64_t envelope_content_size(std::uint64_t body_size) noexcept;
 
@@ -118,11 +123,14 @@ struct seal_randomness {
 //   send_wire_header(w.content_size());
 //   w.begin(sink);                           // header + chunk 0: 439 bytes
 //   while (...) w.seal(piece, sink);         // body bytes, any piece sizes, body_size in total
-//   w.finish();                              // throws unless exactly body_size bytes came
+//   w.finish(sink);                          // the 64-byte end signature; throws unless exactly
+//                                            // body_size bytes came
+// Without finish(sink) the envelope is incomplete: receivers refuse it (truncated).
 // Constructor throws std::invalid_argument on a bad request (text with a name, name > 255
 // bytes, not UTF-8 or with a NUL, a recipient key giving an all-zero shared secret). The
-// streaming writer does not check a text body's UTF-8 (seal_text does; receivers refuse it). The identity
-// secret is only used in the constructor and not kept; the content key is wiped on destruction.
+// streaming writer does not check a text body's UTF-8 (seal_text does; receivers refuse it). The
+// writer keeps a copy of the identity secret for the end signature, wiped as soon as finish()
+// signed (or a call failed) and on destruction; the content key is wiped on destruction.
 class envelope_writer {
  public:
   envelope_writer(const identity_secret& sender_secret, const seal_request& request);
@@ -137,21 +145,23 @@ class envelope_writer {
   const envelope_header& header() const noexcept;
 
   // Writes the 134-byte header and sealed chunk 0 (439 bytes). Once, before seal().
-  // With body_size 0 this is the whole envelope.
+  // With body_size 0 only finish() follows.
   void begin(byte_sink& out);
   // The next body bytes, any number (also 0). Every chunk is sealed and written as soon as it
   // is complete; the final chunk as soon as the body_size-th byte arrives. Throws
   // std::logic_error before begin() or when more than body_size bytes in total are given.
   void seal(bytes_view body_piece, byte_sink& out);
-  // Throws std::logic_error unless begin() ran and exactly body_size body bytes were sealed;
-  // then the sink has received exactly content_size() bytes.
-  // When begin() or seal() throws (the sink's exception), the envelope is lost: every later
-  // call throws std::logic_error; start a new writer (a new ephemeral key) to send again.
-  void finish() const;
+  // Writes the end signature (64 bytes) over the header and every chunk written. Throws
+  // std::logic_error unless begin() ran and exactly body_size body bytes were sealed, or when
+  // called twice; then the sink has received exactly content_size() bytes.
+  // When begin(), seal() or finish() throws (the sink's exception), the envelope is lost: every
+  // later call throws std::logic_error; start a new writer (a new ephemeral key) to send again.
+  void finish(byte_sink& out);
 
  private:
   void begin_unguarded(byte_sink& out);
   void seal_unguarded(bytes_view body_piece, byte_sink& out);
+  void finish_unguarded(byte_sink& out);
   struct state;
   std::unique_ptr<state> state_;
 };
@@ -168,7 +178,7 @@ std::vector<std::uint8_t> seal_text(const identity_secret& sender_secret, const 
 // Why an envelope could not be verified. Every one of them means: show nothing, keep nothing.
 enum class open_error : std::uint8_t {
   none = 0,
-  truncated,            // the content ended before the final chunk
+  truncated,            // the content ended before the end signature (or before the final chunk)
   bad_format,           // format byte is not 1
   wrong_type,           // header type is not the message's type (16/17)
   wrong_sender,         // header sender is not the entry's sender
@@ -181,9 +191,10 @@ enum class open_error : std::uint8_t {
   bad_chunk,            // a chunk failed authentication: altered, reordered, spliced, wrong key
   bad_metadata,         // chunk 0 verified but is malformed (name size, padding, NUL, text name)
   size_mismatch,        // the sizes in chunk 0 do not add up to the message's content size
-  trailing_data,        // bytes after the final chunk
+  trailing_data,        // bytes after the end signature
   invalid_text,         // a text that is not well-formed UTF-8 or contains a NUL
   handler_failed,       // the handler threw (its exception is rethrown from feed())
+  bad_end_signature,    // the end signature does not verify: content not sealed by the sender
 };
 std::string_view to_string(open_error error) noexcept;
 
@@ -202,7 +213,8 @@ struct envelope_keys {
 
 // The receiving side's callbacks, in this order: keys() once, metadata() once, body() for
 // every body chunk. Nothing passed to metadata() or body() is final before finish() is true:
-// write it provisionally (a .part file, a buffer) and discard it on failure.
+// until the end signature verified it may come from the recipient's own key (or a thief of it)
+// rather than the sender. Write it provisionally (a .part file, a buffer), discard it on failure.
 class envelope_handler {
  public:
   virtual ~envelope_handler() = default;
@@ -228,8 +240,10 @@ class envelope_reader {
   // false. An exception from the handler fails the envelope (handler_failed) and propagates.
   bool feed(bytes_view bytes);
   // The content ended. true iff every chunk verified in order, the last flag was on the final
-  // chunk and only there, no byte followed it, the total matched the sizes in chunk 0 exactly
-  // (and the expected content size, if given), and a text was well-formed UTF-8.
+  // chunk and only there, exactly 64 bytes followed it and they are the sender's end signature
+  // (checked with the identity key keys() gave), no byte followed that, the total matched the
+  // sizes in chunk 0 exactly (and the expected content size, if given), and a text was
+  // well-formed UTF-8.
   bool finish();
 
   bool failed() const noexcept;

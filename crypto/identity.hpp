@@ -33,6 +33,7 @@ inline constexpr std::string_view register_proof = "letterbox/v2/register";
 inline constexpr std::string_view auth_proof = "letterbox/v2/auth";
 inline constexpr std::string_view keys = "letterbox/v2/keys";
 inline constexpr std::string_view envelope = "letterbox/v2/envelope";
+inline constexpr std::string_view envelope_end = "letterbox/v2/envelope-end";
 inline constexpr std::string_view content_key = "letterbox/v2/content-key";
 inline constexpr std::string_view safety_number = "letterbox/v2/safety-number";
 }  // namespace labels

@@ -2,7 +2,9 @@
 // (golden_envelope.py, python3-cryptography), round trips at the chunk edges with any feeding
 // pattern, every kind of tampering (each byte flipped, truncation, reordering, splicing,
 // extension, wrong keys, wrong signer, wrong type, chunk size, low-order ephemeral key,
-// malformed metadata crafted with the raw primitives), the size formula, and constant memory.
+// malformed metadata crafted with the raw primitives), the end signature (content sealed by the
+// recipient under a sender's header, trailers flipped, cut, swapped or followed by bytes), the
+// size formula, and constant memory.
 #include <cryptopp/chachapoly.h>
 #include <cryptopp/hkdf.h>
 #include <cryptopp/sha.h>
@@ -34,6 +36,7 @@ namespace {
 constexpr std::size_t all_at_once = std::numeric_limits<std::size_t>::max();
 constexpr std::size_t head_size = 134 + 305;  // header + chunk 0
 constexpr std::size_t full_chunk = 65536 + 16;
+constexpr std::size_t end_size = 64;          // the end signature after the final chunk
 
 struct party {
   cr::identity_secret identity{};
@@ -174,7 +177,7 @@ bytes seal_with(cr::envelope_writer& writer, const bytes& body, std::size_t piec
     writer.seal(cr::bytes_view(body.data() + off, n), sink);
     off += n;
   }
-  writer.finish();
+  writer.finish(sink);
   CHECK(sink.bytes.size() == writer.content_size());
   return std::move(sink.bytes);
 }
@@ -242,24 +245,40 @@ bytes craft_metadata(std::uint64_t body_size, std::uint16_t name_size, const byt
   return m;
 }
 
+// The end signature of `signer` over header[134] || SHA-512(chunks), chunks = every chunk's
+// ciphertext with its tag, as sent.
+bytes craft_end(const bytes& header, const bytes& chunks, const cr::identity_secret& signer) {
+  REQUIRE(header.size() == 134);
+  bytes digest(64);
+  CryptoPP::SHA512().CalculateDigest(digest.data(), chunks.data(), chunks.size());
+  const auto sig = cr::sign(signer, "letterbox/v2/envelope-end", {cr::bytes_view(header), cr::bytes_view(digest)});
+  return bytes(sig.begin(), sig.end());
+}
+
 struct crafted_chunk {
   std::uint64_t index;
   bool last;
   bytes plain;
 };
 
-// alice -> bob, header of the given fields, chunks as given (index, last flag, plaintext).
+// alice -> bob, header of the given fields, chunks as given (index, last flag, plaintext), and
+// alice's end signature over them.
 bytes craft(std::uint8_t type, const std::vector<crafted_chunk>& chunks, std::uint8_t format = 1,
             std::uint32_t chunk_size = 65536) {
   const auto eph = array_from_hex<cr::agreement_secret>(
       "77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a");
-  bytes out = craft_header(format, type, alice, bob, cr::agreement_public_of(eph), chunk_size,
-                           alice.identity);
-  const bytes key = craft_key(out, eph, bob.agreement_key);
+  const bytes header = craft_header(format, type, alice, bob, cr::agreement_public_of(eph),
+                                    chunk_size, alice.identity);
+  const bytes key = craft_key(header, eph, bob.agreement_key);
+  bytes sealed;
   for (const auto& c : chunks) {
-    auto sealed = craft_chunk(key, c.index, c.last, c.plain);
-    out.insert(out.end(), sealed.begin(), sealed.end());
+    auto chunk = craft_chunk(key, c.index, c.last, c.plain);
+    sealed.insert(sealed.end(), chunk.begin(), chunk.end());
   }
+  bytes out = header;
+  out.insert(out.end(), sealed.begin(), sealed.end());
+  const bytes end = craft_end(header, sealed, alice.identity);
+  out.insert(out.end(), end.begin(), end.end());
   return out;
 }
 
@@ -280,7 +299,9 @@ const std::string golden_text_hex =
     "8d6b5ba01a80ee90988b064c67f5897f4218efd6601751add14bc74da1c01860fd3360995fcfa26320587f35"
     "55d0f9941a6904d8af16443adfb5549776e1a95364590ea7e8a55e438d4420fce087bdc0b95d338749d2ec80"
     "56212ccb13623278c419a623fcfc1ab46ae550caa20b41feab3edfc66b5c82c4abd0cf8319d95c3febcb1bf4"
-    "2173b6642fd7c0bce26dcc20712b61542d1796a56f5bc39d247c";
+    "2173b6642fd7c0bce26dcc20712b61542d1796a56f5bc39d247c"
+    "f640b56cb4645876102d003c229556d2f8c80727174c5acbbb9298da8389f2565573e347ae1b05ee3a006d06"
+    "08ad05f819ae3c7ca000b044f62353d3d0c8d503";
 
 std::size_t heap_in_use() {
   const struct mallinfo2 mi = mallinfo2();
@@ -314,7 +335,7 @@ TEST_SUITE("crypto envelope") {
     req.body_size = text.size();
     cr::envelope_writer writer(seed, req, fixed);
     const bytes env = seal_with(writer, to_bytes(text), all_at_once);
-    CHECK(env.size() == 466);
+    CHECK(env.size() == 530);
     // The layout, field by field.
     CHECK(env[0] == 1);
     CHECK(env[1] == 16);
@@ -329,6 +350,22 @@ TEST_SUITE("crypto envelope") {
                      {cr::bytes_view(env.data(), 70)}, sig));
     CHECK(writer.replay() == fixed.replay);
     CHECK(writer.header().sig == sig);
+    // Chunk 0 (305) and the body chunk (11 + 16), then the end signature over header[134] ||
+    // SHA-512 of those two ciphertexts, under its own label.
+    const std::size_t end_at = 134 + 305 + 11 + 16;
+    REQUIRE(env.size() == end_at + 64);
+    bytes chunks_digest(64);
+    CryptoPP::SHA512().CalculateDigest(chunks_digest.data(), env.data() + 134, end_at - 134);
+    cr::signature end{};
+    std::copy_n(env.begin() + static_cast<std::ptrdiff_t>(end_at), 64, end.begin());
+    CHECK(cr::verify(cr::public_key_of(seed), "letterbox/v2/envelope-end",
+                     {cr::bytes_view(env.data(), 134), cr::bytes_view(chunks_digest)}, end));
+    CHECK_FALSE(cr::verify(cr::public_key_of(seed), "letterbox/v2/envelope",
+                           {cr::bytes_view(env.data(), 134), cr::bytes_view(chunks_digest)}, end));
+    CHECK(cr::labels::envelope_end == "letterbox/v2/envelope-end");
+    CHECK(to_hex(end) ==
+          "f640b56cb4645876102d003c229556d2f8c80727174c5acbbb9298da8389f256"
+          "5573e347ae1b05ee3a006d0608ad05f819ae3c7ca000b044f62353d3d0c8d503");  // "text end signature"
 
     // Whole bytes as golden_envelope.py prints them ("text hex").
     CHECK(to_hex(env) == golden_text_hex);
@@ -358,23 +395,23 @@ TEST_SUITE("crypto envelope") {
     req.body_size = body.size();
     cr::envelope_writer file_writer(seed, req, fixed);
     const bytes file_env = seal_with(file_writer, body, 1000);
-    CHECK(file_env.size() == 66010);
+    CHECK(file_env.size() == 66074);
     std::array<std::uint8_t, 32> digest{};
     CryptoPP::SHA256().CalculateDigest(digest.data(), file_env.data(), file_env.size());
-    CHECK(to_hex(digest) == "182fa68cce3bd764f244b6beeca2edd45e1324f6a2fd627bcdc741c74d6fcdcc");
+    CHECK(to_hex(digest) == "5537e6869bdfef3d7221cd626f81a93355dcc5b7faa4726da28b8116379207b2");
   }
 
-  TEST_CASE("the exact size formula: 134 + 305 + body + 16 n, and the bytes produced") {
-    CHECK(cr::envelope_content_size(0) == 439);
-    CHECK(cr::envelope_content_size(1) == 456);
-    CHECK(cr::envelope_content_size(65536) == 439 + 65536 + 16);
-    CHECK(cr::envelope_content_size(65537) == 439 + 65537 + 32);
+  TEST_CASE("the exact size formula: 134 + 305 + body + 16 n + 64, and the bytes produced") {
+    CHECK(cr::envelope_content_size(0) == 503);
+    CHECK(cr::envelope_content_size(1) == 520);
+    CHECK(cr::envelope_content_size(65536) == 439 + 65536 + 16 + 64);
+    CHECK(cr::envelope_content_size(65537) == 439 + 65537 + 32 + 64);
     CHECK(cr::envelope_body_chunks(0) == 0);
     CHECK(cr::envelope_body_chunks(65536) == 1);
     CHECK(cr::envelope_body_chunks(65537) == 2);
     for (std::uint64_t n : {0ull, 1ull, 2ull, 65535ull, 65536ull, 65537ull, 131072ull, 131073ull, 1000000ull}) {
       const std::uint64_t chunks = (n + 65535) / 65536;
-      const std::uint64_t formula = 134 + 305 + n + 16 * chunks;
+      const std::uint64_t formula = 134 + 305 + n + 16 * chunks + 64;
       CHECK(cr::envelope_content_size(n) == formula);
       cr::envelope_writer w(alice.identity, request(alice, bob, cr::envelope_type::file, "f", n));
       CHECK(w.content_size() == formula);
@@ -461,10 +498,11 @@ TEST_SUITE("crypto envelope") {
     CHECK(o.ok);
   }
 
-  TEST_CASE("flipping any single byte of a small envelope fails, and nothing of the body is shown") {
+  TEST_CASE("flipping any single byte of a small envelope fails; before the end signature nothing of the body is handed out") {
     const bytes body = pattern(100, 3);
     const bytes env = seal(alice, bob, cr::envelope_type::file, "notes.txt", body);
-    REQUIRE(env.size() == 439 + 100 + 16);
+    REQUIRE(env.size() == 439 + 100 + 16 + 64);
+    const std::size_t end_at = env.size() - end_size;
     REQUIRE(open_by_bob(env, alice, cr::envelope_type::file).ok);
     int failures = 0;
     for (std::size_t i = 0; i < env.size(); ++i) {
@@ -476,8 +514,14 @@ TEST_SUITE("crypto envelope") {
           CAPTURE(size_known);
           auto o = open_by_bob(bad, alice, cr::envelope_type::file, size_known);
           CHECK_FALSE(o.ok);
-          CHECK(o.rec.got.empty());
           if (i < head_size) CHECK(o.rec.metadata_calls == 0);
+          if (i < end_at) {
+            CHECK(o.rec.got.empty());
+          } else {
+            // The chunks verified and were handed out provisionally; the end signature refuses.
+            CHECK(o.error == cr::open_error::bad_end_signature);
+            CHECK(o.rec.got == body);
+          }
           failures += o.ok ? 0 : 1;
         }
       }
@@ -488,17 +532,18 @@ TEST_SUITE("crypto envelope") {
   TEST_CASE("truncation at every chunk boundary and inside chunks fails") {
     const bytes body = pattern(3 * 65536 + 100, 11);
     const bytes env = seal(alice, bob, cr::envelope_type::file, "big.bin", body);
-    REQUIRE(env.size() == 439 + body.size() + 4 * 16);
-    std::vector<std::size_t> cuts = {0, 1, 70, 133, 134, 135, 300, 438, 439, 440, env.size() - 16,
-                                     env.size() - 1};
+    REQUIRE(env.size() == 439 + body.size() + 4 * 16 + 64);
+    const std::size_t end_at = env.size() - end_size;  // cuts in the end signature: below
+    std::vector<std::size_t> cuts = {0, 1, 70, 133, 134, 135, 300, 438, 439, 440, end_at - 16,
+                                     end_at - 1};
     for (std::size_t k = 1; k <= 3; ++k) {
       const std::size_t boundary = head_size + k * full_chunk;
       for (std::size_t c : {boundary - 1, boundary, boundary + 1, boundary + 30000})
-        if (c < env.size()) cuts.push_back(c);
+        if (c < end_at) cuts.push_back(c);
       cuts.push_back(head_size + (k - 1) * full_chunk + 1);
     }
     for (std::size_t cut : cuts) {
-      REQUIRE(cut < env.size());
+      REQUIRE(cut < end_at);
       const bytes part(env.begin(), env.begin() + static_cast<std::ptrdiff_t>(cut));
       CAPTURE(cut);
       auto unknown = open_with(part, expect(alice, bob, cr::envelope_type::file, std::nullopt),
@@ -521,11 +566,17 @@ TEST_SUITE("crypto envelope") {
                        expect(alice, bob, cr::envelope_type::file, std::nullopt), recorder_of(bob, alice));
     CHECK(o.error == cr::open_error::truncated);
     CHECK(o.rec.got.size() == 2 * 65536);
-    // Cut after chunk 0 of a non-empty body, size unknown: chunk 0 is then taken as the final
-    // chunk, and its tag (made with last = 0) refuses that.
+    // Cut after chunk 0 of a non-empty body, size unknown: chunk 0 verifies as a non-final
+    // chunk (last = 0, body size > 0), then the content ends.
     auto o0 = open_with(bytes(env.begin(), env.begin() + static_cast<std::ptrdiff_t>(head_size)),
                         expect(alice, bob, cr::envelope_type::file, std::nullopt), recorder_of(bob, alice));
-    CHECK(o0.error == cr::open_error::bad_chunk);
+    CHECK(o0.error == cr::open_error::truncated);
+    CHECK(o0.rec.metadata_calls == 1);
+    CHECK(o0.rec.got.empty());
+    // Claimed as an empty body's size (503): chunk 0 is opened as final, its tag refuses that.
+    auto o1 = open_with(bytes(env.begin(), env.begin() + static_cast<std::ptrdiff_t>(head_size + end_size)),
+                        expect(alice, bob, cr::envelope_type::file, head_size + end_size), recorder_of(bob, alice));
+    CHECK(o1.error == cr::open_error::bad_chunk);
   }
 
   TEST_CASE("reordering, duplicating or splicing chunks fails") {
@@ -556,15 +607,19 @@ TEST_SUITE("crypto envelope") {
     o = open_by_bob(splice(env, 134, other, 134, 305), alice, cr::envelope_type::file);
     CHECK(o.error == cr::open_error::bad_chunk);
     CHECK(o.rec.metadata_calls == 0);
-    // Its final chunk in place of ours (the same length).
+    // Its final chunk in place of ours (the same length), with or without its end signature.
     const std::size_t last = head_size + 3 * full_chunk;
+    o = open_by_bob(splice(env, last, other, last, env.size() - end_size - last), alice, cr::envelope_type::file);
+    CHECK(o.error == cr::open_error::bad_chunk);
     o = open_by_bob(splice(env, last, other, last, env.size() - last), alice, cr::envelope_type::file);
     CHECK(o.error == cr::open_error::bad_chunk);
   }
 
   TEST_CASE("appending bytes fails") {
     const bytes env = seal(alice, bob, cr::envelope_type::file, "a", pattern(5000, 5));
-    for (const bytes& extra : {bytes{0}, bytes{0x42, 0x43}, bytes(env.end() - 5016, env.end())}) {
+    // One byte, two, the final chunk again, the end signature again.
+    for (const bytes& extra : {bytes{0}, bytes{0x42, 0x43}, bytes(env.end() - 64 - 5016, env.end() - 64),
+                               bytes(env.end() - 64, env.end())}) {
       bytes longer = env;
       longer.insert(longer.end(), extra.begin(), extra.end());
       auto unknown = open_by_bob(longer, alice, cr::envelope_type::file, false);
@@ -575,10 +630,14 @@ TEST_SUITE("crypto envelope") {
       auto bytewise = open_by_bob(longer, alice, cr::envelope_type::file, false, 1);
       CHECK(bytewise.error == cr::open_error::trailing_data);
     }
-    // An empty text plus one byte: chunk 0 is then not the final chunk, which its tag refuses.
+    // An empty text plus one byte: in a stream, chunk 0 and the end signature verify, then the
+    // byte is refused; with the size known (504), chunk 0 is opened as not final, which its tag
+    // refuses.
     bytes text = cr::seal_text(alice.identity, alice.id, bob.id, bob.agreement_key, "");
+    REQUIRE(text.size() == 503);
     text.push_back(0);
-    CHECK(open_by_bob(text, alice, cr::envelope_type::text, false).error == cr::open_error::bad_chunk);
+    CHECK(open_by_bob(text, alice, cr::envelope_type::text, false).error == cr::open_error::trailing_data);
+    CHECK(open_by_bob(text, alice, cr::envelope_type::text, true).error == cr::open_error::bad_chunk);
     // And the reader refuses bytes fed after the end even in a separate call.
     recorder rec = recorder_of(bob, alice);
     cr::envelope_reader reader(expect(alice, bob, cr::envelope_type::file, std::nullopt), rec);
@@ -718,18 +777,25 @@ TEST_SUITE("crypto envelope") {
     cr::envelope_writer w(alice.identity, request(alice, bob, cr::envelope_type::file, "f", 10));
     cr::vector_sink sink;
     CHECK_THROWS_AS(w.seal(bytes{1}, sink), std::logic_error);
-    CHECK_THROWS_AS(w.finish(), std::logic_error);
+    CHECK_THROWS_AS(w.finish(sink), std::logic_error);
+    CHECK(sink.bytes.empty());
     w.begin(sink);
     CHECK(sink.bytes.size() == head_size);
     CHECK_THROWS_AS(w.begin(sink), std::logic_error);
     w.seal(bytes(4, 1), sink);
     CHECK(sink.bytes.size() == head_size);  // the chunk is not complete yet
-    CHECK_THROWS_AS(w.finish(), std::logic_error);
+    CHECK_THROWS_AS(w.finish(sink), std::logic_error);
+    CHECK(sink.bytes.size() == head_size);
     CHECK_THROWS_AS(w.seal(bytes(7, 1), sink), std::logic_error);
     w.seal(bytes(6, 1), sink);
+    CHECK(sink.bytes.size() == w.content_size() - end_size);  // all chunks, no end signature yet
+    w.finish(sink);
     CHECK(sink.bytes.size() == w.content_size());
-    w.finish();
+    CHECK(open_by_bob(sink.bytes, alice, cr::envelope_type::file).ok);
     CHECK_THROWS_AS(w.seal(bytes{1}, sink), std::logic_error);
+    CHECK_THROWS_AS(w.seal(bytes{}, sink), std::logic_error);
+    CHECK_THROWS_AS(w.finish(sink), std::logic_error);  // a second end signature: never
+    CHECK(sink.bytes.size() == w.content_size());
 
     auto text_with_name = request(alice, bob, cr::envelope_type::text, "n", 0);
     CHECK_THROWS_AS(cr::envelope_writer(alice.identity, text_with_name), std::invalid_argument);
@@ -805,7 +871,7 @@ TEST_SUITE("crypto envelope") {
         writer.seal(cr::bytes_view(piece.data(), n), sink);
         sent += n;
       }
-      writer.finish();
+      writer.finish(sink);
       CHECK(reader.finish());
       CHECK(sink.total == cr::envelope_content_size(body_size));
     }
@@ -825,13 +891,13 @@ TEST_SUITE("crypto envelope") {
 TEST_SUITE("crypto envelope") {
   TEST_CASE("sizes: an envelope never exceeds SEND's u32 content size, and the formula never wraps") {
     // The largest body whose envelope fits a u32 content size (2^32 - 1 bytes).
-    constexpr std::uint64_t max_body = 4293918536ull;
+    constexpr std::uint64_t max_body = 4293918472ull;
     CHECK(cr::envelope_max_body_size == max_body);
     CHECK(cr::envelope_content_size(max_body) == 0xffffffffull);
     CHECK(cr::envelope_content_size(max_body + 1) > 0xffffffffull);
     // Saturates instead of wrapping (a caller's "> UINT32_MAX" check must hold for any u64).
     CHECK(cr::envelope_content_size(~std::uint64_t{0}) == ~std::uint64_t{0});
-    CHECK(cr::envelope_content_size(~std::uint64_t{0} - 438) == ~std::uint64_t{0});
+    CHECK(cr::envelope_content_size(~std::uint64_t{0} - 502) == ~std::uint64_t{0});
     for (std::uint64_t huge : {~std::uint64_t{0} - (std::uint64_t{1} << 52), std::uint64_t{1} << 63,
                                std::uint64_t{1} << 56, std::uint64_t{0xffffffff}}) {
       CAPTURE(huge);
@@ -876,25 +942,31 @@ TEST_SUITE("crypto envelope") {
       }
     };
     const bytes body(65536 + 10, 7);
-    // fail_at 1: the header; 2: chunk 0; 3: the first body chunk.
-    for (int fail_at = 1; fail_at <= 3; ++fail_at) {
+    // fail_at 1: the header; 2: chunk 0; 3: the first body chunk; 4: the last one; 5: the end
+    // signature.
+    for (int fail_at = 1; fail_at <= 5; ++fail_at) {
       CAPTURE(fail_at);
       cr::envelope_writer w(alice.identity, request(alice, bob, cr::envelope_type::file, "f", body.size()));
       flaky sink;
       sink.fail_at = fail_at;
       if (fail_at <= 2) {
         CHECK_THROWS_AS(w.begin(sink), std::runtime_error);
-      } else {
+      } else if (fail_at <= 4) {
         w.begin(sink);
         CHECK_THROWS_AS(w.seal(body, sink), std::runtime_error);
+      } else {
+        w.begin(sink);
+        w.seal(body, sink);
+        CHECK_THROWS_AS(w.finish(sink), std::runtime_error);
       }
       const std::size_t before = sink.bytes_written;
       // A caller that carries on must not get a "finished" envelope of other bytes (before, a
       // failed begin() let seal() encrypt the body as chunk 0's index and finish() succeed).
       CHECK_THROWS_AS(w.seal(body, sink), std::logic_error);
-      CHECK_THROWS_AS(w.finish(), std::logic_error);
+      CHECK_THROWS_AS(w.finish(sink), std::logic_error);
       CHECK_THROWS_AS(w.begin(sink), std::logic_error);
       CHECK(sink.bytes_written == before);
+      CHECK(sink.writes == fail_at);  // no write was even tried after the failed one
     }
   }
 }
@@ -915,16 +987,15 @@ TEST_SUITE("crypto envelope") {
 }
 
 TEST_SUITE("crypto envelope") {
-  TEST_CASE("limitation (docs/PROTOCOL.md §20): the recipient can seal other content under a sender's header") {
-    // The signature covers the header only; the content key is X25519(recipient secret,
-    // ephemeral) under that header, which the recipient (or whoever holds its agreement secret)
-    // can compute. So bob can make an envelope "from alice" to bob with any content: envelopes
-    // authenticate the sender to the recipient, they do not prove anything to a third party
-    // (and a thief of bob's agreement secret who can also place entries in bob's PULL answers
-    // can forge mail from anyone who ever wrote to bob). This test pins that property down; a
-    // format that signs the content would make it fail, and then it must change.
+  TEST_CASE("attack (docs/PROTOCOL.md §20 item 6): content the recipient seals under a sender's header is refused") {
+    // The recipient (or whoever holds its agreement secret) can compute the content key of any
+    // envelope sent to it, so it can seal other chunks under a header it received. Before the end
+    // signature such an envelope opened as "from" the header's sender; now the sender's signature
+    // over header and chunks is missing, and nobody but the sender can make it.
     const bytes real = cr::seal_text(alice.identity, alice.id, bob.id, bob.agreement_key, "the real one");
+    REQUIRE(open_by_bob(real, alice, cr::envelope_type::text).ok);
     const bytes header(real.begin(), real.begin() + 134);
+    const bytes alice_end(real.end() - 64, real.end());
     auto eph = array_from_hex<cr::agreement_key>(to_hex(bytes(header.begin() + 34, header.begin() + 66)));
     auto shared = cr::agree(bob.agreement, eph);
     REQUIRE(shared);
@@ -934,16 +1005,186 @@ TEST_SUITE("crypto envelope") {
     bytes key(32);
     CryptoPP::HKDF<CryptoPP::SHA256>().DeriveKey(key.data(), key.size(), shared->data(), shared->size(),
                                                  nullptr, 0, info.data(), info.size());
-    const std::string fake = "a forged one";
-    bytes forged = header;
+    const std::string fake = "a forged one";  // as long as the real text: the sizes all match
+    bytes chunks;
     for (const auto& chunk : {craft_chunk(key, 0, false, craft_metadata(fake.size(), 0, {})),
                               craft_chunk(key, 1, true, to_bytes(fake))})
-      forged.insert(forged.end(), chunk.begin(), chunk.end());
-    auto o = open_by_bob(forged, alice, cr::envelope_type::text);
-    CHECK(o.ok);
-    CHECK(std::string(o.rec.got.begin(), o.rec.got.end()) == fake);
-    // Nobody else can: carol, with her own secret, cannot open or reseal it.
+      chunks.insert(chunks.end(), chunk.begin(), chunk.end());
+    auto forge = [&](const bytes& end) {
+      bytes out = header;
+      out.insert(out.end(), chunks.begin(), chunks.end());
+      out.insert(out.end(), end.begin(), end.end());
+      return out;
+    };
+    auto alice_lookup = [](const cr::envelope_header& h) {
+      CHECK(h.sender == alice.id);
+      return std::optional<cr::envelope_keys>(cr::envelope_keys{alice.identity_key, bob.agreement});
+    };
+    struct attempt {
+      std::string what;
+      bytes content;
+      cr::open_error error;
+    };
+    const std::vector<attempt> attempts = {
+        {"no end signature", forge({}), cr::open_error::truncated},  // size_mismatch with its size known
+        {"alice's end signature of the real envelope", forge(alice_end), cr::open_error::bad_end_signature},
+        {"bob signs it with his own identity", forge(craft_end(header, chunks, bob.identity)), cr::open_error::bad_end_signature},
+        {"mallory signs it", forge(craft_end(header, chunks, mallory.identity)), cr::open_error::bad_end_signature},
+        {"64 zero bytes", forge(bytes(64, 0)), cr::open_error::bad_end_signature},
+        {"alice's header signature in its place", forge(bytes(header.begin() + 70, header.end())), cr::open_error::bad_end_signature},
+    };
+    for (const auto& a : attempts) {
+      CAPTURE(a.what);
+      for (bool size_known : {true, false}) {
+        CAPTURE(size_known);
+        auto o = open_by_bob(a.content, alice, cr::envelope_type::text, size_known);
+        CHECK_FALSE(o.ok);
+        if (size_known && a.content.size() != real.size()) {
+          // Content size 466 is no envelope's size with a 12-byte body: refused at chunk 0.
+          CHECK(o.error == cr::open_error::size_mismatch);
+          CHECK(o.rec.got.empty());
+          continue;
+        }
+        CHECK(o.error == a.error);
+        // The chunks themselves verify (bob made them with the right key): what they held was
+        // handed out provisionally, and finish() refuses it.
+        CHECK(o.rec.metadata_calls == 1);
+        CHECK(std::string(o.rec.got.begin(), o.rec.got.end()) == fake);
+      }
+      auto t = cr::open_text(a.content, alice.id, bob.id, alice_lookup);
+      CHECK_FALSE(t.ok());
+      CHECK(t.error == (a.content.size() == real.size() ? a.error : cr::open_error::size_mismatch));
+      CHECK(t.text.empty());
+    }
+    // Control: the same forgery with an end signature made with Alice's identity secret opens, so
+    // the crafting above is right and only the missing signature of Alice's stops it.
+    auto signed_by_alice = open_by_bob(forge(craft_end(header, chunks, alice.identity)), alice, cr::envelope_type::text);
+    CHECK(signed_by_alice.ok);
+    CHECK(std::string(signed_by_alice.rec.got.begin(), signed_by_alice.rec.got.end()) == fake);
+    // And carol, with her own secret, cannot even compute the key.
     CHECK_FALSE(cr::agree(carol.agreement, eph) == shared);
+  }
+}
+
+TEST_SUITE("crypto envelope") {
+  TEST_CASE("end signature: every bit of it flipped is refused") {
+    const std::string text = "signed to the end";
+    const bytes env = cr::seal_text(alice.identity, alice.id, bob.id, bob.agreement_key, text);
+    const bytes file_body = pattern(2 * 65536 + 5, 31);
+    const bytes file = seal(alice, bob, cr::envelope_type::file, "two.bin", file_body);
+    for (std::size_t i = env.size() - end_size; i < env.size(); ++i) {
+      for (int bit = 0; bit < 8; ++bit) {
+        CAPTURE(i);
+        CAPTURE(bit);
+        bytes bad = env;
+        bad[i] ^= static_cast<std::uint8_t>(1u << bit);
+        auto t = cr::open_text(bad, alice.id, bob.id, [](const cr::envelope_header&) {
+          return std::optional<cr::envelope_keys>(cr::envelope_keys{alice.identity_key, bob.agreement});
+        });
+        CHECK(t.error == cr::open_error::bad_end_signature);
+        CHECK(t.text.empty());
+        auto o = open_by_bob(bad, alice, cr::envelope_type::text, false, 7);
+        CHECK(o.error == cr::open_error::bad_end_signature);
+      }
+    }
+    for (std::size_t i = file.size() - end_size; i < file.size(); ++i) {
+      CAPTURE(i);
+      bytes bad = file;
+      bad[i] ^= 0x10;
+      auto o = open_by_bob(bad, alice, cr::envelope_type::file);
+      CHECK(o.error == cr::open_error::bad_end_signature);
+      CHECK(o.rec.got == file_body);  // handed out provisionally, never final
+    }
+  }
+
+  TEST_CASE("end signature: missing or cut short is refused as truncated") {
+    const bytes body = pattern(65536 + 1, 41);
+    const bytes file = seal(alice, bob, cr::envelope_type::file, "f.bin", body);
+    const bytes empty = cr::seal_text(alice.identity, alice.id, bob.id, bob.agreement_key, "");
+    REQUIRE(empty.size() == 503);
+    for (const bytes* env : {&file, &empty}) {
+      const auto type = env == &empty ? cr::envelope_type::text : cr::envelope_type::file;
+      const std::size_t end_at = env->size() - end_size;
+      for (std::size_t cut : {end_at, end_at + 1, end_at + 32, end_at + 63}) {
+        CAPTURE(env->size());
+        CAPTURE(cut);
+        const bytes part(env->begin(), env->begin() + static_cast<std::ptrdiff_t>(cut));
+        // The entry's size unknown (a stream), or the original one: every chunk verified, the
+        // end signature is not all there.
+        for (std::size_t step : {all_at_once, std::size_t{1}}) {
+          auto unknown = open_with(part, expect(alice, bob, type, std::nullopt), recorder_of(bob, alice), step);
+          CHECK(unknown.error == cr::open_error::truncated);
+          CHECK(unknown.rec.got == (type == cr::envelope_type::file ? body : bytes{}));
+          CHECK(unknown.consumed == cut);
+        }
+        auto original = open_with(part, expect(alice, bob, type, env->size()), recorder_of(bob, alice));
+        CHECK(original.error == cr::open_error::truncated);
+        // The entry claims the cut size (the attacker fixed the wire's size field).
+        auto claimed = open_with(part, expect(alice, bob, type, cut), recorder_of(bob, alice));
+        CHECK_FALSE(claimed.ok);
+        CHECK(claimed.rec.got.empty());
+      }
+    }
+  }
+
+  TEST_CASE("end signature: one from another envelope is refused") {
+    // Same sender, recipient, type and text: only the ephemeral key and the replay ID differ.
+    const bytes a = cr::seal_text(alice.identity, alice.id, bob.id, bob.agreement_key, "same text");
+    const bytes b = cr::seal_text(alice.identity, alice.id, bob.id, bob.agreement_key, "same text");
+    const bytes to_carol = cr::seal_text(alice.identity, alice.id, carol.id, carol.agreement_key, "same text");
+    REQUIRE(a.size() == b.size());
+    REQUIRE(a.size() == to_carol.size());
+    const std::size_t end_at = a.size() - end_size;
+    for (const bytes* other : {&b, &to_carol}) {
+      const bytes swapped = splice(a, end_at, *other, end_at, end_size);
+      for (bool size_known : {true, false}) {
+        auto o = open_by_bob(swapped, alice, cr::envelope_type::text, size_known);
+        CHECK(o.error == cr::open_error::bad_end_signature);
+      }
+    }
+    // A file's with the same chunk count, and the end signature of a message of another sender.
+    const bytes f1 = seal(alice, bob, cr::envelope_type::file, "x", pattern(70000, 1));
+    const bytes f2 = seal(alice, bob, cr::envelope_type::file, "x", pattern(70000, 2));
+    CHECK(open_by_bob(splice(f1, f1.size() - 64, f2, f2.size() - 64, 64), alice, cr::envelope_type::file).error ==
+          cr::open_error::bad_end_signature);
+    const bytes from_carol = cr::seal_text(carol.identity, carol.id, bob.id, bob.agreement_key, "same text");
+    CHECK(open_by_bob(splice(a, end_at, from_carol, end_at, end_size), alice, cr::envelope_type::text).error ==
+          cr::open_error::bad_end_signature);
+    // Unchanged, both open.
+    CHECK(open_by_bob(a, alice, cr::envelope_type::text).ok);
+    CHECK(open_by_bob(b, alice, cr::envelope_type::text).ok);
+  }
+
+  TEST_CASE("end signature: nothing may follow it") {
+    const bytes text = cr::seal_text(alice.identity, alice.id, bob.id, bob.agreement_key, "last word");
+    const bytes empty = cr::seal_text(alice.identity, alice.id, bob.id, bob.agreement_key, "");
+    for (const bytes* env : {&text, &empty}) {
+      for (const bytes& extra : {bytes{0}, bytes(env->end() - 64, env->end()), bytes(100, 0x5a)}) {
+        CAPTURE(env->size());
+        CAPTURE(extra.size());
+        bytes longer = *env;
+        longer.insert(longer.end(), extra.begin(), extra.end());
+        for (std::size_t step : {all_at_once, std::size_t{1}}) {
+          auto o = open_by_bob(longer, alice, cr::envelope_type::text, false, step);
+          CHECK(o.error == cr::open_error::trailing_data);
+          CHECK(o.consumed == env->size());
+        }
+        CHECK_FALSE(open_by_bob(longer, alice, cr::envelope_type::text, true).ok);
+        auto t = cr::open_text(longer, alice.id, bob.id, [](const cr::envelope_header&) {
+          return std::optional<cr::envelope_keys>(cr::envelope_keys{alice.identity_key, bob.agreement});
+        });
+        CHECK_FALSE(t.ok());
+        CHECK(t.text.empty());
+      }
+      // In a separate feed() after the end signature verified.
+      recorder rec = recorder_of(bob, alice);
+      cr::envelope_reader reader(expect(alice, bob, cr::envelope_type::text, std::nullopt), rec);
+      CHECK(reader.feed(*env));
+      CHECK(reader.feed(bytes{}));
+      CHECK_FALSE(reader.feed(bytes{1}));
+      CHECK(reader.error() == cr::open_error::trailing_data);
+      CHECK_FALSE(reader.finish());
+    }
   }
 }
 

@@ -50,9 +50,14 @@ def envelope(msg_type, name, body):
     meta = REPLAY + struct.pack("<QQH", SENT_AT, len(body), len(name)) + name.ljust(255, b"\x00")
     assert len(meta) == 289
     pieces = [body[i:i + 65536] for i in range(0, len(body), 65536)]
-    out = head + aead.encrypt(nonce(0, not pieces), meta, None)
+    chunks = aead.encrypt(nonce(0, not pieces), meta, None)
     for i, piece in enumerate(pieces, start=1):
-        out += aead.encrypt(nonce(i, i == len(pieces)), piece, None)
+        chunks += aead.encrypt(nonce(i, i == len(pieces)), piece, None)
+    # End signature over the header and the SHA-512 of every chunk's ciphertext (tags included).
+    end = signer.sign(b"letterbox/v2/envelope-end\x00" + head + hashlib.sha512(chunks).digest())
+    assert len(end) == 64
+    out = head + chunks + end
+    assert len(out) == 134 + 305 + len(body) + 16 * len(pieces) + 64
     return out
 
 
@@ -64,6 +69,7 @@ if __name__ == "__main__":
     text = envelope(16, "", b"Hello, Bob!")
     print("text size", len(text))
     print("text hex", text.hex())
+    print("text end signature", text[-64:].hex())
     f = envelope(17, "report.pdf", file_body())
     print("file size", len(f))
     print("file sha256", hashlib.sha256(f).hexdigest())
