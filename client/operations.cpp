@@ -689,7 +689,7 @@ std::uint32_t client_operations::send_file(const std::string& name, const std::f
                        link_sink sink(link);
                        writer->begin(sink);
                        stream_file([&](proto::bytes_view piece) { writer->seal(piece, sink); });
-                       writer->finish();
+                       writer->finish(sink);
                      });
     }
 
