@@ -28,15 +28,20 @@
 #include <limits>
 #include <memory>
 #include <mutex>
+#include <random>
 #include <sstream>
 #include <thread>
 
 #include "bench_common.hpp"
+#include "identity.hpp"
 #include "messages.hpp"
+#include "messages_v2.hpp"
 #include "pulled_message_parser.hpp"
 
 namespace asio = boost::asio;
 namespace proto = letterbox::protocol;
+namespace v2 = letterbox::protocol::v2;
+namespace crypto = letterbox::crypto;
 using asio::awaitable;
 using asio::use_awaitable;
 using asio::ip::tcp;
@@ -63,6 +68,7 @@ struct options {
   double duration = 5.0;
   std::uint64_t max_requests = 50'000'000;
   std::uint32_t content_size = 64;
+  bool v2 = false;  // send: protocol v2 (HELLO + AUTH once per connection, then 205 of type 16)
   // pull
   std::uint32_t messages_per_mailbox = 5000;
   int preload_connections = 64;
@@ -314,9 +320,71 @@ struct client_connection {
   explicit client_connection(asio::io_context& io) : socket(io) {}
   tcp::socket socket;
   proto::client_id id{};
+  crypto::identity_secret secret{};  // a v2 client's identity (send --v2)
   response_buffer buffer{};
   proto::byte_buffer request;  // pre-encoded request of the timed loop
 };
+
+// --- Protocol v2 (docs/PROTOCOL.md Part II) ----------------------------------------------------
+// One v2 request and its (small) answer, which must be `code`.
+awaitable<small_response> v2_exchange(tcp::socket& socket, response_buffer& buffer, v2::request_code code,
+                                      proto::bytes_view payload, v2::response_code expected, const char* what) {
+  const auto request = v2::encode_request(code, payload);
+  co_await asio::async_write(socket, asio::buffer(request), use_awaitable);
+  auto response = co_await read_small_response(socket, buffer);
+  if (response.header.version != v2::wire_version || response.header.code != static_cast<std::uint16_t>(expected)) {
+    std::string reason;
+    if (response.header.code == 9000 && response.payload.size() == 2)
+      reason = std::string(" (") + v2::reason_name(v2::decode_error_payload(response.payload)) + ")";
+    throw std::runtime_error(std::string(what) + ": response version " + std::to_string(response.header.version) +
+                             " code " + std::to_string(response.header.code) + reason);
+  }
+  co_return response;
+}
+
+awaitable<v2::challenge> v2_hello(tcp::socket& socket, response_buffer& buffer) {
+  auto response = co_await v2_exchange(socket, buffer, v2::request_code::hello, v2::encode_hello_request(),
+                                       v2::response_code::hello, "hello");
+  co_return v2::decode_hello_payload(response.payload).nonce;
+}
+
+// Registers a fresh v2 identity on its own connection (HELLO + REGISTER), then the benchmark
+// connection authenticates once (HELLO + AUTH), as our client does on every new connection.
+awaitable<void> register_and_authenticate_v2(client_connection& c, const tcp::endpoint& server, const std::string& name) {
+  c.secret = crypto::generate_identity();
+  const auto key = crypto::public_key_of(c.secret);
+  c.id = crypto::derive_client_id(key);
+  {
+    tcp::socket setup(c.socket.get_executor());
+    co_await connect(setup, server);
+    const auto challenge = co_await v2_hello(setup, c.buffer);
+    v2::register_request request;
+    request.name = name;
+    request.identity = key;
+    fill_pattern(11, c.id[0], request.agreement);
+    request.legacy = benchmark_public_key();
+    const auto field = proto::encode_name(name);
+    request.key_signature = crypto::sign(c.secret, crypto::labels::keys, {field, request.agreement, request.legacy});
+    request.proof = crypto::sign(c.secret, crypto::labels::register_proof, {challenge, key});
+    const auto answer = co_await v2_exchange(setup, c.buffer, v2::request_code::register_client,
+                                             v2::encode_register_request(request), v2::response_code::registered, "register");
+    if (v2::decode_registered_payload(answer.payload) != c.id) throw std::runtime_error("register: not the derived ID");
+  }
+  co_await connect(c.socket, server);
+  const auto challenge = co_await v2_hello(c.socket, c.buffer);
+  const auto proof = crypto::sign(c.secret, crypto::labels::auth_proof, {challenge, c.id});
+  co_await v2_exchange(c.socket, c.buffer, v2::request_code::auth, v2::encode_auth_request({c.id, proof}),
+                       v2::response_code::authenticated, "auth");
+}
+
+// One 205 on an authenticated keep-alive connection (its pre-encoded request) and its 2005.
+awaitable<void> keep_alive_v2_send(client_connection& c) {
+  co_await asio::async_write(c.socket, asio::buffer(c.request), use_awaitable);
+  auto response = co_await read_small_response(c.socket, c.buffer);
+  if (response.header.version != v2::wire_version ||
+      response.header.code != static_cast<std::uint16_t>(v2::response_code::message_sent))
+    throw std::runtime_error("v2 send: response code " + std::to_string(response.header.code) + ", expected 2005");
+}
 
 // Connects and registers every connection (phase 1 of most scenarios).
 void connect_and_register(worker_pool& pool, std::vector<std::unique_ptr<client_connection>>& connections,
@@ -428,19 +496,44 @@ int report_sends(const char* scenario, const char* count_field, int n, const opt
 // it after the response (how older clients behave), default 16 clients; latency includes the
 // connect.
 int run_sends(const options& opt, const tcp::endpoint& server, bool legacy) {
-  const char* scenario = legacy ? "send-legacy" : "send";
+  if (opt.v2 && legacy) throw std::runtime_error("--v2 is for the send scenario (keep-alive connections)");
+  const char* scenario = legacy ? "send-legacy" : opt.v2 ? "send-v2" : "send";
   const int n = opt.connections > 0 ? opt.connections : (legacy ? 16 : 64);
   worker_pool pool(opt.threads);
   failure_log failures;
   auto clients = make_connections(pool, static_cast<std::size_t>(n));
-  connect_and_register(pool, clients, server, legacy ? "legacy" : "send", failures);
+  if (opt.v2) {
+    for (std::size_t i = 0; i < clients.size(); ++i)
+      asio::co_spawn(
+          pool.context(i),
+          [&, i]() -> awaitable<void> {
+            try {
+              co_await register_and_authenticate_v2(*clients[i], server, unique_name("v2", i));
+            } catch (const std::exception& e) {
+              failures.record(std::string("setup: ") + e.what());
+            }
+          },
+          asio::detached);
+    pool.run_phase();
+  } else {
+    connect_and_register(pool, clients, server, legacy ? "legacy" : "send", failures);
+  }
   if (failures.count() > 0) {
     result_line line(scenario);
     return finish(line, failures);
   }
   std::vector<std::uint8_t> content(opt.content_size);
   fill_pattern(legacy ? 8 : 7, 0, content);
+  std::random_device random;
   for (auto& c : clients) {
+    if (opt.v2) {  // random content (a sealed envelope looks random), type 16, to itself: a v2 recipient
+      for (auto& b : content) b = static_cast<std::uint8_t>(random());
+      auto payload = proto::encode_send_message_prefix(
+          {c->id, static_cast<std::uint8_t>(v2::message_type::sealed_text), static_cast<std::uint32_t>(content.size())});
+      payload.insert(payload.end(), content.begin(), content.end());
+      c->request = v2::encode_request(v2::request_code::send_message, payload);
+      continue;
+    }
     c->request = encode_send_request(c->id, c->id, proto::message_type::text, content);
     if (legacy) c->socket.close();  // registered; every send will use a new connection
   }
@@ -456,8 +549,9 @@ int run_sends(const options& opt, const tcp::endpoint& server, bool legacy) {
     auto response = co_await read_small_response(socket, c.buffer);
     expect_code(response.header, proto::response_code::message_sent, "send-legacy");
   };
-  const auto total = legacy ? run_closed_loop(pool, clients, quota, deadline, failures, scenario, one_legacy_send)
-                            : run_closed_loop(pool, clients, quota, deadline, failures, scenario, keep_alive_send);
+  const auto total = legacy  ? run_closed_loop(pool, clients, quota, deadline, failures, scenario, one_legacy_send)
+                     : opt.v2 ? run_closed_loop(pool, clients, quota, deadline, failures, scenario, keep_alive_v2_send)
+                              : run_closed_loop(pool, clients, quota, deadline, failures, scenario, keep_alive_send);
   return report_sends(scenario, legacy ? "clients" : "connections", n, opt, total, start, resources, failures);
 }
 
@@ -1278,6 +1372,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0u, 1u << 20));
 
   auto* send = app.add_subcommand("send", "N keep-alive connections sending small messages back to back");
+  send->add_flag("--v2", opt.v2,
+                 "protocol v2: each connection registers a v2 identity, authenticates once (HELLO + AUTH), then "
+                 "sends 205 of random content as type 16 to itself");
   auto* legacy = app.add_subcommand("send-legacy", "N clients, one new TCP connection per send");
   auto* pull = app.add_subcommand("pull", "preload K messages per mailbox, then pull them all");
   auto* file = app.add_subcommand("file", "one large file message sent and pulled back, content checked");

@@ -272,6 +272,14 @@ def main():
                  f"{pct(ratio(send, ceiling_send))} of ceiling; {pct(ratio(send, send_sqlite))} of SQLite "
                  f"{send_connections} rows/tx; {pct(ratio(send, durable_bound))} of {send_connections} x fdatasync",
                  verdict(ge(send, 100_000), "send")))
+    send_v2 = get("send-v2", "sends_per_s")
+    if send_v2 is not None:
+        v2_connections = get("send-v2", "connections") or 64
+        rows.append((f"send-v2, {v2_connections} keep-alive (HELLO + AUTH once, 205 type 16)", "within 10% of send",
+                     f"{fmt(send_v2, 'sends/s')} (server {fmt(server_cpu_us('send-v2', 'sends'), 'CPU-us')}/send)",
+                     f"v1 send {fmt(send, '/s')}",
+                     f"{pct(ratio(send_v2, send))} of v1 send",
+                     verdict(ge(send_v2, 0.9 * send) if send else None, "send-v2")))
     legacy_clients = get("send-legacy", "clients") or 16
     legacy_sqlite = sqlite.get(legacy_clients)
     rows.append(("send-legacy, 16 clients", ">= 30,000 sends/s",

@@ -53,6 +53,7 @@ stop
 
 start real "$SERVER" --db "$WORK/real/server.db" --log-level warn --timeout 60 --max-connections 1000
 run send --duration 0.3 send --connections 4
+run send-v2 --duration 0.3 send --v2 --connections 4
 run send-legacy --duration 0.3 send-legacy --connections 2
 run pull pull --connections 2 --messages-per-mailbox 30 --preload-connections 3
 run file file --file-size $((3 << 20))
