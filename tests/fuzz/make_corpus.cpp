@@ -177,7 +177,9 @@ void write_v2_session(Seed& seed) {
             request(dave, 102, byte_buffer(alice.begin(), alice.end())), request(dave, 100, encode_register_request({"x", known_clients()[0].key})),
             v2_hello(), v2_auth(known_dave), pull}));
   // Refusals: each a v2 9000 with its reason; REGISTER/AUTH failures close the connection.
-  seed("v2_before_auth", alias_ids, cat({list, pull, keys(erin), v2_send(erin, 16, text), v2_ack({1}), v2_hello(), list}));
+  seed("v2_before_auth", alias_ids,
+       cat({list, pull, keys(erin), v2_send(erin, 16, text), v2_ack({1}), v2_request(v2::request_code::list_clients, filled(3, 1)),
+            v2_request(v2::request_code::get_keys, filled(15, 1)), v2_request(v2::request_code::ack, filled(6, 1)), v2_hello(), list}));
   seed("v2_hello_twice_and_bad", alias_ids,
        cat({v2_hello(), v2_hello(), v2_request(v2::request_code::hello, bytes_of("LBX1\x02\x02")),
             v2_request(v2::request_code::hello, v2::encode_hello_request({3, 4})), v2_request(v2::request_code::hello, {})}));

@@ -182,6 +182,11 @@ TEST_CASE("v2 requests before authentication: bad_state, the connection is kept"
   }
   CHECK(v2_error_reason(v2_request(c, v2::request_code::get_keys, byte_buffer(16, 1))) == reason_of(v2::reason::bad_state));
   CHECK(v2_error_reason(v2_request(c, v2::request_code::ack, byte_buffer(4, 1))) == reason_of(v2::reason::bad_state));
+  // The authentication is checked before the payload size (§12): bad_state, not malformed.
+  CHECK(v2_error_reason(v2_request(c, v2::request_code::list_clients, byte_buffer(3, 1))) == reason_of(v2::reason::bad_state));
+  CHECK(v2_error_reason(v2_request(c, v2::request_code::get_keys, byte_buffer(15, 1))) == reason_of(v2::reason::bad_state));
+  CHECK(v2_error_reason(v2_request(c, v2::request_code::ack, byte_buffer(6, 1))) == reason_of(v2::reason::bad_state));
+  CHECK(v2_error_reason(v2_request(c, v2::request_code::pull_messages, byte_buffer(2, 1))) == reason_of(v2::reason::bad_state));
   CHECK(v2_error_reason(v2_request(c, v2::request_code::send_message, send_payload(unknown_id(), 16, bytes_of("x")))) ==
         reason_of(v2::reason::bad_state));
   // The error has the v2 form: 03 28 23 02 00 00 00 02 00.
