@@ -267,14 +267,13 @@ def main():
     reader_wal_growth = (None if None in (reader_wal, reader_wal_begin) or not reader_seconds
                          else (reader_wal - reader_wal_begin) / reader_seconds)
 
-    def ok(scenario):
-        errors = get(scenario, "errors")
-        return errors == 0
+    def ok(scenario, labels=("",)):
+        return all(get(scenario, "errors", label) == 0 for label in labels)
 
-    def verdict(condition, scenario):
+    def verdict(condition, scenario, labels=("",)):
         if condition is None:
             return "not measured"
-        if not ok(scenario):
+        if not ok(scenario, labels):
             return "**not met** (errors)"
         return "met" if condition else "**not met**"
 
@@ -300,6 +299,15 @@ def main():
                  f"{pct(ratio(send, ceiling_send))} of ceiling; {pct(ratio(send, send_sqlite))} of SQLite "
                  f"{send_connections} rows/tx; {pct(ratio(send, durable_bound))} of {send_connections} x fdatasync",
                  verdict(ge(send, 100_000), "send")))
+    if get("send-v2", "sends_per_s", "ab1") is not None:
+        v1_sum = sum(v for v in (get("send", "sends_per_s", rnd) for rnd in ("ab1", "ab2")) if v is not None)
+        v2_sum = sum(v for v in (get("send-v2", "sends_per_s", rnd) for rnd in ("ab1", "ab2")) if v is not None)
+        v2_ratio = ratio(v2_sum, v1_sum)
+        rows.append(("send-v2, 64 keep-alive (issue 9)", "within 10 % of v1 send",
+                     f"{fmt(v2_sum / 2, 'sends/s')} (mean of 2 rounds)",
+                     f"v1 send in the same rounds {fmt(v1_sum / 2, '/s')}",
+                     f"{pct(v2_ratio)} of v1",
+                     verdict(None if v2_ratio is None else v2_ratio >= 0.9, "send-v2", ("ab1", "ab2"))))
     legacy_clients = get("send-legacy", "clients") or 16
     legacy_sqlite = sqlite.get(legacy_clients)
     rows.append(("send-legacy, 16 clients", ">= 30,000 sends/s",

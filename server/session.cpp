@@ -90,12 +90,18 @@ class session : public std::enable_shared_from_this<session> {
     } catch (const protocol_error& e) {
       failure = e.what();
     } catch (const storage_error& e) {
-      if (const long dropped = context_.errors.allow("storage"); dropped >= 0)  // a full disk fails every request
-        spdlog::error("{}: storage error: {}{}", connection_.peer(), e.what(),
-                      dropped > 0 ? " (" + std::to_string(dropped) + " more storage errors not logged)" : std::string());
-      failure = std::string("storage error: ") + e.what();
+      failure = storage_failure(e);
     }
     co_return co_await reject(r, std::move(failure));
+  }
+
+  // Logs a storage error (at most once a second: a full disk fails every request) and returns
+  // the reason for the request's log line.
+  std::string storage_failure(const storage_error& e) {
+    if (const long dropped = context_.errors.allow("storage"); dropped >= 0)
+      spdlog::error("{}: storage error: {}{}", connection_.peer(), e.what(),
+                    dropped > 0 ? " (" + std::to_string(dropped) + " more storage errors not logged)" : std::string());
+    return std::string("storage error: ") + e.what();
   }
 
   // Dispatches one v2 request (version 3, code 200-207): as handle(), with the v2 9000 that
@@ -121,10 +127,7 @@ class session : public std::enable_shared_from_this<session> {
     } catch (const protocol_error& e) {
       failure = e.what();
     } catch (const storage_error& e) {
-      if (const long dropped = context_.errors.allow("storage"); dropped >= 0)
-        spdlog::error("{}: storage error: {}{}", connection_.peer(), e.what(),
-                      dropped > 0 ? " (" + std::to_string(dropped) + " more storage errors not logged)" : std::string());
-      failure = std::string("storage error: ") + e.what();
+      failure = storage_failure(e);
       why = v2::reason::storage_failure;
     }
     failure += std::string(" [") + v2::reason_name(static_cast<std::uint16_t>(why)) + "]";

@@ -161,6 +161,9 @@ struct server_context {
   memory_budget& pull_memory;           // I/O thread only
   lease_registry& leases;               // I/O thread only
   server_limits limits;
+  // Where HELLO's challenges come from: the OS RNG. (The fuzz target fixes it, so its corpus
+  // can carry valid REGISTER and AUTH proofs and reach the authenticated paths.)
+  protocol::v2::challenge (*new_challenge)() = &draw_challenge;
 };
 
 // One request whose header was read.

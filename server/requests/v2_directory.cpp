@@ -16,8 +16,8 @@ namespace {
 constexpr std::size_t client_list_piece_bytes = 64 * 1024;
 
 asio::awaitable<outcome> list_clients(request& r) {
+  const client_id requester = require_authenticated(r);  // before any payload byte (§12)
   co_await read_fixed_payload(r, v2::list_payload_size);
-  const client_id requester = require_authenticated(r);
   // Its last-seen time: a storage job nobody waits for (as 101).
   auto touch = [&handler = r.server.handler, requester] { handler.touch(requester); };
   asio::co_spawn(r.connection.executor(), r.server.storage.run<void>(std::move(touch)), asio::detached);
@@ -36,8 +36,8 @@ asio::awaitable<outcome> list_clients(request& r) {
 }
 
 asio::awaitable<outcome> get_keys(request& r) {
+  const client_id requester = require_authenticated(r);  // before any payload byte (§12)
   const auto payload = co_await read_fixed_payload(r, v2::keys_payload_size);
-  const client_id requester = require_authenticated(r);
   const auto target = v2::decode_keys_request(payload).target;
   auto& handler = r.server.handler;
   auto job = [&handler, requester, target] { return handler.get_keys(requester, target); };

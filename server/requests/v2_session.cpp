@@ -21,7 +21,7 @@ asio::awaitable<outcome> hello(request& r) {
                                                   std::to_string(hello.max_version) + ", not 2");
   if (r.v2->hello_done) throw request_rejected(reason::bad_state, "a second HELLO on this connection");
   r.v2->hello_done = true;
-  r.v2->challenge = draw_challenge();
+  r.v2->challenge = r.server.new_challenge();
   co_return co_await respond(r, v2::encode_hello_response({v2::protocol_version, *r.v2->challenge}));
 }
 

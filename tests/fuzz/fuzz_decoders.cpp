@@ -1,4 +1,5 @@
-// libFuzzer target: every decoder of common/messages.hpp on arbitrary bytes.
+// libFuzzer target: every decoder of common/messages.hpp and common/messages_v2.hpp on
+// arbitrary bytes.
 //
 //   input = selector[1] bytes[...]
 //
@@ -16,6 +17,7 @@
 #include <string_view>
 
 #include "messages.hpp"
+#include "messages_v2.hpp"
 
 namespace {
 
@@ -225,11 +227,91 @@ void request_frame_case(bytes_view in) {
   expect(fixed.has_value() == (is_known_request(code) && code != 103), "fixed_payload_size for the wrong codes");
 }
 
+// --- protocol v2 ----------------------------------------------------------------------------
+void v2_hello_case(bytes_view in) {
+  const auto hello = v2::decode_hello_request(in);
+  expect(in.size() == 6 && in[0] == 'L' && in[1] == 'B' && in[2] == 'X' && in[3] == '2' && in[4] <= in[5],
+         "HELLO accepted without LBX2 or with min > max");
+  expect(same(v2::encode_hello_request(hello), in), "HELLO does not encode back");
+}
+
+void v2_register_case(bytes_view in) {
+  const auto request = v2::decode_register_request(in);
+  expect(reference_name(request.name), "REGISTER accepted a name the rule refuses");
+  // Canonical: the field is the name, then zeros; so the payload encodes back exactly.
+  expect(same(v2::encode_register_request(request), in), "REGISTER does not encode back (name field not canonical?)");
+}
+
+void v2_auth_case(bytes_view in) {
+  expect(same(v2::encode_auth_request(v2::decode_auth_request(in)), in), "AUTH does not encode back");
+}
+
+void v2_client_list_case(bytes_view in) {
+  const auto clients = v2::decode_client_list_payload(in);
+  expect(clients.size() * v2::client_list_entry_size == in.size(), "2003 entry count does not match the size");
+  const auto again = v2::encode_client_list_response(clients);
+  expect(same(bytes_view(again).subspan(response_header_size), in), "2003 does not encode back (canonical names)");
+}
+
+void v2_keys_case(bytes_view in) {
+  const auto keys = v2::decode_keys_payload(in);
+  expect(same(bytes_view(v2::encode_keys_response(keys)).subspan(response_header_size), in), "2004 does not encode back");
+}
+
+void v2_pulled_header_case(bytes_view in) {
+  expect(same(v2::encode_pulled_message_header(v2::decode_pulled_message_header(in)), in),
+         "2006 entry header does not encode back");
+}
+
+void v2_ack_case(bytes_view in) {
+  bool accepted = true;
+  v2::ack_request request;
+  try {
+    request = v2::decode_ack_request(in);
+  } catch (const protocol_error&) {
+    accepted = false;
+  }
+  const bool rule = !in.empty() && in.size() % 4 == 0 && in.size() <= 4 * 65'536;
+  expect(accepted == rule, "ACK decoding disagrees with 1..65,536 IDs of 4 bytes");
+  expect(rule == v2::is_valid_ack_payload_size(static_cast<std::uint32_t>(in.size())), "is_valid_ack_payload_size disagrees");
+  if (accepted) expect(same(v2::encode_ack_request(request), in), "ACK does not encode back");
+}
+
+// bytes = payload_size[4] prefix[21] recipient_is_v2[1]
+void v2_send_case(bytes_view in) {
+  byte_reader reader(in);
+  const std::uint32_t payload_size = reader.u32();
+  const auto prefix = v2::decode_send_message_prefix(reader.bytes(v2::send_message_prefix_size));
+  const bool to_v2 = (reader.u8() & 1) != 0;
+  bool framed = true;
+  try {
+    v2::validate_send_framing(prefix, payload_size);
+  } catch (const protocol_error&) {
+    framed = false;
+  }
+  expect(framed == (std::uint64_t{payload_size} == 21 + std::uint64_t{prefix.content_size}), "SEND framing rule");
+  const bool sealed = prefix.type == 16 || prefix.type == 17, legacy = prefix.type >= 1 && prefix.type <= 4;
+  expect(v2::is_sendable_type(prefix.type) == (sealed || legacy), "SEND sendable types are not 1-4, 16, 17");
+  expect(v2::type_fits_recipient(prefix.type, to_v2) == (to_v2 ? sealed : legacy), "SEND type rule of §15");
+  expect(v2::is_empty_when_required(prefix) == (prefix.type != 1 || prefix.content_size == 0), "SEND type 1 rule");
+}
+
+void v2_error_case(bytes_view in) {
+  const auto reason = v2::decode_error_payload(in);
+  if (reason >= 1 && reason <= v2::max_reason) {
+    const auto response = v2::encode_error_response(static_cast<v2::reason>(reason));
+    expect(response.size() == 9 && response[0] == 3 && same(bytes_view(response).subspan(7), in), "v2 9000 does not encode back");
+    expect(std::string(v2::reason_name(reason)) != "unknown", "a §18 reason without its name");
+  }
+}
+
 using decoder_case = void (*)(bytes_view);
 constexpr decoder_case cases[] = {
     request_header_case, response_header_case, register_case,  get_public_key_case, send_message_case,
     pulled_header_case,  registered_case,      client_list_case, public_key_case,     message_sent_case,
     hex_case,            client_id_hex_case,   name_case,        name_field_case,     request_frame_case,
+    v2_hello_case,       v2_register_case,     v2_auth_case,     v2_client_list_case, v2_keys_case,
+    v2_pulled_header_case, v2_ack_case,        v2_send_case,     v2_error_case,
 };
 
 }  // namespace

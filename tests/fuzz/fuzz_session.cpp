@@ -17,6 +17,14 @@
 //     other client in registration order, the key is the target's, a 1003 names the
 //     destination and an ID above every ID that mailbox gave before, a 1004 holds exactly
 //     the requester's pending messages in send order with their sender, type and content;
+//   - protocol v2 (version 3, codes 200-207, zero client ID): each answer is the model's
+//     success code or its v2 9000 with the model's reason (§18), in version 3; the connection
+//     state (HELLO, the challenge consumed by REGISTER/AUTH, the authenticated client) is
+//     modelled, a failed REGISTER/AUTH must close the connection (nothing answered after it),
+//     LIST/KEYS serve the clients with their flags and keys, a PULL delivers exactly the
+//     mailbox's messages not leased to this connection (legacy-sender flags right) and leases
+//     them, an ACK counts and removes what it names; v1 requests naming a v2 client are 9000
+//     (the v1 lock). Every HELLO's challenge is fuzz_challenge(), so the corpus signs for real;
 //   - and ASan, UBSan, LeakSanitizer and _GLIBCXX_ASSERTIONS find nothing.
 // LETTERBOX_FUZZ_LOG=debug (or info, warn) prints the server's log lines to stderr.
 #include <utility>  // before Asio (Boost 1.74 + g++ 12 + C++20)
@@ -38,10 +46,13 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "handler.hpp"
+#include "identity.hpp"
+#include "messages_v2.hpp"
 #include "mailbox_store.hpp"
 #include "memory_store.hpp"
 #include "responses.hpp"
@@ -137,7 +148,16 @@ void remove_fixture_dir() {
 struct model_client {
   client_id id;
   std::string name;
-  public_key key;
+  public_key key;           // the legacy (RSA) key
+  std::optional<v2_keys> v2;  // a v2 client's
+};
+
+// The one connection's v2 state.
+struct model_connection {
+  bool hello = false;
+  bool challenge = false;           // a fresh one, not yet taken by REGISTER/AUTH
+  std::optional<client_id> client;  // authenticated as
+  std::set<std::uint32_t> leased;   // messages of its mailbox delivered by PULL, not acknowledged
 };
 struct model_message {
   client_id to, from;
@@ -151,8 +171,13 @@ struct model {
   // so this order is the send order.
   std::map<client_id, std::map<std::uint32_t, model_message>> mailboxes;
   std::map<client_id, std::uint32_t> last_id;  // the highest ID each mailbox has given
-  std::size_t registrations = 0;               // 100s that reached the rate limit
+  std::size_t registrations = 0;               // 100s (and v2 REGISTERs) that reached the rate limit
+  model_connection connection;
 
+  bool is_v2(const client_id& id) const {
+    const auto* c = find(id);
+    return c != nullptr && c->v2.has_value();
+  }
   const model_client* find(const client_id& id) const {
     for (const auto& c : clients)
       if (c.id == id) return &c;
@@ -216,7 +241,12 @@ struct server_under_test {
     store.begin();
     for (const auto& c : known) {
       if (!store.add_client(c.id, c.name, c.key)) fail("preloading a known client failed");
-      expected.clients.push_back({c.id, c.name, c.key});
+      expected.clients.push_back({c.id, c.name, c.key, std::nullopt});
+    }
+    for (const auto& c : known_v2_clients()) {
+      const v2_keys keys{c.key, c.agreement, c.key_signature};
+      if (!store.add_client(c.id, c.name, c.legacy, keys)) fail("preloading a known v2 client failed");
+      expected.clients.push_back({c.id, c.name, c.legacy, keys});
     }
     const new_message preloaded[] = {
         {known[0].id, known[1].id, static_cast<std::uint8_t>(message_type::text), 48, text, {}},
@@ -226,14 +256,25 @@ struct server_under_test {
     };
     std::vector<std::uint32_t> ids;
     for (const auto& m : preloaded) ids.push_back(store.add_message(m));
+    const auto& dave = known_v2_clients()[0];
+    const auto& erin = known_v2_clients()[1];
+    const byte_buffer sealed = content(60, 3);
+    const new_message to_v2[] = {
+        {dave.id, known[0].id, static_cast<std::uint8_t>(message_type::text), 48, text, {}},
+        {dave.id, erin.id, static_cast<std::uint8_t>(v2::message_type::sealed_text), 60, sealed, {}},
+    };
+    for (const auto& m : to_v2) ids.push_back(store.add_message(m));
     store.commit();
     upload.keep();
     expected.add_message(ids[0], {known[0].id, known[1].id, preloaded[0].type, text});
     expected.add_message(ids[1], {known[0].id, known[2].id, preloaded[1].type, file});
     expected.add_message(ids[2], {known[1].id, known[0].id, preloaded[2].type, {}});
+    expected.add_message(ids[3], {dave.id, known[0].id, to_v2[0].type, text});
+    expected.add_message(ids[4], {dave.id, erin.id, to_v2[1].type, sealed});
     storage.emplace(store, limits.max_batch);
     context.emplace(server_context{*storage, handler, *f.spool, store.directory(), f.file_pool, pulls, errors,
                                    registrations, disk, pull_memory, leases, limits});
+    context->new_challenge = &fuzz_challenge;
   }
   // Jobs nobody waits for (the last-seen touch of a 101) may still be queued when the session
   // has ended: the worker finishes them, and their completions run here, before anything
@@ -296,7 +337,8 @@ std::vector<response> split_responses(bytes_view stream) {
     if (stream.size() - at < response_header_size) fail("the stream ends inside a response header");
     const auto header = decode_response_header(stream.subspan(at, response_header_size));
     at += response_header_size;
-    if (header.version != server_version) fail("response version " + std::to_string(header.version));
+    if (header.version != server_version && header.version != v2::wire_version)
+      fail("response version " + std::to_string(header.version));
     if (header.payload_size > stream.size() - at)
       fail("the stream ends inside the payload of a " + std::to_string(header.code));
     out.push_back({header, stream.subspan(at, header.payload_size)});
@@ -314,11 +356,112 @@ std::string describe(std::size_t index, const framed_request& r) {
 struct expectation {
   std::uint16_t code = static_cast<std::uint16_t>(response_code::error);
   bool or_error = false;
+  bool v2 = false;                  // a version 3 answer (a v2 9000 carries `reason`)
+  std::optional<v2::reason> reason;  // of the v2 9000 expected
+  bool close_on_error = false;      // a 9000 ends the connection (failed REGISTER / AUTH)
 };
+
+bool is_v2_request(const framed_request& r) {
+  return r.header.version == v2::wire_version && v2::is_v2_request(r.header.code) && r.header.client == client_id{};
+}
+
+// The model's answer to a v2 request; updates the connection state that does not depend on
+// the answer (the success is applied by check_v2_success).
+expectation expected_v2(model& m, const framed_request& r, const server_limits& limits) {
+  constexpr auto error = static_cast<std::uint16_t>(response_code::error);
+  auto& c = m.connection;
+  const auto& h = r.header;
+  auto refuse = [](v2::reason why, bool close = false) { return expectation{error, false, true, why, close}; };
+  auto answer = [](v2::response_code code, bool close_on_error = false) {
+    return expectation{static_cast<std::uint16_t>(code), false, true, std::nullopt, close_on_error};
+  };
+  const auto code = static_cast<v2::request_code>(h.code);
+  try {
+    switch (code) {
+      case v2::request_code::hello: {
+        if (h.payload_size != v2::hello_payload_size) return refuse(v2::reason::malformed);
+        if (!v2::supports_v2(v2::decode_hello_request(r.payload))) return refuse(v2::reason::malformed);
+        if (c.hello) return refuse(v2::reason::bad_state);
+        c.hello = c.challenge = true;
+        return answer(v2::response_code::hello);
+      }
+      case v2::request_code::register_client: {
+        if (h.payload_size != v2::register_payload_size) return refuse(v2::reason::malformed, true);
+        if (c.client || !c.challenge) return refuse(v2::reason::bad_state, true);
+        c.challenge = false;
+        v2::register_request decoded;
+        try {
+          decoded = v2::decode_register_request(r.payload);
+        } catch (const protocol_error&) {
+          return refuse(v2::reason::malformed, true);
+        }
+        const auto challenge = fuzz_challenge();
+        const auto name_field = r.payload.first(name_field_size);
+        if (!crypto::verify(decoded.identity, crypto::labels::register_proof, {challenge, decoded.identity}, decoded.proof) ||
+            !crypto::verify(decoded.identity, crypto::labels::keys, {name_field, decoded.agreement, decoded.legacy},
+                            decoded.key_signature))
+          return refuse(v2::reason::authentication_failed, true);
+        const bool within_rate = ++m.registrations <= limits.registration_rate;
+        if (!within_rate) return {static_cast<std::uint16_t>(v2::response_code::registered), true, true, v2::reason::rate_limited, true};
+        if (m.name_taken(decoded.name)) return refuse(v2::reason::name_taken, true);
+        if (m.find(crypto::derive_client_id(decoded.identity))) return refuse(v2::reason::key_taken, true);
+        return answer(v2::response_code::registered, true);
+      }
+      case v2::request_code::auth: {
+        if (h.payload_size != v2::auth_payload_size) return refuse(v2::reason::malformed, true);
+        if (c.client || !c.challenge) return refuse(v2::reason::bad_state, true);
+        c.challenge = false;
+        const auto decoded = v2::decode_auth_request(r.payload);
+        const auto* client = m.find(decoded.client);
+        const auto challenge = fuzz_challenge();
+        if (client == nullptr || !client->v2 ||
+            !crypto::verify(client->v2->identity, crypto::labels::auth_proof, {challenge, decoded.client}, decoded.proof))
+          return refuse(v2::reason::authentication_failed, true);
+        return answer(v2::response_code::authenticated, true);
+      }
+      case v2::request_code::list_clients:
+        if (!c.client) return refuse(v2::reason::bad_state);
+        if (h.payload_size != 0) return refuse(v2::reason::malformed);
+        return answer(v2::response_code::client_list);
+      case v2::request_code::get_keys:
+        if (!c.client) return refuse(v2::reason::bad_state);
+        if (h.payload_size != v2::keys_payload_size) return refuse(v2::reason::malformed);
+        if (!m.find(v2::decode_keys_request(r.payload).target)) return refuse(v2::reason::unknown_client);
+        return answer(v2::response_code::keys);
+      case v2::request_code::send_message: {
+        if (!c.client) return refuse(v2::reason::bad_state);
+        if (h.payload_size < v2::send_message_prefix_size) return refuse(v2::reason::malformed);
+        const auto prefix = v2::decode_send_message_prefix(r.payload.first(v2::send_message_prefix_size));
+        if (std::uint64_t{h.payload_size} != v2::send_message_prefix_size + std::uint64_t{prefix.content_size})
+          return refuse(v2::reason::malformed);
+        if (!v2::is_sendable_type(prefix.type)) return refuse(v2::reason::type_not_accepted);
+        if (!v2::is_empty_when_required(prefix)) return refuse(v2::reason::malformed);
+        if (prefix.content_size > std::min(limits.max_message_size, v2::max_content_size))
+          return refuse(v2::reason::too_large);
+        if (!m.find(prefix.to)) return refuse(v2::reason::unknown_client);
+        if (!v2::type_fits_recipient(prefix.type, m.is_v2(prefix.to))) return refuse(v2::reason::type_not_accepted);
+        return answer(v2::response_code::message_sent);
+      }
+      case v2::request_code::pull_messages:
+        if (!c.client) return refuse(v2::reason::bad_state);
+        if (h.payload_size != 0) return refuse(v2::reason::malformed);
+        return answer(v2::response_code::messages);
+      case v2::request_code::ack:
+        if (!c.client) return refuse(v2::reason::bad_state);
+        if (!v2::is_valid_ack_payload_size(h.payload_size)) return refuse(v2::reason::malformed);
+        return answer(v2::response_code::acknowledged);
+    }
+  } catch (const protocol_error&) {
+    return refuse(v2::reason::malformed, code == v2::request_code::register_client || code == v2::request_code::auth);
+  }
+  return refuse(v2::reason::malformed);
+}
 
 expectation expected_code(model& m, const framed_request& r, const server_limits& limits) {
   constexpr auto error = static_cast<std::uint16_t>(response_code::error);
   const auto& h = r.header;
+  if (is_v2_request(r)) return expected_v2(m, r, limits);
+  if (is_known_request(h.code) && m.is_v2(h.client)) return {error};  // the v1 lock
   try {
     switch (static_cast<request_code>(h.code)) {
       case request_code::register_client: {
@@ -364,7 +507,7 @@ void check_success(model& m, std::size_t index, const framed_request& r, const r
         if ((id[6] & 0xF0) != 0x40 || (id[8] & 0xC0) != 0x80) fail(what + ": the new ID is not a v4 UUID");
         if (m.find(id)) fail(what + ": the new ID belongs to a registered client");
         const auto decoded = decode_register_request(r.payload);
-        m.clients.push_back({id, decoded.name, decoded.key});
+        m.clients.push_back({id, decoded.name, decoded.key, std::nullopt});
         return;
       }
       case request_code::list_clients: {
@@ -420,29 +563,172 @@ void check_success(model& m, std::size_t index, const framed_request& r, const r
   }
 }
 
+// Checks a v2 success response's payload against the model and updates the model.
+void check_v2_success(model& m, std::size_t index, const framed_request& r, const response& answer) {
+  const auto what = describe(index, r);
+  auto& c = m.connection;
+  try {
+    switch (static_cast<v2::request_code>(r.header.code)) {
+      case v2::request_code::hello: {
+        const auto hello = v2::decode_hello_payload(answer.payload);
+        if (hello.version != v2::protocol_version || hello.nonce != fuzz_challenge())
+          fail(what + ": the 2000 is not version 2 with the connection's challenge");
+        return;
+      }
+      case v2::request_code::register_client: {
+        const auto id = v2::decode_registered_payload(answer.payload);
+        const auto decoded = v2::decode_register_request(r.payload);
+        if (id != crypto::derive_client_id(decoded.identity)) fail(what + ": the ID is not derived from the identity key");
+        m.clients.push_back({id, decoded.name, decoded.legacy, v2_keys{decoded.identity, decoded.agreement, decoded.key_signature}});
+        c.client = id;
+        return;
+      }
+      case v2::request_code::auth:
+        if (!answer.payload.empty()) fail(what + ": a 2002 with a payload");
+        c.client = v2::decode_auth_request(r.payload).client;
+        c.leased.clear();
+        return;
+      case v2::request_code::list_clients: {
+        std::vector<v2::client_entry> expected;
+        for (const auto& k : m.clients)
+          if (k.id != *c.client) expected.push_back({k.id, k.name, k.v2 ? v2::client_flag_v2 : std::uint8_t{0}});
+        if (v2::decode_client_list_payload(answer.payload) != expected)
+          fail(what + ": the 2003 is not every other client with its flags, in registration order");
+        return;
+      }
+      case v2::request_code::get_keys: {
+        const auto target = v2::decode_keys_request(r.payload).target;
+        const auto* k = m.find(target);
+        v2::keys_response expected;
+        expected.id = target;
+        expected.name = k->name;
+        expected.legacy = k->key;
+        if (k->v2) {
+          expected.flags = v2::client_flag_v2;
+          expected.identity = k->v2->identity;
+          expected.agreement = k->v2->agreement;
+          expected.key_signature = k->v2->key_signature;
+        }
+        if (v2::decode_keys_payload(answer.payload) != expected) fail(what + ": the 2004 is not the target's keys");
+        return;
+      }
+      case v2::request_code::send_message: {
+        const auto prefix = v2::decode_send_message_prefix(r.payload.first(v2::send_message_prefix_size));
+        const auto sent = v2::decode_message_sent_payload(answer.payload);
+        if (sent.to != prefix.to) fail(what + ": the 2005 names another recipient");
+        const auto content = r.payload.subspan(v2::send_message_prefix_size);
+        m.add_message(sent.message_id, {prefix.to, *c.client, prefix.type, byte_buffer(content.begin(), content.end())});
+        return;
+      }
+      case v2::request_code::pull_messages: {
+        byte_reader in(answer.payload);
+        auto& mailbox = m.mailboxes[*c.client];
+        auto next = mailbox.begin();
+        auto skip_leased = [&] {
+          while (next != mailbox.end() && c.leased.count(next->first) != 0) ++next;
+        };
+        skip_leased();
+        while (!in.empty()) {
+          if (in.remaining() < v2::pulled_message_header_size) fail(what + ": 2006 payload ends inside an entry header");
+          const auto header = v2::decode_pulled_message_header(in.bytes(v2::pulled_message_header_size));
+          if (header.content_size > in.remaining()) fail(what + ": 2006 payload ends inside a content");
+          const auto content = in.bytes(header.content_size);
+          const auto where = what + ": pulled message " + std::to_string(header.message_id);
+          if (next == mailbox.end() || next->first != header.message_id)
+            fail(where + " is not the next pending message not leased to this connection");
+          const auto& message = next->second;
+          const std::uint8_t flags = m.is_v2(message.from) ? 0 : v2::message_flag_legacy_sender;
+          if (header.from != message.from || header.type != message.type || header.flags != flags ||
+              !std::equal(content.begin(), content.end(), message.content.begin(), message.content.end()))
+            fail(where + ": sender, type, flags or content differ from what was sent");
+          c.leased.insert(next->first);
+          ++next;
+          skip_leased();
+        }
+        if (next != mailbox.end()) fail(what + ": pending messages not leased to this connection were left out");
+        return;
+      }
+      case v2::request_code::ack: {
+        const auto ids = v2::decode_ack_request(r.payload).message_ids;
+        auto& mailbox = m.mailboxes[*c.client];
+        std::uint32_t removed = 0;
+        for (const auto id : ids) {
+          removed += static_cast<std::uint32_t>(mailbox.erase(id));
+          c.leased.erase(id);
+        }
+        if (v2::decode_acknowledged_payload(answer.payload) != removed)
+          fail(what + ": the 2007 counts " + std::to_string(v2::decode_acknowledged_payload(answer.payload)) +
+               " removed, the model " + std::to_string(removed));
+        return;
+      }
+    }
+  } catch (const protocol_error& e) {
+    fail(what + ": its response payload does not decode: " + e.what());
+  }
+}
+
 void check_responses(model& m, const std::vector<framed_request>& requests, const std::vector<response>& answers,
                      const server_limits& limits) {
   constexpr auto error = static_cast<std::uint16_t>(response_code::error);
   std::size_t complete = 0;
   while (complete < requests.size() && requests[complete].complete) ++complete;
-  const bool extra_allowed = complete < requests.size() && requests[complete].header.payload_size > max_discard_size;
-  if (answers.size() < complete)
-    fail(std::to_string(answers.size()) + " response(s) to " + std::to_string(complete) + " complete request(s)");
-  if (answers.size() > complete + (extra_allowed ? 1 : 0))
-    fail(std::to_string(answers.size()) + " response(s) to " + std::to_string(complete) +
-         " complete request(s) and an incomplete one that must not be answered");
-  for (std::size_t i = 0; i < answers.size(); ++i) {
+  std::size_t i = 0;
+  for (; i < complete; ++i) {
     const auto& r = requests[i];
-    const auto code = answers[i].header.code;
-    const auto want = i < complete ? expected_code(m, r, limits) : expectation{error};
+    if (i >= answers.size())
+      fail(std::to_string(answers.size()) + " response(s) to " + std::to_string(complete) + " complete request(s)");
+    const auto& answer = answers[i];
+    const auto code = answer.header.code;
+    const auto want = expected_code(m, r, limits);
     if (code != want.code && !(want.or_error && code == error))
       fail(describe(i, r) + ": answered " + std::to_string(code) + ", the model expects " + std::to_string(want.code) +
            (want.or_error ? " or 9000" : ""));
+    const std::uint8_t version = want.v2 ? v2::wire_version : server_version;
+    if (answer.header.version != version)
+      fail(describe(i, r) + ": answered with version " + std::to_string(answer.header.version) + ", not " +
+           std::to_string(version));
     if (code == error) {
-      if (!answers[i].payload.empty()) fail(describe(i, r) + ": a 9000 with a payload");
+      if (want.v2) {
+        if (answer.payload.size() != v2::error_payload_size) fail(describe(i, r) + ": a v2 9000 without its 2-byte reason");
+        const auto reason = v2::decode_error_payload(answer.payload);
+        if (want.reason && reason != static_cast<std::uint16_t>(*want.reason))
+          fail(describe(i, r) + ": v2 9000 reason " + v2::reason_name(reason) + ", the model expects " +
+               v2::reason_name(static_cast<std::uint16_t>(*want.reason)));
+      } else if (!answer.payload.empty()) {
+        fail(describe(i, r) + ": a 9000 with a payload");
+      }
+      if (want.close_on_error) {
+        if (answers.size() > i + 1) fail(describe(i, r) + ": answers after a failed REGISTER/AUTH, which must close");
+        return;
+      }
       continue;
     }
-    check_success(m, i, r, answers[i]);
+    if (want.v2)
+      check_v2_success(m, i, r, answer);
+    else
+      check_success(m, i, r, answer);
+  }
+  // An incomplete last request is answered only by a 9000, and only when it announces more than
+  // the server discards (it closes then), or when it is a v2 REGISTER/AUTH of the wrong size
+  // (refused on its header, and the connection closed without reading the rest).
+  auto refused_on_header = [](const framed_request& r) {
+    if (!is_v2_request(r)) return false;
+    const auto code = static_cast<v2::request_code>(r.header.code);
+    return (code == v2::request_code::register_client && r.header.payload_size != v2::register_payload_size) ||
+           (code == v2::request_code::auth && r.header.payload_size != v2::auth_payload_size);
+  };
+  const bool extra_allowed = complete < requests.size() && (requests[complete].header.payload_size > max_discard_size ||
+                                                            refused_on_header(requests[complete]));
+  if (answers.size() > complete + (extra_allowed ? 1 : 0))
+    fail(std::to_string(answers.size()) + " response(s) to " + std::to_string(complete) +
+         " complete request(s) and an incomplete one that must not be answered");
+  if (answers.size() == complete + 1) {
+    const auto& answer = answers[complete];
+    if (answer.header.code != error) fail(describe(complete, requests[complete]) + ": an incomplete request answered " +
+                                          std::to_string(answer.header.code));
+    const bool v2_answer = answer.header.version == v2::wire_version;
+    if (answer.payload.size() != (v2_answer ? v2::error_payload_size : 0))
+      fail(describe(complete, requests[complete]) + ": a 9000 with the wrong payload");
   }
 }
 

@@ -8,7 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "identity.hpp"
 #include "messages.hpp"
+#include "messages_v2.hpp"
 #include "session_input.hpp"
 
 namespace {
@@ -17,6 +19,9 @@ using namespace letterbox::protocol;
 using letterbox::fuzz::alias_ids;
 using letterbox::fuzz::alias_of;
 using letterbox::fuzz::known_clients;
+using letterbox::fuzz::known_v2_clients;
+using letterbox::fuzz::v2_alias_of;
+namespace crypto = letterbox::crypto;
 namespace fs = std::filesystem;
 
 void write_file(const fs::path& path, const byte_buffer& bytes) {
@@ -42,6 +47,8 @@ byte_buffer filled(std::size_t n, std::uint8_t seed) {
 enum selector : std::uint8_t {
   request_header, response_header, register_request, get_public_key, send_message, pulled_header,
   registered, client_list, public_key_payload, message_sent, hex, client_id_hex, name, name_field, request_frame,
+  sel_v2_hello, sel_v2_register, sel_v2_auth, sel_v2_client_list, sel_v2_keys, sel_v2_pulled_header, sel_v2_ack,
+  sel_v2_send, sel_v2_error,
 };
 
 void write_decoders(const fs::path& dir) {
@@ -82,6 +89,23 @@ void write_decoders(const fs::path& dir) {
   seed("client_list_last_name_without_nul", client_list,
        cat({byte_buffer(list.begin() + response_header_size, list.end() - name_field_size), byte_buffer(name_field_size, 'a')}));
   seed("request_frame", request_frame, cat({byte_buffer(alice.id.begin(), alice.id.end()), {2, 104}}));
+  seed("request_frame_v2", request_frame, cat({byte_buffer(16, 0), {3, 200}, v2::encode_hello_request()}));
+  // protocol v2
+  const auto& dave = known_v2_clients()[0];
+  seed("v2_hello", sel_v2_hello, v2::encode_hello_request());
+  seed("v2_register", sel_v2_register,
+       v2::encode_register_request({dave.name, dave.key, dave.agreement, dave.legacy, dave.key_signature, {}}));
+  seed("v2_auth", sel_v2_auth, v2::encode_auth_request({dave.id, {}}));
+  const auto list_v2 = v2::encode_client_list_response({{dave.id, dave.name, 1}, {bob.id, bob.name, 0}});
+  seed("v2_client_list", sel_v2_client_list, byte_buffer(list_v2.begin() + response_header_size, list_v2.end()));
+  const auto keys_v2 =
+      v2::encode_keys_response({dave.id, 1, dave.name, dave.key, dave.agreement, dave.legacy, dave.key_signature});
+  seed("v2_keys", sel_v2_keys, byte_buffer(keys_v2.begin() + response_header_size, keys_v2.end()));
+  const auto pulled_v2 = v2::encode_pulled_message_header({alice.id, 7, 16, 1, 300});
+  seed("v2_pulled_header", sel_v2_pulled_header, byte_buffer(pulled_v2.begin(), pulled_v2.end()));
+  seed("v2_ack", sel_v2_ack, v2::encode_ack_request({{1, 2, 3}}));
+  seed("v2_send", sel_v2_send, cat({{50, 0, 0, 0}, encode_send_message_prefix({dave.id, 16, 29}), {1}}));
+  seed("v2_error", sel_v2_error, {7, 0});
 }
 
 // --- session: control + stream -------------------------------------------------------------
@@ -91,8 +115,102 @@ byte_buffer request(const client_id& client, std::uint8_t code, const byte_buffe
 byte_buffer send(const client_id& from, const client_id& to, std::uint8_t type, const byte_buffer& content) {
   return request(from, 103, cat({encode_send_message_prefix({to, type, static_cast<std::uint32_t>(content.size())}), content}));
 }
+client_id stranger_id() {
+  client_id stranger{};
+  stranger.fill(0x40);
+  return stranger;
+}
 byte_buffer register_as(const std::string& name) {
   return request({}, 100, encode_register_request({name, known_clients()[2].key}));
+}
+
+// --- session: protocol v2 (docs/PROTOCOL.md Part II) ---------------------------------------
+// Every HELLO's challenge is fuzz_challenge(), so these proofs are valid in the target.
+byte_buffer v2_request(v2::request_code code, const byte_buffer& payload) { return v2::encode_request(code, payload); }
+byte_buffer v2_hello() { return v2_request(v2::request_code::hello, v2::encode_hello_request()); }
+byte_buffer v2_auth(const letterbox::fuzz::known_v2_client& who) {
+  const auto challenge = letterbox::fuzz::fuzz_challenge();
+  return v2_request(v2::request_code::auth,
+                    v2::encode_auth_request({who.id, crypto::sign(who.secret, crypto::labels::auth_proof, {challenge, who.id})}));
+}
+byte_buffer v2_register(const letterbox::fuzz::known_v2_client& who) {
+  const auto challenge = letterbox::fuzz::fuzz_challenge();
+  v2::register_request request{who.name, who.key, who.agreement, who.legacy, who.key_signature,
+                               crypto::sign(who.secret, crypto::labels::register_proof, {challenge, who.key})};
+  return v2_request(v2::request_code::register_client, v2::encode_register_request(request));
+}
+byte_buffer v2_send(const client_id& to, std::uint8_t type, const byte_buffer& content) {
+  return v2_request(v2::request_code::send_message,
+                    cat({encode_send_message_prefix({to, type, static_cast<std::uint32_t>(content.size())}), content}));
+}
+byte_buffer v2_ack(std::initializer_list<std::uint32_t> ids) {
+  return v2_request(v2::request_code::ack, v2::encode_ack_request({std::vector<std::uint32_t>(ids)}));
+}
+
+template <typename Seed>
+void write_v2_session(Seed& seed) {
+  const auto alice = alias_of(0), bob = alias_of(1);
+  const auto dave = v2_alias_of(0), erin = v2_alias_of(1);
+  const auto& known_dave = known_v2_clients()[0];
+  const auto frank = letterbox::fuzz::make_v2_client(2, "fuzz-v2-frank");
+  const auto text = filled(40, 4), sealed = filled(300, 6);
+  const auto pull = v2_request(v2::request_code::pull_messages, {});
+  const auto list = v2_request(v2::request_code::list_clients, {});
+  auto keys = [](const client_id& target) { return v2_request(v2::request_code::get_keys, byte_buffer(target.begin(), target.end())); };
+  // The happy paths: hello, auth, directory, pull and ack of the preloaded mail (IDs 1 and 2).
+  seed("v2_hello", alias_ids, v2_hello());
+  seed("v2_auth_list_keys", alias_ids, cat({v2_hello(), v2_auth(known_dave), list, keys(erin), keys(alice)}));
+  seed("v2_auth_pull_ack_pull", alias_ids, cat({v2_hello(), v2_auth(known_dave), pull, pull, v2_ack({1}), pull, v2_ack({2, 2, 77}), pull}));
+  seed("v2_register_send_pull", alias_ids,
+       cat({v2_hello(), v2_register(frank), list, v2_send(dave, 16, text), v2_send(erin, 17, sealed),
+            v2_send(alice, 3, text), pull, v2_ack({1})}));
+  seed("v2_spooled_send_to_self", alias_ids,
+       cat({v2_hello(), v2_auth(known_dave), v2_send(dave, 17, sealed), pull, v2_ack({3}), pull}));
+  for (std::uint8_t chunks = 1; chunks < 8; chunks += 3)
+    seed("v2_auth_pull_ack_chunks" + std::to_string(chunks), alias_ids | chunks,
+         cat({v2_hello(), v2_auth(known_dave), pull, v2_ack({1, 2}), pull}));
+  // v1 peers and v2 clients: a v1 send to a v2 mailbox (legacy flag), then its pull.
+  seed("v1_send_to_v2_then_pull", alias_ids, cat({send(alice, dave, 3, text), v2_hello(), v2_auth(known_dave), pull}));
+  // The v1 lock: v1 requests naming a v2 client are 9000 and change nothing.
+  seed("v1_lock", alias_ids,
+       cat({request(dave, 104, {}), send(dave, alice, 3, text), request(dave, 101, {}),
+            request(dave, 102, byte_buffer(alice.begin(), alice.end())), request(dave, 100, encode_register_request({"x", known_clients()[0].key})),
+            v2_hello(), v2_auth(known_dave), pull}));
+  // Refusals: each a v2 9000 with its reason; REGISTER/AUTH failures close the connection.
+  seed("v2_before_auth", alias_ids,
+       cat({list, pull, keys(erin), v2_send(erin, 16, text), v2_ack({1}), v2_request(v2::request_code::list_clients, filled(3, 1)),
+            v2_request(v2::request_code::get_keys, filled(15, 1)), v2_request(v2::request_code::ack, filled(6, 1)), v2_hello(), list}));
+  seed("v2_hello_twice_and_bad", alias_ids,
+       cat({v2_hello(), v2_hello(), v2_request(v2::request_code::hello, bytes_of("LBX1\x02\x02")),
+            v2_request(v2::request_code::hello, v2::encode_hello_request({3, 4})), v2_request(v2::request_code::hello, {})}));
+  auto wrong_proof = v2_auth(known_dave);
+  wrong_proof.back() ^= 1;
+  seed("v2_auth_wrong_proof", alias_ids, cat({v2_hello(), wrong_proof, list}));
+  seed("v2_auth_without_hello", alias_ids, cat({v2_auth(known_dave), list}));
+  seed("v2_auth_twice", alias_ids, cat({v2_hello(), v2_auth(known_dave), v2_auth(known_dave), list}));
+  auto auth_legacy = v2_auth(known_dave);
+  const auto& legacy_id = known_clients()[0].id;  // first byte 0xA0: not an alias
+  std::copy(legacy_id.begin(), legacy_id.end(), auth_legacy.begin() + static_cast<std::ptrdiff_t>(request_header_size));
+  seed("v2_auth_legacy_id", alias_ids, cat({v2_hello(), auth_legacy, list}));
+  auto bad_signature = v2_register(frank);
+  bad_signature[request_header_size + 479] ^= 1;
+  seed("v2_register_bad_key_signature", alias_ids, cat({v2_hello(), bad_signature, list}));
+  seed("v2_register_key_taken", alias_ids, cat({v2_hello(), v2_register(letterbox::fuzz::make_v2_client(0, "fuzz-v2-alias"))}));
+  seed("v2_register_name_taken", alias_ids, cat({v2_hello(), v2_register(letterbox::fuzz::make_v2_client(3, "fuzz-alice"))}));
+  seed("v2_send_type_rules", alias_ids,
+       cat({v2_hello(), v2_auth(known_dave), v2_send(erin, 3, text), v2_send(alice, 16, text), v2_send(erin, 5, text),
+            v2_send(alice, 1, text), v2_send(alice, 1, {}), v2_send(stranger_id(), 16, text),
+            v2_request(v2::request_code::send_message, filled(20, 1)),
+            v2_request(v2::request_code::send_message, cat({encode_send_message_prefix({erin, 16, 10}), filled(3, 1)})),
+            list}));
+  seed("v2_malformed_sizes", alias_ids,
+       cat({v2_hello(), v2_auth(known_dave), v2_request(v2::request_code::ack, {}), v2_request(v2::request_code::ack, filled(6, 1)),
+            v2_request(v2::request_code::list_clients, filled(3, 1)), v2_request(v2::request_code::get_keys, filled(15, 1)),
+            v2_request(v2::request_code::pull_messages, filled(2, 1)), list}));
+  // A v2 code that is not v2: version 2, or a non-zero client ID field (an unknown v1 code).
+  seed("v2_code_not_v2", alias_ids,
+       cat({encode_request(client_id{}, 2, 200, v2::encode_hello_request()), encode_request(alice, 3, 200, v2::encode_hello_request()),
+            v2_hello()}));
 }
 
 void write_session(const fs::path& dir) {
@@ -103,7 +221,7 @@ void write_session(const fs::path& dir) {
   // With alias_ids the IDs are written as aliases; alice, bob, carol = known clients 0, 1, 2.
   const auto alice = alias_of(0), bob = alias_of(1), carol = alias_of(2);
   client_id stranger{};
-  stranger.fill(0x44);  // first byte 0x44 % 4 == 0: stays unregistered under alias_ids
+  stranger.fill(0x40);  // first byte 0x40 % 8 == 0: stays unregistered under alias_ids
   const auto text = filled(48, 3), file = filled(400, 9), key = filled(encrypted_symmetric_key_size, 5);
 
   // One valid request of each code.
@@ -152,6 +270,7 @@ void write_session(const fs::path& dir) {
   const auto list = request(alice, 101, {});
   seed("truncated_header", alias_ids, cat({list, byte_buffer(list.begin(), list.begin() + 10)}));
   seed("empty", 0, {});
+  write_v2_session(seed);
 }
 
 void write_dictionary(const fs::path& path) {
@@ -168,6 +287,13 @@ void write_dictionary(const fs::path& path) {
   out << "# fuzz_session dictionary, written by make_corpus: the known clients' IDs, codes, sizes\n";
   for (std::size_t k = 0; k < known_clients().size(); ++k) out << "known_client_" << k << "=" << quoted(known_clients()[k].id) << "\n";
   for (std::uint8_t code = 100; code <= 104; ++code) out << "code_" << int(code) << "=" << quoted(byte_buffer{2, code}) << "\n";
+  for (std::uint8_t code = 200; code <= 207; ++code) out << "v2_code_" << int(code) << "=" << quoted(byte_buffer{3, code}) << "\n";
+  out << "v2_hello=" << quoted(v2::encode_hello_request()) << "\n";
+  for (std::size_t k = 0; k < known_v2_clients().size(); ++k)
+    out << "known_v2_client_" << k << "=" << quoted(known_v2_clients()[k].id) << "\n";
+  out << "v2_register_size=" << quoted(byte_buffer{0x5F, 0x02, 0, 0}) << "\n";
+  out << "v2_auth_size=" << quoted(byte_buffer{80, 0, 0, 0}) << "\n";
+  out << "sealed_types=" << quoted(byte_buffer{16, 17}) << "\n";
   out << "register_size=" << quoted(byte_buffer{0x9F, 0x01, 0, 0}) << "\n";
   out << "get_key_size=" << quoted(byte_buffer{16, 0, 0, 0}) << "\n";
   out << "inline_limit=" << quoted(byte_buffer{128, 0, 0, 0}) << "\n";

@@ -182,6 +182,11 @@ TEST_CASE("v2 requests before authentication: bad_state, the connection is kept"
   }
   CHECK(v2_error_reason(v2_request(c, v2::request_code::get_keys, byte_buffer(16, 1))) == reason_of(v2::reason::bad_state));
   CHECK(v2_error_reason(v2_request(c, v2::request_code::ack, byte_buffer(4, 1))) == reason_of(v2::reason::bad_state));
+  // The authentication is checked before the payload size (§12): bad_state, not malformed.
+  CHECK(v2_error_reason(v2_request(c, v2::request_code::list_clients, byte_buffer(3, 1))) == reason_of(v2::reason::bad_state));
+  CHECK(v2_error_reason(v2_request(c, v2::request_code::get_keys, byte_buffer(15, 1))) == reason_of(v2::reason::bad_state));
+  CHECK(v2_error_reason(v2_request(c, v2::request_code::ack, byte_buffer(6, 1))) == reason_of(v2::reason::bad_state));
+  CHECK(v2_error_reason(v2_request(c, v2::request_code::pull_messages, byte_buffer(2, 1))) == reason_of(v2::reason::bad_state));
   CHECK(v2_error_reason(v2_request(c, v2::request_code::send_message, send_payload(unknown_id(), 16, bytes_of("x")))) ==
         reason_of(v2::reason::bad_state));
   // The error has the v2 form: 03 28 23 02 00 00 00 02 00.
@@ -532,6 +537,37 @@ TEST_CASE("v2 and v1 on one connection; a large SEND goes to the spool and is pu
   CHECK(pulled[0].header.message_id == sent.message_id);
   CHECK(pulled[0].content == large);
   CHECK(v2_ack(alice, {sent.message_id}) == 1);
+}
+
+TEST_CASE("v2 PULL cut mid-response: the reader closes inside a large 2006; nothing is lost, the next connection gets it whole") {
+  v2_server s({"--timeout", "2"});
+  LETTERBOX_ATTACH_SERVER_LOG(s.server);
+  byte_buffer large(8 << 20);
+  for (std::size_t i = 0; i < large.size(); ++i) large[i] = static_cast<std::uint8_t>(i * 31 + 7);
+  auto bob = s.connect_as(s.bob);
+  const auto sent = v2_send(bob, s.alice.id, sealed_file, large);
+  {
+    auto cut = s.connect_as(s.alice);
+    cut.send_bytes(v2::encode_request(v2::request_code::pull_messages, {}));
+    const auto header = cut.read_response_header();
+    REQUIRE(header.code == 2006);
+    CHECK(header.payload_size == v2::pulled_message_header_size + large.size());
+    cut.read_exact(1000);  // a little of it, then the reader goes away
+  }
+  auto alice = s.connect_as(s.alice);
+  const auto again = v2_pull(alice);
+  REQUIRE(again.size() == 1);
+  CHECK(again[0].header.message_id == sent.message_id);
+  CHECK(again[0].content == large);
+  CHECK(v2_ack(alice, {sent.message_id}) == 1);
+  CHECK(v2_pull(alice).empty());
+  // The acknowledged spool file is removed (after the commit, on the file pool).
+  bool removed = false;
+  for (int i = 0; i < 50 && !removed; ++i) {
+    removed = std::filesystem::is_empty(s.server.spool_directory());
+    if (!removed) std::this_thread::sleep_for(20ms);
+  }
+  CHECK(removed);
 }
 
 }  // TEST_SUITE
