@@ -2,6 +2,7 @@
 // and identity. Signatures are checked here, on the I/O thread, with crypto/identity.hpp; the
 // storage jobs only look up and store. Any REGISTER or AUTH failure closes the connection
 // after its 9000 (a new connection and HELLO give a new challenge).
+#include "agreement.hpp"
 #include "identity.hpp"
 #include "messages_v2.hpp"
 #include "request.hpp"
@@ -39,6 +40,10 @@ asio::awaitable<outcome> register_client(request& r) {
   const auto challenge = take_challenge(r);
   const auto decoded = v2::decode_register_request(payload);  // name valid and canonical
   const bytes_view name_field = bytes_view(payload).first(name_field_size);
+  // A low-order agreement key would make every sender's X25519 all zeros (§13): refused before
+  // the signatures, whoever signed it.
+  if (!crypto::valid_agreement_key(decoded.agreement))
+    throw request_rejected(reason::malformed, "REGISTER agreement key is of low order");
   if (!crypto::verify(decoded.identity, crypto::labels::register_proof, {challenge, decoded.identity}, decoded.proof))
     throw request_rejected(reason::authentication_failed, "REGISTER proof does not verify");
   if (!crypto::verify(decoded.identity, crypto::labels::keys, {name_field, decoded.agreement, decoded.legacy},

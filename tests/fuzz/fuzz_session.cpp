@@ -51,6 +51,7 @@
 #include <vector>
 
 #include "handler.hpp"
+#include "agreement.hpp"
 #include "identity.hpp"
 #include "messages_v2.hpp"
 #include "mailbox_store.hpp"
@@ -397,6 +398,7 @@ expectation expected_v2(model& m, const framed_request& r, const server_limits& 
         }
         const auto challenge = fuzz_challenge();
         const auto name_field = r.payload.first(name_field_size);
+        if (!crypto::valid_agreement_key(decoded.agreement)) return refuse(v2::reason::malformed, true);
         if (!crypto::verify(decoded.identity, crypto::labels::register_proof, {challenge, decoded.identity}, decoded.proof) ||
             !crypto::verify(decoded.identity, crypto::labels::keys, {name_field, decoded.agreement, decoded.legacy},
                             decoded.key_signature))

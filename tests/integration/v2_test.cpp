@@ -278,6 +278,15 @@ TEST_CASE("v2 REGISTER is refused (and the connection closed) for bad signatures
   CHECK(attempt([](auto&, byte_buffer& p) { p[479] ^= 1; }) == reason_of(v2::reason::authentication_failed));  // key signature
   CHECK(attempt([](auto&, byte_buffer& p) { p[300] ^= 1; }) == reason_of(v2::reason::authentication_failed));  // agreement key
   CHECK(attempt([](auto&, byte_buffer& p) { p[200] = 'x'; }) == reason_of(v2::reason::malformed));  // after the NUL
+  {  // a low-order agreement key (u = 1), validly signed by dave: malformed, nothing stored
+    auto c = s.connect();
+    auto low = dave;
+    low.agreement = v2::agreement_key{};
+    low.agreement[0] = 1;
+    const auto payload = v2::encode_register_request(make_v2_register_request(low, v2_hello(c)));
+    CHECK(v2_error_reason(v2_request(c, v2::request_code::register_client, payload)) == reason_of(v2::reason::malformed));
+    CHECK(c.wait_for_close(2s) == close_outcome::closed);
+  }
   CHECK(attempt([&](auto&, byte_buffer& p) {  // signed over another challenge than this connection's
           p = v2::encode_register_request(make_v2_register_request(dave, v2::challenge{}));
         }) == reason_of(v2::reason::authentication_failed));
