@@ -130,6 +130,9 @@ int command_send(client_operations& client, const std::string& name, const std::
                                                                     std::to_string(max_text_in_memory >> 20) +
                                                                     " MiB: send it as a file (send-file)");
       }
+      // One line end at the end is the line's, not the message's (`echo hi | client send bob`).
+      if (body.ends_with("\r\n")) body.resize(body.size() - 2);
+      else if (body.ends_with('\n')) body.pop_back();
     } else {
       body = *text;
     }

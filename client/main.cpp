@@ -32,6 +32,7 @@ int main(int argc, char** argv) {
       ->excludes("--allow-v1");
   app.add_flag("--json", json, "Subcommands print one JSON object a line instead of 'event key=value' lines");
   app.require_subcommand(0, 1);
+  app.fallthrough();  // inherited by the subcommands: `client pull --json` as well as `client --json pull`
 
   auto* test = app.add_subcommand("test", "Self-test against the server in server.info, with throwaway identities");
   std::uint64_t file_mib = 64;
