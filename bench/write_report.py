@@ -92,32 +92,65 @@ def fixed_latency_section(get):
     return lines, diffs["p99_us"]
 
 
+def comparable_rounds(get):
+    """Rounds of the v1/v2 send A/B whose two disk probes (fdatasync p50 right before each
+    server) were in the same state (within a factor 2): the shared disk switches between a fast
+    and a slow state for minutes, and a round straddling a switch compares the disks, not the
+    protocols."""
+    rounds = []
+    for rnd in ("1", "2", "3"):
+        a = get("limit-fsync", "p50_us", f"probe-ab-send-v1-{rnd}")
+        b = get("limit-fsync", "p50_us", f"probe-ab-send-v2-{rnd}")
+        s1, s2 = get("send", "sends_per_s", "ab" + rnd), get("send-v2", "sends_per_s", "ab" + rnd)
+        if s1 is None or s2 is None:
+            continue
+        same = a is not None and b is not None and max(a, b) <= 2 * min(a, b)
+        rounds.append((rnd, a, b, s1, s2, same))
+    return rounds
+
+
+def protocol_v2_ratio(get):
+    """v2 / v1 send throughput over the comparable rounds (None when there is none)."""
+    kept = [r for r in comparable_rounds(get) if r[5]]
+    if not kept:
+        return None, 0
+    return sum(r[4] for r in kept) / sum(r[3] for r in kept), len(kept)
+
+
 def protocol_section(get):
     """Issue 9: v1 and v2 sends and pulls, alternating on fresh servers in this run."""
     lines = ["## Protocol v1 and v2 side by side (issue 9)\n"]
     lines.append("Keep-alive sends (64 connections, 64 B contents, 2 s warm-up each) and pulls (16 mailboxes), on a "
-                 "fresh server each, in the order v1, v2, v1, v2. A v2 connection says HELLO and registers (signs its "
-                 "proof) once before the timed phase, then sends SENDs of type 16; a v2 pull is PULL and then one ACK of "
-                 "the IDs it carried (the removal commits on the ACK; v1's 104 removes without a round trip).\n")
-    lines.append("| round | v1 sends/s | v2 sends/s | v2 / v1 | v1 p99 | v2 p99 | v1 pull msg/s | v2 pull+ack msg/s | v2 / v1 |")
+                 "fresh server each, alternating v1 and v2. A v2 connection says HELLO and registers (signs its proof) "
+                 "once before the timed phase, then sends SENDs of type 16; a v2 pull is PULL and then one ACK of the "
+                 "IDs it carried (the removal commits on the ACK, one fdatasync per pull; v1's 104 removes without a "
+                 "round trip). Each send run has a disk probe right before its server starts.\n")
+    lines.append("| round | disk before v1 / v2 (fdatasync p50) | v1 sends/s | v2 sends/s | v2 / v1 | v1 p99 | v2 p99 "
+                 "| server CPU per send v1 / v2 | judged |")
     lines.append("|---|---|---|---|---|---|---|---|---|")
-    totals = {"send": [0, 0], "pull": [0, 0]}
-    for rnd in ("ab1", "ab2"):
-        s1, s2 = get("send", "sends_per_s", rnd), get("send-v2", "sends_per_s", rnd)
-        p1, p2 = get("pull", "messages_per_s", rnd), get("pull-v2", "messages_per_s", rnd)
-        for key, a, b in (("send", s1, s2), ("pull", p1, p2)):
-            if a is not None and b is not None:
-                totals[key][0] += a
-                totals[key][1] += b
-        lines.append(f"| {rnd[2:]} | {fmt(s1)} | {fmt(s2)} | {pct(ratio(s2, s1))} | "
-                     f"{fmt(get('send', 'p99_us', rnd), 'us')} | {fmt(get('send-v2', 'p99_us', rnd), 'us')} | "
-                     f"{fmt(p1)} | {fmt(p2)} | {pct(ratio(p2, p1))} |")
-    send_ratio = ratio(totals["send"][1], totals["send"][0]) if totals["send"][0] else None
-    pull_ratio = ratio(totals["pull"][1], totals["pull"][0]) if totals["pull"][0] else None
-    lines.append(f"| both rounds | | | **{pct(send_ratio)}** | | | | | **{pct(pull_ratio)}** |")
+
+    def cpu_per_send(scenario, label):
+        cpu, sends = get(scenario, "server_cpu_s", label), get(scenario, "sends", label)
+        return None if cpu is None or not sends else cpu * 1e6 / sends
+
+    for rnd, a, b, s1, s2, same in comparable_rounds(get):
+        lines.append(f"| {rnd} | {fmt(a, 'us')} / {fmt(b, 'us')} | {fmt(s1)} | {fmt(s2)} | {pct(ratio(s2, s1))} | "
+                     f"{fmt(get('send', 'p99_us', 'ab' + rnd), 'us')} | {fmt(get('send-v2', 'p99_us', 'ab' + rnd), 'us')} | "
+                     f"{fmt(cpu_per_send('send', 'ab' + rnd), 'us')} / {fmt(cpu_per_send('send-v2', 'ab' + rnd), 'us')} | "
+                     f"{'yes' if same else 'no: the disk changed state between the two runs'} |")
+    v2_ratio, kept = protocol_v2_ratio(get)
     lines.append("")
-    lines.append("Target (issue 9): keep-alive v2 sends within 10 % of v1's throughput, i.e. v2 / v1 >= 90 %.\n")
-    return lines, send_ratio
+    lines.append(f"Over the {kept} judged round(s): v2 sends are **{pct(v2_ratio)}** of v1's. Target (issue 9): "
+                 "within 10 %, i.e. at least 90 %. With the disk in its slow state both are bound by the sync; the "
+                 "server's CPU per send is the cost of the protocol itself whatever the disk does.\n")
+    lines.append("| round | v1 pull msg/s | v2 pull + ack msg/s | v2 / v1 |\n|---|---|---|---|")
+    for rnd in ("1", "2"):
+        p1, p2 = get("pull", "messages_per_s", "ab" + rnd), get("pull-v2", "messages_per_s", "ab" + rnd)
+        if p1 is None and p2 is None:
+            continue
+        lines.append(f"| {rnd} | {fmt(p1)} | {fmt(p2)} | {pct(ratio(p2, p1))} |")
+    lines.append("")
+    return lines, v2_ratio
 
 
 def machine_info(args):
@@ -268,7 +301,9 @@ def main():
                          else (reader_wal - reader_wal_begin) / reader_seconds)
 
     def ok(scenario, labels=("",)):
-        return all(get(scenario, "errors", label) == 0 for label in labels)
+        # Every run of the scenario under these labels that exists reported no error (and one exists).
+        present = [get(scenario, "errors", label) for label in labels if r.get((scenario, label, ""))]
+        return bool(present) and all(errors == 0 for errors in present)
 
     def verdict(condition, scenario, labels=("",)):
         if condition is None:
@@ -300,14 +335,11 @@ def main():
                  f"{send_connections} rows/tx; {pct(ratio(send, durable_bound))} of {send_connections} x fdatasync",
                  verdict(ge(send, 100_000), "send")))
     if get("send-v2", "sends_per_s", "ab1") is not None:
-        v1_sum = sum(v for v in (get("send", "sends_per_s", rnd) for rnd in ("ab1", "ab2")) if v is not None)
-        v2_sum = sum(v for v in (get("send-v2", "sends_per_s", rnd) for rnd in ("ab1", "ab2")) if v is not None)
-        v2_ratio = ratio(v2_sum, v1_sum)
+        v2_ratio, kept = protocol_v2_ratio(get)
         rows.append(("send-v2, 64 keep-alive (issue 9)", "within 10 % of v1 send",
-                     f"{fmt(v2_sum / 2, 'sends/s')} (mean of 2 rounds)",
-                     f"v1 send in the same rounds {fmt(v1_sum / 2, '/s')}",
-                     f"{pct(v2_ratio)} of v1",
-                     verdict(None if v2_ratio is None else v2_ratio >= 0.9, "send-v2", ("ab1", "ab2"))))
+                     f"{pct(v2_ratio)} of v1 over {kept} round(s) with the disk in one state",
+                     "v1 send in the same rounds", pct(v2_ratio),
+                     verdict(None if v2_ratio is None else v2_ratio >= 0.9, "send-v2", ("ab1", "ab2", "ab3"))))
     legacy_clients = get("send-legacy", "clients") or 16
     legacy_sqlite = sqlite.get(legacy_clients)
     rows.append(("send-legacy, 16 clients", ">= 30,000 sends/s",
