@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "agreement.hpp"
+#include "envelope.hpp"
 #include "client_state.hpp"
 #include "identity.hpp"
 #include "messages_v2.hpp"
@@ -261,4 +262,50 @@ TEST_CASE("attack: a hostile directory serves another, legacy ID under a pinned 
   std::lock_guard lock(mutex);
   CHECK(sends.empty());
   CHECK(keyring::load(f.dir.path).find_pin("bob")->id == bob.id);
+}
+
+TEST_CASE("attack: a hostile server redelivers an envelope twice in one PULL and replays it under a new ID: shown once") {
+  v2_fixture f;
+  f.connect_to(1).reset();
+  const auto bob_secret = lbcrypto::generate_identity();
+  pin bob;
+  bob.name = "bob";
+  bob.identity_key = lbcrypto::public_key_of(bob_secret);
+  bob.id = lbcrypto::derive_client_id(bob.identity_key);
+  bob.agreement_key = lbcrypto::agreement_public_of(lbcrypto::generate_agreement_secret());
+  bob.legacy_key = private_key::generate().public_key();
+  {
+    auto ring = keyring::load(f.dir.path);
+    ring.replace_pin(bob);
+    ring.set_name(bob.id, bob.name);
+    ring.save();
+  }
+  const auto sealed = lbcrypto::seal_text(bob_secret, bob.id, f.my_id,
+                                          lbcrypto::agreement_public_of(f.secrets.agreement), "hello once");
+  const proto::byte_buffer envelope(sealed.begin(), sealed.end());
+  const auto size = static_cast<std::uint32_t>(envelope.size());
+  int pulls = 0;
+  scripted_v2_server server([&](std::uint8_t code, const proto::byte_buffer&) {
+    REQUIRE(code == 206);
+    proto::byte_buffer entries;
+    if (pulls++ < 2) {  // the same three entries on two pulls
+      append_entry(entries, {bob.id, 1, 16, 0, size}, envelope);
+      append_entry(entries, {bob.id, 1, 16, 0, size}, envelope);  // redelivered in the same answer
+      append_entry(entries, {bob.id, 9, 16, 0, size}, envelope);  // replayed under a new message ID
+    }
+    return v2_response(v2::response_code::messages, entries);
+  });
+  auto client = f.connect_to(server.port());
+  std::vector<received_message> got;
+  client->pull_messages([&](const received_message& m) { got.push_back(m); }, {});
+  client->pull_messages([&](const received_message& m) { got.push_back(m); }, {});
+  REQUIRE(got.size() == 6);
+  CHECK(got[0].what == received_message::kind::text);
+  CHECK(got[0].text == "hello once");
+  CHECK(got[0].authenticated);
+  for (std::size_t i = 1; i < got.size(); ++i) {
+    CAPTURE(i);
+    CHECK(got[i].what == received_message::kind::duplicate);
+    CHECK(got[i].text.empty());
+  }
 }
