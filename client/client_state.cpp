@@ -43,6 +43,22 @@ std::optional<std::array<std::uint8_t, N>> fixed_hex(std::string_view text) {
   return out;
 }
 
+// A crash inside seen_store::add can leave the file ending in part of a record (its message was
+// not acknowledged, so it comes again): cut the file back to its last complete line, durably,
+// so that the record is not misread ("m 12" of "m 123") and the next append stays readable.
+void drop_torn_tail(const std::filesystem::path& path) {
+  const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) return;  // missing, or unreadable: load reports it
+  const off_t size = ::lseek(fd, 0, SEEK_END);
+  off_t keep = size;
+  char byte = 0;
+  while (keep > 0 && ::pread(fd, &byte, 1, keep - 1) == 1 && byte != '\n') --keep;
+  const bool cut = keep < size && ::ftruncate(fd, keep) == 0 && ::fsync(fd) == 0;
+  const int saved = errno;
+  ::close(fd);
+  if (keep < size && !cut) throw config_error(path.string() + ": cannot drop its torn last line: " + std::strerror(saved));
+}
+
 }  // namespace
 
 std::optional<v2_secrets> read_me_v2(const std::filesystem::path& dir) {
@@ -100,6 +116,7 @@ void remember_v2_server(const std::filesystem::path& dir, const server_address& 
 seen_store seen_store::load(const std::filesystem::path& dir) {
   seen_store store;
   store.path_ = dir / seen_v2_file;
+  drop_torn_tail(store.path_);
   const auto lines = read_lines_if_present(store.path_);
   if (!lines) return store;
   for (std::size_t i = 0; i < lines->size(); ++i) {

@@ -261,6 +261,11 @@ std::optional<pin> client_operations::checked_keys(v2_session& link, const proto
     if (const auto* p = keys_.find_pin(id))  // a pinned v2 peer turned "legacy": keys removed
       refuse_keys("the server now says " + p->name +
                   " is a legacy client without an identity key; its pinned key is kept: refused");
+    // A legacy client under the name of a pinned v2 peer (§16: another ID for the name).
+    for (const std::string_view pinned_name : {std::string_view(response.name), expected_name})
+      if (const auto* p = pinned_name.empty() ? nullptr : keys_.find_pin(pinned_name))
+        refuse_keys("the server now gives a legacy client " + hex + " for " + p->name +
+                    ", a v2 peer pinned with ID " + proto::to_hex(p->id) + ": refused");
     keys_.set_name(id, response.name);
     keys_.upsert(id).public_key = response.legacy;
     keys_.save();
@@ -411,7 +416,10 @@ std::vector<directory_entry> client_operations::list_clients() {
       });
       kinds_.clear();
       for (const auto& entry : v2::decode_client_list_payload(reply)) {
-        const auto kind_of_entry = (entry.flags & v2::client_flag_v2) ? peer_kind::v2 : peer_kind::legacy;
+        auto kind_of_entry = (entry.flags & v2::client_flag_v2) ? peer_kind::v2 : peer_kind::legacy;
+        // A pinned v2 peer stays v2 whatever the list says (§16); kind_of() treats a pinned
+        // name as v2 too, so the KEYS check against the pin comes before anything is sent.
+        if (keys_.find_pin(entry.id) || keys_.find_pin(entry.name)) kind_of_entry = peer_kind::v2;
         clients.push_back({entry.id, entry.name, kind_of_entry});
         kinds_.emplace_back(entry.id, kind_of_entry);
       }
@@ -441,11 +449,14 @@ peer_kind client_operations::kind_of(const std::string& name) {
       auto it = std::find_if(kinds_.begin(), kinds_.end(), [&](const auto& k) { return k.first == id; });
       return it == kinds_.end() ? std::optional<peer_kind>{} : it->second;
     };
+    // A pinned name or ID is a v2 peer whatever the server says (§16): sealed only, and the
+    // KEYS check against the pin comes before anything is sent.
+    const auto pinned = [&](const proto::client_id& id) { return keys_.find_pin(name) || keys_.find_pin(id); };
     auto id = resolve(name).id;
-    if (auto known = find(id)) return *known;
+    if (auto known = find(id)) return pinned(id) ? peer_kind::v2 : *known;
     list_clients();  // the kinds come with the list (once a run), and a name may have moved
     id = resolve(name).id;
-    if (auto known = find(id)) return *known;
+    if (auto known = find(id)) return pinned(id) ? peer_kind::v2 : *known;
     throw client_error(kind::unknown_user, "no user named \"" + name + "\" on the server");
   });
 }
@@ -804,6 +815,17 @@ std::size_t client_operations::pull_v2(const message_callback& on_message, const
         result.problem = "message " + std::to_string(header.message_id) + " was handled before (a redelivery)";
       } else if (sealed) {
         result = receive_sealed(link.link(), header, progress, replay, retry_later);
+      } else if (const auto* pinned = keys_.find_pin(header.from)) {
+        // v1 contents "from" a pinned v2 peer (§16): whoever placed them (the server's
+        // operator) could have sealed a key of its own to our legacy key; nothing is used.
+        discard(link.link(), header.content_size);
+        result.from = header.from;
+        result.sender = pinned->name;
+        result.message_id = header.message_id;
+        result.content_size = header.content_size;
+        result.what = received_message::kind::unverified;
+        result.problem = "v1 content (type " + std::to_string(header.type) + ") from " + pinned->name +
+                         ", a pinned v2 peer, who sends only sealed envelopes";
       } else {
         if (const auto* known = keys_.find(header.from); !listed && (!known || known->name.empty())) {
           listed = true;

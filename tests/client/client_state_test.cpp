@@ -65,3 +65,23 @@ TEST_CASE("seen.v2 survives a restart; malformed lines are refused") {
   std::ofstream(dir.path / seen_v2_file, std::ios::app) << "m 4294967296\n";
   CHECK_THROWS_AS(seen_store::load(dir.path), config_error);
 }
+
+TEST_CASE("attack: seen.v2 cut inside its last record (a crash during add) loads, and the next add stays readable") {
+  test_directory dir;
+  replay_id replay{};
+  replay.fill(0xAB);
+  seen_store::load(dir.path).add(123, replay);
+  // add() writes "m 124\nr <hex>\n" and fsyncs before the ACK: a crash can leave any prefix.
+  std::ofstream(dir.path / seen_v2_file, std::ios::app) << "m 124\nr abab";
+  {
+    auto seen = seen_store::load(dir.path);  // was: config_error, every later pull refused
+    CHECK(seen.has_message(123));
+    CHECK(seen.has_message(124));  // its line was complete
+    CHECK(seen.has_replay(replay));
+    seen.add(125, std::nullopt);
+  }
+  std::ofstream(dir.path / seen_v2_file, std::ios::app) << "m 12";  // the prefix of "m 126"
+  auto seen = seen_store::load(dir.path);
+  CHECK(seen.has_message(125));
+  CHECK(!seen.has_message(12));  // a torn record is not a record
+}
