@@ -91,8 +91,11 @@ class scripted_v2_server {
 
 proto::byte_buffer v2_response(v2::response_code code, const proto::byte_buffer& payload) {
   const auto head = v2::encode_response_header(code, static_cast<std::uint32_t>(payload.size()));
-  proto::byte_buffer out(head.begin(), head.end());
-  out.insert(out.end(), payload.begin(), payload.end());
+  // Sized once and copied into (g++ 12 -O3 warns -Warray-bounds, falsely, on the insert after a
+  // 7-byte construction).
+  proto::byte_buffer out(head.size() + payload.size());
+  std::copy(head.begin(), head.end(), out.begin());
+  std::copy(payload.begin(), payload.end(), out.begin() + static_cast<std::ptrdiff_t>(head.size()));
   return out;
 }
 
