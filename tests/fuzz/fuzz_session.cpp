@@ -398,13 +398,14 @@ expectation expected_v2(model& m, const framed_request& r, const server_limits& 
         }
         const auto challenge = fuzz_challenge();
         const auto name_field = r.payload.first(name_field_size);
+        // The rate is taken before any signature is checked (every attempt counts).
+        const bool within_rate = ++m.registrations <= limits.registration_rate;
+        if (!within_rate) return {static_cast<std::uint16_t>(v2::response_code::registered), true, true, v2::reason::rate_limited, true};
         if (!crypto::valid_agreement_key(decoded.agreement)) return refuse(v2::reason::malformed, true);
         if (!crypto::verify(decoded.identity, crypto::labels::register_proof, {challenge, decoded.identity}, decoded.proof) ||
             !crypto::verify(decoded.identity, crypto::labels::keys, {name_field, decoded.agreement, decoded.legacy},
                             decoded.key_signature))
           return refuse(v2::reason::authentication_failed, true);
-        const bool within_rate = ++m.registrations <= limits.registration_rate;
-        if (!within_rate) return {static_cast<std::uint16_t>(v2::response_code::registered), true, true, v2::reason::rate_limited, true};
         if (m.name_taken(decoded.name)) return refuse(v2::reason::name_taken, true);
         if (m.find(crypto::derive_client_id(decoded.identity))) return refuse(v2::reason::key_taken, true);
         return answer(v2::response_code::registered, true);

@@ -314,6 +314,23 @@ TEST_CASE("v2 REGISTER is refused (and the connection closed) for bad signatures
   CHECK(v2_register(c, dave) == dave.id);  // nothing of the failures stayed
 }
 
+TEST_CASE("v2 REGISTER attempts with bad signatures count against --registration-rate before any signature is checked") {
+  // 3 registrations set up the fixture (alice, bob, carol); 3 more attempts with a broken proof use
+  // the rest of a budget of 6; then a valid REGISTER is refused: the flood paid with its rate.
+  v2_server s({"--registration-rate", "6"});
+  LETTERBOX_ATTACH_SERVER_LOG(s.server);
+  for (int i = 0; i < 3; ++i) {
+    auto c = s.connect();
+    auto request = make_v2_register_request(make_v2_identity("flood" + std::to_string(i)), v2_hello(c));
+    request.proof[0] ^= 1;
+    CHECK(v2_error_reason(v2_request(c, v2::request_code::register_client, v2::encode_register_request(request))) ==
+          reason_of(v2::reason::authentication_failed));
+  }
+  auto c = s.connect();
+  const auto payload = v2::encode_register_request(make_v2_register_request(make_v2_identity("dave"), v2_hello(c)));
+  CHECK(v2_error_reason(v2_request(c, v2::request_code::register_client, payload)) == reason_of(v2::reason::rate_limited));
+}
+
 TEST_CASE("the thief, v1 104: on a v1 mailbox any holder of the ID empties it (the old behaviour, also main's for every client)") {
   // main's server has no v2: every client is a v1 client, and this is what a thief does there.
   server_with_clients s;
