@@ -208,14 +208,17 @@ std::vector<protocol::client_entry> mailbox_store::clients_except(const client_i
 
 void mailbox_store::touch(const client_id& id) { touched_.insert(id); }
 
-std::uint32_t mailbox_store::add_message(const new_message& message) {
+std::uint32_t mailbox_store::add_message(const new_message& message) { return add_message_row(message, nullptr, 0); }
+
+std::uint32_t mailbox_store::add_message_row(const new_message& message, const group_id* group, std::uint64_t content) {
   auto recipient = clients_.find(message.to);
   if (recipient == clients_.end()) throw storage_error("store message: recipient " + protocol::to_hex(message.to) + " is not a client");
   auto& last_id = recipient->second.last_id;
   if (last_id == std::numeric_limits<std::uint32_t>::max())
     throw storage_error("mailbox " + protocol::to_hex(message.to) + " has used every 4-byte message ID");
   const std::uint32_t id = last_id + 1;
-  const auto row = records_.insert_message(message, id, now());
+  const auto row = group ? records_.insert_group_message(message, *group, content, id, now())
+                         : records_.insert_message(message, id, now());
   last_id = id;
   messages_added_in_batch_.push_back({message.to, {id, row, message.content_size}});
   ++recipient->second.usage.messages;
@@ -405,8 +408,8 @@ std::vector<std::uint32_t> mailbox_store::add_group_message(const group_id& grou
                                                static_cast<std::uint32_t>(to.size()));
   ids.reserve(to.size());
   for (const auto& recipient : to) {
-    new_message message{recipient, from, type, content_size, {}, {}, group, content};
-    ids.push_back(add_message(message));
+    const new_message message{recipient, from, type, content_size, {}, {}};
+    ids.push_back(add_message_row(message, &group, content));
   }
   return ids;
 }

@@ -197,6 +197,7 @@ class mailbox_store final : public batch_store {
 
   // Groups: the cache, how many groups each client is in, and this batch's undo steps.
   void replace_group(const group_id& id, std::optional<group_state> next);
+  std::uint32_t add_message_row(const new_message& message, const group_id* group, std::uint64_t content);
   void change_group(const group_id& id, const std::function<void(group_state&)>& change);
   std::unordered_map<group_id, group_state, client_id_hash> groups_;
   std::unordered_map<client_id, std::size_t, client_id_hash> groups_per_client_;

@@ -83,24 +83,25 @@ std::uint64_t memory_store::insert_message(const new_message& message, std::uint
     throw storage_error("store message: FOREIGN KEY constraint failed");
   if (!is_storable_type(message.type))
     throw storage_error("store message: CHECK constraint failed: Type");
-  if (message.content_ref != 0 && contents_.count(message.content_ref) == 0)
-    throw storage_error("store message: FOREIGN KEY constraint failed (ContentRef)");
+
   // As SQLite's rowid: one more than the largest row stored (so a row key can come back
   // after the newest row was deleted; message IDs never do).
   const std::uint64_t row = messages_.empty() ? 1 : messages_.rbegin()->first + 1;
   // Content is kept inline only when there is no spool file (as the Content column: NULL then).
   messages_.emplace(row, message_record{id, message.to, message.from, message.type, message.content_size,
                                         message.content_file.empty() ? message.inline_content : byte_buffer{},
-                                        message.content_file, message.group});
-  if (message.content_ref != 0) {
-    messages_[row].inline_content.clear();
-    messages_[row].content_file.clear();
-    message_refs_[row] = message.content_ref;
-  }
-  on_rollback([this, row] {
-    messages_.erase(row);
-    message_refs_.erase(row);
-  });
+                                        message.content_file, std::nullopt});
+  on_rollback([this, row] { messages_.erase(row); });
+  return row;
+}
+
+std::uint64_t memory_store::insert_group_message(const new_message& message, const group_id& group,
+                                                 std::uint64_t content, std::uint32_t id, const std::string& now) {
+  if (contents_.count(content) == 0) throw storage_error("store message: FOREIGN KEY constraint failed (ContentRef)");
+  const auto row = insert_message(new_message{message.to, message.from, message.type, message.content_size, {}, {}}, id, now);
+  messages_[row].group = group;
+  message_refs_[row] = content;
+  on_rollback([this, row] { message_refs_.erase(row); });
   return row;
 }
 

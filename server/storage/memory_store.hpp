@@ -34,6 +34,8 @@ class memory_store final : public record_store {
   void update_last_seen(const std::vector<client_id>& clients, const std::string& now) override;
   void record_last_message_id(const client_id& client, std::uint32_t id) override;
   std::uint64_t insert_message(const new_message& message, std::uint32_t id, const std::string& now) override;
+  std::uint64_t insert_group_message(const new_message& message, const group_id& group, std::uint64_t content,
+                                     std::uint32_t id, const std::string& now) override;
   std::optional<message_record> read_message(std::uint64_t row) override;
   std::optional<deleted_message> delete_message(std::uint64_t row, const client_id& to, std::uint32_t id) override;
 

@@ -95,6 +95,10 @@ class record_store {
   // its row, larger than every row currently stored. Throws storage_error when `to` or
   // `from` is not a client or the type is not 1..4, 16 or 17.
   virtual std::uint64_t insert_message(const new_message& message, std::uint32_t id, const std::string& now) = 0;
+  // A group message (Part IV): as insert_message, from `group`, its content the shared one
+  // stored under `content` (insert_content; the message's own content fields are ignored).
+  virtual std::uint64_t insert_group_message(const new_message& message, const group_id& group, std::uint64_t content,
+                                             std::uint32_t id, const std::string& now) = 0;
   // The message in this row, or nullopt when there is none.
   virtual std::optional<message_record> read_message(std::uint64_t row) = 0;
   // Deletes the message in this row if it is message `id` of `to`'s mailbox; nullopt when

@@ -53,10 +53,6 @@ struct new_message {
   std::uint32_t content_size = 0;
   byte_buffer inline_content;  // used when content_file is empty
   std::string content_file;    // spool file name, or empty
-  // A group message (Part IV): the group it came from, and the shared content it refers to
-  // (record_store::insert_content; then inline_content and content_file are empty).
-  std::optional<group_id> group;
-  std::uint64_t content_ref = 0;  // 0: the message holds its own content
 };
 
 // A pending message as delivered by a pull.

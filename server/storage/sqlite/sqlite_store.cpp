@@ -294,6 +294,16 @@ void sqlite_store::record_last_message_id(const client_id& client, std::uint32_t
 }
 
 std::uint64_t sqlite_store::insert_message(const new_message& message, std::uint32_t id, const std::string& now) {
+  return insert_row(message, nullptr, 0, id, now);
+}
+
+std::uint64_t sqlite_store::insert_group_message(const new_message& message, const group_id& group,
+                                                 std::uint64_t content, std::uint32_t id, const std::string& now) {
+  return insert_row(message, &group, content, id, now);
+}
+
+std::uint64_t sqlite_store::insert_row(const new_message& message, const group_id* group, std::uint64_t content_ref,
+                                       std::uint32_t id, const std::string& now) {
   return checked("store message", [&] {
     auto& insert = *insert_message_;
     insert.tryReset();
@@ -310,14 +320,14 @@ std::uint64_t sqlite_store::insert_message(const new_message& message, std::uint
     insert.bind(5, static_cast<std::int64_t>(message.content_size));
     insert.bind(7, now);
     insert.bind(8, static_cast<std::int64_t>(id));
-    if (message.group)
-      bind_blob(insert, 9, *message.group);
+    if (group)
+      bind_blob(insert, 9, *group);
     else
       insert.bind(9);
-    if (message.content_ref != 0) {
+    if (group) {
       insert.bind(4);  // the content is the shared one's
       insert.bind(6);
-      insert.bind(10, static_cast<std::int64_t>(message.content_ref));
+      insert.bind(10, static_cast<std::int64_t>(content_ref));
     } else {
       insert.bind(10);
     }

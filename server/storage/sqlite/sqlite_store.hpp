@@ -41,6 +41,8 @@ class sqlite_store final : public record_store {
   void update_last_seen(const std::vector<client_id>& clients, const std::string& now) override;
   void record_last_message_id(const client_id& client, std::uint32_t id) override;
   std::uint64_t insert_message(const new_message& message, std::uint32_t id, const std::string& now) override;
+  std::uint64_t insert_group_message(const new_message& message, const group_id& group, std::uint64_t content,
+                                     std::uint32_t id, const std::string& now) override;
   std::optional<message_record> read_message(std::uint64_t row) override;
   std::optional<deleted_message> delete_message(std::uint64_t row, const client_id& to, std::uint32_t id) override;
 
@@ -70,6 +72,8 @@ class sqlite_store final : public record_store {
   // all of it, copies the rest so that the next transaction starts the WAL over; otherwise
   // hurries the checkpointer. Never copies more than a few MiB (see sqlite_store.cpp).
   void finish_checkpoint() noexcept;
+  std::uint64_t insert_row(const new_message& message, const group_id* group, std::uint64_t content_ref,
+                           std::uint32_t id, const std::string& now);
 
   SQLite::Database db_;
   std::unique_ptr<SQLite::Statement> release_content_;  // a shared content's count, lowered
