@@ -41,7 +41,15 @@ const char* reason_name(std::uint16_t value) noexcept {
     case reason::disk_full: return "disk_full";
     case reason::rate_limited: return "rate_limited";
     case reason::storage_failure: return "storage_failure";
+    case reason::unknown_group: return "unknown_group";
+    case reason::not_a_member: return "not_a_member";
+    case reason::not_admin: return "not_admin";
+    case reason::banned: return "banned";
+    case reason::not_invited: return "not_invited";
+    case reason::group_full: return "group_full";
+    case reason::too_many_groups: return "too_many_groups";
   }
+
   return "unknown";
 }
 
@@ -358,6 +366,165 @@ byte_buffer encode_error_response(reason why) {
 std::uint16_t decode_error_payload(bytes_view payload) {
   expect_size(payload, error_payload_size, "v2 error payload");
   return byte_reader(payload).u16();
+}
+
+
+// --- Groups ---------------------------------------------------------------------------------
+
+bool is_group_request(std::uint8_t code) noexcept {
+  return code >= min_group_request_code && code <= max_group_request_code;
+}
+
+std::optional<std::uint32_t> group_fixed_payload_size(std::uint8_t code) noexcept {
+  switch (code) {
+    case 220: return group_create_payload_size;
+    case 221: case 224: case 225: case 226: case 227: return group_target_payload_size;
+    case 222: case 223: case 228: return group_payload_size;
+    case 229: return groups_payload_size;
+    default: return std::nullopt;
+  }
+}
+
+byte_buffer encode_group_request(group_request_code code, bytes_view payload) {
+  return protocol::encode_request(zero_client, wire_version, static_cast<std::uint8_t>(code), payload);
+}
+
+byte_buffer encode_group_create_request(const group_create_request& request) {
+  byte_buffer out;
+  out.reserve(group_create_payload_size);
+  byte_writer w(out);
+  w.bytes(encode_name(request.name));
+  w.u8(request.open ? group_flag_open : 0);
+  return out;
+}
+
+group_create_request decode_group_create_request(bytes_view payload) {
+  expect_size(payload, group_create_payload_size, "group create payload");
+  byte_reader in(payload);
+  group_create_request request;
+  request.name = decode_canonical_name(in.bytes(name_field_size));
+  const auto flags = in.u8();
+  if ((flags & ~group_flag_open) != 0) throw protocol_error("group create: unknown flag bits");
+  request.open = (flags & group_flag_open) != 0;
+  return request;
+}
+
+byte_buffer encode_group_target_request(const group_target_request& request) {
+  byte_buffer out;
+  out.reserve(group_target_payload_size);
+  byte_writer w(out);
+  w.bytes(request.group);
+  w.bytes(request.client);
+  return out;
+}
+
+group_target_request decode_group_target_request(bytes_view payload) {
+  expect_size(payload, group_target_payload_size, "group target payload");
+  byte_reader in(payload);
+  group_target_request request;
+  in.copy_into(request.group);
+  in.copy_into(request.client);
+  return request;
+}
+
+byte_buffer encode_group_payload(const group_id& group) { return byte_buffer(group.begin(), group.end()); }
+
+group_id decode_group_payload(bytes_view payload) {
+  expect_size(payload, group_payload_size, "group payload");
+  group_id group;
+  byte_reader(payload).copy_into(group);
+  return group;
+}
+
+bool is_group_message_type(std::uint8_t type) noexcept {
+  return type == group_text_type || type == group_file_type;
+}
+
+byte_buffer encode_group_created_response(const group_id& group) {
+  return with_header(static_cast<response_code>(group_response_code::created), group);
+}
+
+group_id decode_group_created_payload(bytes_view payload) {
+  expect_size(payload, group_id_size, "group created payload");
+  group_id group;
+  byte_reader(payload).copy_into(group);
+  return group;
+}
+
+byte_buffer encode_group_empty_response(group_response_code code) {
+  return with_header(static_cast<response_code>(code), std::array<std::uint8_t, 0>{});
+}
+
+byte_buffer encode_group_members_response(const std::vector<group_member_entry>& members) {
+  if (members.size() > max_payload_size / group_member_entry_size) throw protocol_error("member list does not fit a u32 payload");
+  byte_buffer payload;
+  payload.reserve(members.size() * group_member_entry_size);
+  byte_writer w(payload);
+  for (const auto& member : members) {
+    w.bytes(member.id);
+    w.u8(member.flags);
+  }
+  return with_header(static_cast<response_code>(group_response_code::members), payload);
+}
+
+std::vector<group_member_entry> decode_group_members_payload(bytes_view payload) {
+  if (payload.size() % group_member_entry_size != 0) throw protocol_error("member list payload is not a multiple of 17 bytes");
+  std::vector<group_member_entry> members;
+  byte_reader in(payload);
+  while (!in.empty()) {
+    group_member_entry entry;
+    in.copy_into(entry.id);
+    entry.flags = in.u8();
+    members.push_back(entry);
+  }
+  return members;
+}
+
+byte_buffer encode_group_list_response(const std::vector<group_entry>& groups) {
+  if (groups.size() > max_payload_size / group_entry_size) throw protocol_error("group list does not fit a u32 payload");
+  byte_buffer payload;
+  payload.reserve(groups.size() * group_entry_size);
+  byte_writer w(payload);
+  for (const auto& group : groups) {
+    w.bytes(group.id);
+    w.bytes(encode_name(group.name));
+    w.u8(group.flags);
+    w.u32(group.members);
+  }
+  return with_header(static_cast<response_code>(group_response_code::list), payload);
+}
+
+std::vector<group_entry> decode_group_list_payload(bytes_view payload) {
+  if (payload.size() % group_entry_size != 0) throw protocol_error("group list payload is not a multiple of 276 bytes");
+  std::vector<group_entry> groups;
+  byte_reader in(payload);
+  while (!in.empty()) {
+    group_entry entry;
+    in.copy_into(entry.id);
+    entry.name = decode_canonical_name(in.bytes(name_field_size));
+    entry.flags = in.u8();
+    entry.members = in.u32();
+    groups.push_back(std::move(entry));
+  }
+  return groups;
+}
+
+byte_buffer encode_group_sent_response(const group_sent& sent) {
+  std::array<std::uint8_t, group_sent_response_size> payload{};
+  std::copy(sent.group.begin(), sent.group.end(), payload.begin());
+  store_u32(payload.data() + group_id_size, sent.delivered);
+  store_u32(payload.data() + group_id_size + 4, sent.skipped);
+  return with_header(static_cast<response_code>(group_response_code::sent), payload);
+}
+
+group_sent decode_group_sent_payload(bytes_view payload) {
+  expect_size(payload, group_sent_response_size, "group sent payload");
+  byte_reader in(payload);
+  group_sent sent;
+  in.copy_into(sent.group);
+  sent.delivered = in.u32();
+  sent.skipped = in.u32();
+  return sent;
 }
 
 }  // namespace letterbox::protocol::v2

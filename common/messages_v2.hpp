@@ -105,8 +105,16 @@ enum class reason : std::uint16_t {
   disk_full = 10,
   rate_limited = 11,
   storage_failure = 12,
+  // Part IV (groups)
+  unknown_group = 13,
+  not_a_member = 14,
+  not_admin = 15,
+  banned = 16,
+  not_invited = 17,
+  group_full = 18,
+  too_many_groups = 19,
 };
-inline constexpr std::uint16_t max_reason = 12;
+inline constexpr std::uint16_t max_reason = 19;
 // The reason's name as in §18 ("malformed", ...); "unknown" for other values.
 const char* reason_name(std::uint16_t value) noexcept;
 
@@ -265,5 +273,136 @@ std::uint32_t decode_acknowledged_payload(bytes_view payload);    // 4 bytes
 byte_buffer encode_error_response(reason why);
 // The reason of a v2 9000 payload (2 bytes); any u16 is returned as it is.
 std::uint16_t decode_error_payload(bytes_view payload);
+
+
+// --- Groups (docs/PROTOCOL.md Part IV, §21–§26) ----------------------------------------------
+// Requests 220..230 on an authenticated v2 connection (same framing as 200..207: zero client
+// ID, version 3), responses 2020..2030 or a v2 9000 with one of the reasons 13..19.
+inline constexpr std::size_t group_id_size = 16;
+using group_id = std::array<std::uint8_t, group_id_size>;
+
+enum class group_request_code : std::uint8_t {
+  create = 220,    // name[255] flags[1]               → 2020 group ID[16]
+  invite = 221,    // group[16] client[16]              → 2021 empty
+  join = 222,      // group[16]                         → 2022 empty
+  leave = 223,     // group[16]                         → 2023 empty
+  kick = 224,      // group[16] client[16]              → 2024 empty
+  ban = 225,       // group[16] client[16]              → 2025 empty
+  unban = 226,     // group[16] client[16]              → 2026 empty
+  handover = 227,  // group[16] client[16]              → 2027 empty
+  members = 228,   // group[16]                         → 2028 n × member entry[17]
+  list = 229,      // empty                             → 2029 n × group entry[276]
+  send = 230,      // group[16] type[1] size[4] content → 2030 group[16] delivered[4] skipped[4]
+};
+inline constexpr std::uint8_t min_group_request_code = 220;
+inline constexpr std::uint8_t max_group_request_code = 230;
+
+enum class group_response_code : std::uint16_t {
+  created = 2020,
+  invited = 2021,
+  joined = 2022,
+  left = 2023,
+  kicked = 2024,
+  banned = 2025,
+  unbanned = 2026,
+  handed_over = 2027,
+  members = 2028,
+  list = 2029,
+  sent = 2030,
+};
+// The success code of a group request code (220 → 2020, ...).
+inline constexpr std::uint16_t group_response_for(std::uint8_t request) noexcept {
+  return static_cast<std::uint16_t>(2020 + (request - min_group_request_code));
+}
+
+// Reasons of Part IV: reason::unknown_group .. reason::too_many_groups (13..19).
+
+// Group envelope types (the sealed group envelopes of the client, Part IV §25).
+inline constexpr std::uint8_t group_text_type = 18;
+inline constexpr std::uint8_t group_file_type = 19;
+// Flags of a PULL entry: bit 1 = a group message; its content starts with the group ID[16].
+inline constexpr std::uint8_t message_flag_group = 0x02;
+// CREATE flags: bit 0 = open (anyone may JOIN). Other bits must be 0.
+inline constexpr std::uint8_t group_flag_open = 0x01;
+// GROUPS entry flags.
+inline constexpr std::uint8_t group_entry_open = 0x01;     // anyone may join
+inline constexpr std::uint8_t group_entry_member = 0x02;   // the requester is a member
+inline constexpr std::uint8_t group_entry_admin = 0x04;    // the requester is the admin
+inline constexpr std::uint8_t group_entry_invited = 0x08;  // the requester is invited (not yet a member)
+// MEMBERS entry flags: bit 0 = the admin.
+inline constexpr std::uint8_t member_flag_admin = 0x01;
+
+inline constexpr std::size_t group_create_payload_size = name_field_size + 1;             // 256
+inline constexpr std::size_t group_payload_size = group_id_size;                          // 16: join, leave, members
+inline constexpr std::size_t group_target_payload_size = group_id_size + client_id_size;  // 32: invite, kick, ban, unban, handover
+inline constexpr std::size_t groups_payload_size = 0;
+inline constexpr std::size_t group_send_prefix_size = send_message_prefix_size;           // 21: group[16] type[1] size[4]
+inline constexpr std::size_t group_member_entry_size = client_id_size + 1;                // 17
+inline constexpr std::size_t group_entry_size = group_id_size + name_field_size + 1 + 4;  // 276
+inline constexpr std::size_t group_sent_response_size = group_id_size + 4 + 4;            // 24
+// A group message is stored as group ID[16] ‖ content, so its content may be 16 bytes shorter
+// than a direct one and still fit one 2006 entry.
+inline constexpr std::uint64_t max_group_content_size = max_content_size - group_id_size;
+
+// True for 220..230.
+bool is_group_request(std::uint8_t code) noexcept;
+// The exact payload size of a group request other than SEND (230); nullopt for 230 and other codes.
+std::optional<std::uint32_t> group_fixed_payload_size(std::uint8_t code) noexcept;
+// A whole group request frame (zero client ID, version 3).
+byte_buffer encode_group_request(group_request_code code, bytes_view payload);
+
+struct group_create_request {
+  std::string name;  // the name rules of §3, canonical field
+  bool open = false;
+  bool operator==(const group_create_request&) const = default;
+};
+byte_buffer encode_group_create_request(const group_create_request& request);  // throws on an invalid name
+group_create_request decode_group_create_request(bytes_view payload);           // 256 bytes; flags ⊆ {open}
+
+// INVITE, KICK, BAN, UNBAN, HANDOVER: the group and the client concerned.
+struct group_target_request {
+  group_id group{};
+  client_id client{};
+  bool operator==(const group_target_request&) const = default;
+};
+byte_buffer encode_group_target_request(const group_target_request& request);
+group_target_request decode_group_target_request(bytes_view payload);  // 32 bytes
+// JOIN, LEAVE, MEMBERS: the group.
+byte_buffer encode_group_payload(const group_id& group);
+group_id decode_group_payload(bytes_view payload);  // 16 bytes
+// GROUP SEND: the prefix of SEND with the group in place of the recipient (send_message_prefix::to).
+// The type must be 18 or 19 (is_group_message_type).
+bool is_group_message_type(std::uint8_t type) noexcept;
+
+byte_buffer encode_group_created_response(const group_id& group);  // 2020
+group_id decode_group_created_payload(bytes_view payload);         // 16 bytes
+byte_buffer encode_group_empty_response(group_response_code code);  // 2021..2027
+
+struct group_member_entry {
+  client_id id{};
+  std::uint8_t flags = 0;  // member_flag_admin
+  bool operator==(const group_member_entry&) const = default;
+};
+byte_buffer encode_group_members_response(const std::vector<group_member_entry>& members);  // 2028
+std::vector<group_member_entry> decode_group_members_payload(bytes_view payload);           // n × 17
+
+struct group_entry {
+  group_id id{};
+  std::string name;
+  std::uint8_t flags = 0;  // group_entry_*
+  std::uint32_t members = 0;
+  bool operator==(const group_entry&) const = default;
+};
+byte_buffer encode_group_list_response(const std::vector<group_entry>& groups);  // 2029
+std::vector<group_entry> decode_group_list_payload(bytes_view payload);          // n × 276
+
+struct group_sent {
+  group_id group{};
+  std::uint32_t delivered = 0;  // members whose mailbox got it (the sender not counted)
+  std::uint32_t skipped = 0;    // members whose mailbox was full
+  bool operator==(const group_sent&) const = default;
+};
+byte_buffer encode_group_sent_response(const group_sent& sent);  // 2030
+group_sent decode_group_sent_payload(bytes_view payload);        // 24 bytes
 
 }  // namespace letterbox::protocol::v2

@@ -57,7 +57,7 @@ TEST_CASE("v2 sizes are those of PROTOCOL.md §12–§15") {
   CHECK(std::string(v2::reason_name(3)) == "authentication_failed");
   CHECK(std::string(v2::reason_name(12)) == "storage_failure");
   CHECK(std::string(v2::reason_name(0)) == "unknown");
-  CHECK(std::string(v2::reason_name(13)) == "unknown");
+  CHECK(std::string(v2::reason_name(20)) == "unknown");
 }
 
 TEST_CASE("v2 request frame: zero client ID, version 3") {
@@ -269,4 +269,76 @@ TEST_CASE("v2 pulled entry header: 26 bytes with flags at 21") {
   CHECK(byte_buffer(bytes.begin(), bytes.end()) == expected);
   CHECK(v2::decode_pulled_message_header(bytes) == header);
   CHECK_THROWS_AS(v2::decode_pulled_message_header(bytes_view(bytes).first(25)), protocol_error);
+}
+
+// --- Part IV (groups) ---------------------------------------------------------------------------
+
+TEST_CASE("group codec: codes, sizes and reasons of Part IV") {
+  CHECK(v2::is_group_request(220));
+  CHECK(v2::is_group_request(230));
+  CHECK_FALSE(v2::is_group_request(219));
+  CHECK_FALSE(v2::is_group_request(231));
+  CHECK_FALSE(v2::is_v2_request(220));  // 200..207 stay Part II's
+  CHECK(v2::group_fixed_payload_size(220) == 256u);
+  CHECK(v2::group_fixed_payload_size(221) == 32u);
+  CHECK(v2::group_fixed_payload_size(222) == 16u);
+  CHECK(v2::group_fixed_payload_size(228) == 16u);
+  CHECK(v2::group_fixed_payload_size(229) == 0u);
+  CHECK_FALSE(v2::group_fixed_payload_size(230).has_value());
+  CHECK(v2::group_response_for(220) == 2020);
+  CHECK(v2::group_response_for(230) == 2030);
+  CHECK(std::string(v2::reason_name(13)) == "unknown_group");
+  CHECK(std::string(v2::reason_name(19)) == "too_many_groups");
+  CHECK(std::string(v2::reason_name(20)) == "unknown");
+  CHECK(v2::max_group_content_size == 0xFFFFFFFFull - 26 - 16);
+}
+
+TEST_CASE("group codec: CREATE is name[255] flags[1]; unknown flag bits and a non-canonical name are malformed") {
+  const auto payload = v2::encode_group_create_request({"room", true});
+  CHECK(payload == concat({name_bytes("room"), byte_buffer{0x01}}));
+  CHECK(v2::decode_group_create_request(payload) == v2::group_create_request{"room", true});
+  auto bad = payload;
+  bad[255] = 0x02;
+  CHECK_THROWS_AS(v2::decode_group_create_request(bad), protocol_error);
+  bad = payload;
+  bad[200] = 'x';  // after the NUL
+  CHECK_THROWS_AS(v2::decode_group_create_request(bad), protocol_error);
+  CHECK_THROWS_AS(v2::decode_group_create_request(bytes_view(payload).first(255)), protocol_error);
+}
+
+TEST_CASE("group codec: target and group payloads, golden responses") {
+  const v2::group_target_request target{pattern<v2::group_id>(0x10), pattern<client_id>(0x40)};
+  const auto payload = v2::encode_group_target_request(target);
+  CHECK(payload == concat({target.group, target.client}));
+  CHECK(v2::decode_group_target_request(payload) == target);
+  CHECK(v2::decode_group_payload(v2::encode_group_payload(target.group)) == target.group);
+  CHECK_THROWS_AS(v2::decode_group_payload(payload), protocol_error);
+
+  const auto created = v2::encode_group_created_response(target.group);
+  CHECK(byte_buffer(created.begin(), created.begin() + 7) == byte_buffer{0x03, 0xE4, 0x07, 0x10, 0, 0, 0});
+  CHECK(v2::decode_group_created_payload(bytes_view(created).subspan(7)) == target.group);
+  CHECK(v2::encode_group_empty_response(v2::group_response_code::joined) == byte_buffer{0x03, 0xE6, 0x07, 0, 0, 0, 0});
+
+  const std::vector<v2::group_member_entry> members{{pattern<client_id>(1), v2::member_flag_admin}, {pattern<client_id>(2), 0}};
+  const auto list = v2::encode_group_members_response(members);
+  REQUIRE(list.size() == 7 + 34);
+  CHECK(list[1] == 0xEC);  // 2028
+  CHECK(list[7 + 16] == 0x01);
+  CHECK(v2::decode_group_members_payload(bytes_view(list).subspan(7)) == members);
+
+  const std::vector<v2::group_entry> groups{{pattern<v2::group_id>(3), "chat", v2::group_entry_open | v2::group_entry_member, 0x01020304}};
+  const auto glist = v2::encode_group_list_response(groups);
+  REQUIRE(glist.size() == 7 + 276);
+  CHECK(byte_buffer(glist.begin() + 7 + 271, glist.end()) == byte_buffer{0x03, 0x04, 0x03, 0x02, 0x01});
+  CHECK(v2::decode_group_list_payload(bytes_view(glist).subspan(7)) == groups);
+
+  const v2::group_sent sent{pattern<v2::group_id>(5), 99, 1};
+  const auto s = v2::encode_group_sent_response(sent);
+  REQUIRE(s.size() == 7 + 24);
+  CHECK(byte_buffer(s.begin(), s.begin() + 7) == byte_buffer{0x03, 0xEE, 0x07, 0x18, 0, 0, 0});
+  CHECK(byte_buffer(s.begin() + 23, s.end()) == byte_buffer{99, 0, 0, 0, 1, 0, 0, 0});
+  CHECK(v2::decode_group_sent_payload(bytes_view(s).subspan(7)) == sent);
+  CHECK(v2::is_group_message_type(18));
+  CHECK(v2::is_group_message_type(19));
+  CHECK_FALSE(v2::is_group_message_type(17));
 }
