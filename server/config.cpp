@@ -93,6 +93,14 @@ parsed_config parse_command_line(int argc, char** argv) {
                  "seconds a v2 pull leases its messages to its connection; not acknowledged by then, they come again")
       ->capture_default_str()
       ->check(CLI::Range(0.001, max_timeout_seconds));
+  app.add_option("--max-groups-per-user", config.limits.max_groups_per_user,
+                 "groups one v2 client may be a member of (CREATE, JOIN beyond: too_many_groups); 0: no groups")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{0}, std::size_t{1} << 20));
+  app.add_option("--max-group-members", config.limits.max_group_members,
+                 "members of one group (a JOIN beyond: group_full); also bounds the mailboxes one GROUP SEND fills")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1}, max_group_members_limit));
   app.add_option("--max-batch", config.limits.max_batch, "storage jobs committed in one transaction at most")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);

@@ -69,7 +69,8 @@ class session : public std::enable_shared_from_this<session> {
   asio::awaitable<outcome> handle(request& r) {
     // v2 is version 3, a v2 code and a zero client ID field (docs/PROTOCOL.md §12); any other
     // request with a v2 code is an unknown v1 code, answered as v1 always did.
-    if (r.header.version == v2::wire_version && v2::is_v2_request(r.header.code) && r.header.client == client_id{})
+    if (r.header.version == v2::wire_version &&
+        (v2::is_v2_request(r.header.code) || v2::is_group_request(r.header.code)) && r.header.client == client_id{})
       co_return co_await handle_v2(r);
     std::string failure;
     try {
@@ -110,6 +111,7 @@ class session : public std::enable_shared_from_this<session> {
     std::string failure;
     v2::reason why = v2::reason::malformed;
     try {
+      if (v2::is_group_request(r.header.code)) co_return co_await handle_v2_group_request(r);  // Part IV
       switch (static_cast<v2::request_code>(r.header.code)) {
         case v2::request_code::hello:
         case v2::request_code::register_client:

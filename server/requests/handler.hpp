@@ -103,10 +103,32 @@ class request_handler {
   // ACK: removes those messages of the requester's mailbox (others ignored); how many.
   std::uint32_t acknowledge(const client_id& requester, const std::vector<std::uint32_t>& ids);
 
+  // --- Groups (docs/PROTOCOL.md Part IV; the rules and their order are §22's) ---
+  protocol::v2::group_id create_group(const client_id& requester, const protocol::v2::group_create_request& request);
+  void invite_to_group(const client_id& requester, const protocol::v2::group_target_request& request);
+  void join_group(const client_id& requester, const protocol::v2::group_id& group);
+  void leave_group(const client_id& requester, const protocol::v2::group_id& group);
+  void kick_from_group(const client_id& requester, const protocol::v2::group_target_request& request);
+  void ban_from_group(const client_id& requester, const protocol::v2::group_target_request& request);
+  void unban_from_group(const client_id& requester, const protocol::v2::group_target_request& request);
+  void hand_over_group(const client_id& requester, const protocol::v2::group_target_request& request);
+  std::vector<protocol::v2::group_member_entry> group_members(const client_id& requester,
+                                                              const protocol::v2::group_id& group);
+  std::vector<protocol::v2::group_entry> groups_for(const client_id& requester);
+  // GROUP SEND, before any content is received: the group exists and the sender is a member.
+  void check_group_send(const client_id& sender, const protocol::v2::group_id& group);
+  // GROUP SEND with its stored content (group ID ‖ content: inline, or a durable spool file):
+  // one content for every member but the sender whose quota allows it; the others are skipped.
+  protocol::v2::group_sent store_group_message(const client_id& sender, const protocol::send_message_prefix& prefix,
+                                               byte_buffer stored_content, std::string content_file);
+
   // Every rule violation throws request_rejected; storage failures throw storage_error.
 
  private:
   void require_registered(const client_id& id);  // and records its last-seen time
+  const mailbox_store::group_state& require_group(const protocol::v2::group_id& group) const;
+  const mailbox_store::group_state& require_admin(const client_id& requester, const protocol::v2::group_id& group) const;
+  void leave(const protocol::v2::group_id& group, const client_id& client);  // hands over or deletes
   std::function<bool(std::uint32_t)> held_back_filter(const client_id& mailbox);
 
   // A pending message a pull must treat specially.

@@ -51,6 +51,12 @@ inline constexpr std::uint64_t default_min_free_disk = 64ull << 20;
 // A v2 PULL leases the messages it delivers to its connection for this long (docs/PROTOCOL.md
 // §15): not acknowledged by then, they are free again for the next PULL.
 inline constexpr std::chrono::seconds default_lease_timeout{120};
+// Groups (docs/PROTOCOL.md Part IV §26): groups one client may be a member of (CREATE, JOIN;
+// 0: nobody may), and members of one group (JOIN). A GROUP SEND fills at most members − 1
+// mailboxes, so this also bounds the fan-out of one request.
+inline constexpr std::size_t default_max_groups_per_user = 256;
+inline constexpr std::size_t default_max_group_members = 1024;
+inline constexpr std::size_t max_group_members_limit = 65'536;  // the most --max-group-members accepts
 // Jobs the storage worker runs in one transaction (one fsync) at most.
 inline constexpr std::size_t default_max_batch = 4096;
 
@@ -72,6 +78,8 @@ struct server_limits {
   std::uint64_t min_free_disk = default_min_free_disk;
   std::size_t max_batch = default_max_batch;
   std::chrono::milliseconds lease_timeout = default_lease_timeout;
+  std::size_t max_groups_per_user = default_max_groups_per_user;
+  std::size_t max_group_members = default_max_group_members;
 };
 
 }  // namespace letterbox::server

@@ -7,6 +7,7 @@
 //   v2_session.cpp      v2 200 HELLO, 201 REGISTER, 202 AUTH (the connection's identity)
 //   v2_directory.cpp    v2 203 LIST, 204 KEYS
 //   v2_mail.cpp         v2 205 SEND (the 103 path), 206 PULL (leases), 207 ACK
+//   v2_groups.cpp       v2 220..230 groups (Part IV), rules in group_handler.cpp
 #pragma once
 
 #include <utility>  // before Asio (Boost 1.74 + g++ 12 + C++20)
@@ -206,6 +207,7 @@ boost::asio::awaitable<outcome> handle_v2_directory_request(request& r);  // 203
 boost::asio::awaitable<outcome> handle_v2_send(request& r);  // 205
 boost::asio::awaitable<outcome> handle_v2_pull(request& r);  // 206
 boost::asio::awaitable<outcome> handle_v2_ack(request& r);   // 207
+boost::asio::awaitable<outcome> handle_v2_group_request(request& r);  // 220..230 (v2_groups.cpp, Part IV)
 
 // --- Shared by the v1 and v2 flows ------------------------------------------------------------
 // The part of a send after its prefix was checked (103 and 205): disk watermark, content
@@ -213,6 +215,10 @@ boost::asio::awaitable<outcome> handle_v2_ack(request& r);   // 207
 boost::asio::awaitable<outcome> receive_and_store(request& r, const client_id& sender,
                                                   const protocol::send_message_prefix& prefix,
                                                   protocol::byte_buffer (*encode)(const protocol::message_sent&));
+// GROUP SEND (230) after its prefix was checked: as receive_and_store, the content stored once as
+// group ID ‖ content for every member but the sender (Part IV §22, §24); answers 2030.
+boost::asio::awaitable<outcome> receive_and_store_group(request& r, const client_id& sender,
+                                                        const protocol::send_message_prefix& prefix);
 // The authenticated client of a v2 request; bad_state when the connection has none. (Its
 // last-seen time is recorded by the flow's storage job, as for v1.)
 client_id require_authenticated(request& r);

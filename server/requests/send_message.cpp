@@ -51,13 +51,18 @@ using pooled_upload = std::unique_ptr<spool_directory::upload, delete_on_pool>;
 // Moves the content into a new spool file and makes it durable. No buffer is held while
 // waiting for the peer: a stalled upload costs no memory. The upload deletes its file unless
 // the caller keeps it.
-asio::awaitable<pooled_upload> receive_to_spool(request& r, std::uint32_t size) {
+// `stored_prefix` (a group message's group ID) is written first, before the content.
+asio::awaitable<pooled_upload> receive_to_spool(request& r, std::uint32_t size, bytes_view stored_prefix = {}) {
   auto& connection = r.connection;
   auto& spool = r.server.spool;
   auto create = [&spool, pool = &r.server.file_pool] {
     return pooled_upload(new spool_directory::upload(spool.create()), delete_on_pool{pool});
   };
   auto upload = co_await connection.run_blocking(std::move(create));
+  if (!stored_prefix.empty()) {
+    auto write_prefix = [&upload, stored_prefix] { upload->write(stored_prefix); };
+    co_await connection.run_blocking(std::move(write_prefix));
+  }
   std::uint64_t left = size;
   if (const auto head = connection.buffered(); !head.empty()) {  // the start came with the header
     const auto part = head.first(static_cast<std::size_t>(std::min<std::uint64_t>(left, head.size())));
@@ -136,6 +141,38 @@ asio::awaitable<outcome> receive_and_store(request& r, const client_id& sender, 
   const auto sent = co_await storage.run<message_sent>(std::move(store));
   upload->keep();  // committed: the row owns the file now
   co_return co_await respond(r, encode(sent));
+}
+
+asio::awaitable<outcome> receive_and_store_group(request& r, const client_id& sender, const send_message_prefix& prefix) {
+  auto& handler = r.server.handler;
+  auto& storage = r.server.storage;
+  const std::uint64_t stored_size = v2::group_id_size + std::uint64_t{prefix.content_size};
+  if (!r.server.disk.allows(stored_size))
+    throw request_rejected(v2::reason::disk_full, "the disk holding the database has less than " +
+                                                      std::to_string(r.server.disk.min_free()) +
+                                                      " bytes free after this message and the sends in progress "
+                                                      "(--min-free-disk)");
+  const disk_space::reservation on_disk(r.server.disk, stored_size);
+  if (stored_size <= r.server.limits.inline_content_limit) {
+    byte_buffer stored(prefix.to.begin(), prefix.to.end());  // group ID ‖ content, stored once
+    auto content = co_await receive_inline(r, prefix.content_size);
+    stored.insert(stored.end(), content.begin(), content.end());
+    auto store = [&handler, sender, prefix, stored = std::move(stored)]() mutable {
+      return handler.store_group_message(sender, prefix, std::move(stored), {});
+    };
+    const auto sent = co_await storage.run<v2::group_sent>(std::move(store));
+    co_return co_await respond(r, v2::encode_group_sent_response(sent));
+  }
+  // Large content: refuse before receiving it for a group the sender is not in.
+  auto check = [&handler, sender, group = prefix.to] { handler.check_group_send(sender, group); };
+  co_await storage.run<void>(std::move(check));
+  auto upload = co_await receive_to_spool(r, prefix.content_size, bytes_view(prefix.to));
+  auto store = [&handler, sender, prefix, file = upload->name()] {
+    return handler.store_group_message(sender, prefix, {}, file);
+  };
+  const auto sent = co_await storage.run<v2::group_sent>(std::move(store));
+  if (sent.delivered > 0) upload->keep();  // committed: the shared content owns the file now
+  co_return co_await respond(r, v2::encode_group_sent_response(sent));
 }
 
 }  // namespace letterbox::server

@@ -39,6 +39,10 @@ mailbox_store::mailbox_store(record_store& records, spool_directory& spool, std:
   for (auto& [to, pending] : mailboxes_)  // stored order is send order; make sure of it
     if (!std::is_sorted(pending.begin(), pending.end(), [](const auto& a, const auto& b) { return a.id < b.id; }))
       std::sort(pending.begin(), pending.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
+  records_.for_each_group([this](const group_record& group) {
+    replace_group(group.id, group_state{group.name, group.admin, group.open, group.members, group.invited,
+                                        group.banned, ++group_sequence_});
+  });
   auto files = records_.referenced_content_files();
   swept_files_ = spool_.sweep(std::unordered_set<std::string>(files.begin(), files.end()));
 }
@@ -98,6 +102,7 @@ void mailbox_store::commit() {
     if (auto state = clients_.find(client); state != clients_.end() && id > state->second.recorded_id)
       records_.record_last_message_id(client, id);
   records_.commit();  // a batch that wrote nothing commits without an fsync
+  group_undo_.clear();
   for (const auto& [client, id] : removed_up_to_)
     if (auto state = clients_.find(client); state != clients_.end())
       state->second.recorded_id = std::max(state->second.recorded_id, id);
@@ -126,6 +131,12 @@ void mailbox_store::commit() {
 
 void mailbox_store::rollback() noexcept {
   records_.rollback();
+  try {
+    for (auto it = group_undo_.rbegin(); it != group_undo_.rend(); ++it) (*it)();
+  } catch (...) {
+    // Out of memory while restoring the cache: it can only be reloaded by a restart.
+  }
+  group_undo_.clear();
   in_batch_ = false;
   batch_time_.clear();
   removed_up_to_.clear();
@@ -197,14 +208,17 @@ std::vector<protocol::client_entry> mailbox_store::clients_except(const client_i
 
 void mailbox_store::touch(const client_id& id) { touched_.insert(id); }
 
-std::uint32_t mailbox_store::add_message(const new_message& message) {
+std::uint32_t mailbox_store::add_message(const new_message& message) { return add_message_row(message, nullptr, 0); }
+
+std::uint32_t mailbox_store::add_message_row(const new_message& message, const group_id* group, std::uint64_t content) {
   auto recipient = clients_.find(message.to);
   if (recipient == clients_.end()) throw storage_error("store message: recipient " + protocol::to_hex(message.to) + " is not a client");
   auto& last_id = recipient->second.last_id;
   if (last_id == std::numeric_limits<std::uint32_t>::max())
     throw storage_error("mailbox " + protocol::to_hex(message.to) + " has used every 4-byte message ID");
   const std::uint32_t id = last_id + 1;
-  const auto row = records_.insert_message(message, id, now());
+  const auto row = group ? records_.insert_group_message(message, *group, content, id, now())
+                         : records_.insert_message(message, id, now());
   last_id = id;
   messages_added_in_batch_.push_back({message.to, {id, row, message.content_size}});
   ++recipient->second.usage.messages;
@@ -241,7 +255,7 @@ std::vector<stored_message> mailbox_store::pending_messages(const client_id& to,
     }
     payload += size;
     result.push_back({it->id, record->from, record->type, record->content_size, std::move(record->inline_content),
-                      std::move(record->content_file)});
+                      std::move(record->content_file), record->group});
   }
   return result;
 }
@@ -264,6 +278,140 @@ std::size_t mailbox_store::remove_messages(const client_id& to, const std::vecto
     if (!deleted->content_file.empty()) files_to_remove_.push_back(std::move(deleted->content_file));
   }
   return removed;
+}
+
+// --- Groups -----------------------------------------------------------------------------------
+
+namespace {
+bool contains(const std::vector<client_id>& ids, const client_id& id) {
+  return std::find(ids.begin(), ids.end(), id) != ids.end();
+}
+void erase_id(std::vector<client_id>& ids, const client_id& id) { std::erase(ids, id); }
+}  // namespace
+
+bool mailbox_store::group_state::is_member(const client_id& id) const { return contains(members, id); }
+bool mailbox_store::group_state::is_invited(const client_id& id) const { return contains(invited, id); }
+bool mailbox_store::group_state::is_banned(const client_id& id) const { return contains(banned, id); }
+
+const mailbox_store::group_state* mailbox_store::group(const group_id& id) const {
+  auto it = groups_.find(id);
+  return it == groups_.end() ? nullptr : &it->second;
+}
+
+std::vector<std::pair<group_id, const mailbox_store::group_state*>> mailbox_store::groups() const {
+  std::vector<std::pair<group_id, const group_state*>> all;
+  all.reserve(groups_.size());
+  for (const auto& [id, state] : groups_) all.emplace_back(id, &state);
+  std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) { return a.second->created < b.second->created; });
+  return all;
+}
+
+std::size_t mailbox_store::groups_of(const client_id& client) const {
+  auto it = groups_per_client_.find(client);
+  return it == groups_per_client_.end() ? 0 : it->second;
+}
+
+// Sets the cached group (nullopt: none), keeping the per-client counts right.
+void mailbox_store::replace_group(const group_id& id, std::optional<group_state> next) {
+  if (auto it = groups_.find(id); it != groups_.end()) {
+    for (const auto& member : it->second.members)
+      if (auto count = groups_per_client_.find(member); count != groups_per_client_.end() && --count->second == 0)
+        groups_per_client_.erase(count);
+    groups_.erase(it);
+  }
+  if (!next) return;
+  for (const auto& member : next->members) ++groups_per_client_[member];
+  groups_.emplace(id, std::move(*next));
+}
+
+// Applies `change` to the cached group and records how to undo it if the batch rolls back.
+void mailbox_store::change_group(const group_id& id, const std::function<void(group_state&)>& change) {
+  auto it = groups_.find(id);
+  if (it == groups_.end()) throw storage_error("group " + protocol::to_hex(id) + " is not cached");
+  group_state next = it->second;
+  change(next);
+  std::optional<group_state> before = it->second;
+  replace_group(id, std::move(next));
+  if (in_batch_) group_undo_.push_back([this, id, before = std::move(before)] { replace_group(id, before); });
+}
+
+void mailbox_store::create_group(const group_id& id, const std::string& name, const client_id& admin, bool open) {
+  if (groups_.count(id) != 0) throw storage_error("group " + protocol::to_hex(id) + " exists");
+  records_.insert_group(id, name, admin, open, now());
+  records_.put_group_member(id, admin, true);
+  replace_group(id, group_state{name, admin, open, {admin}, {}, {}, ++group_sequence_});
+  if (in_batch_) group_undo_.push_back([this, id] { replace_group(id, std::nullopt); });
+}
+
+void mailbox_store::delete_group(const group_id& id) {
+  auto it = groups_.find(id);
+  if (it == groups_.end()) return;
+  records_.delete_group(id);
+  std::optional<group_state> before = it->second;
+  replace_group(id, std::nullopt);
+  if (in_batch_) group_undo_.push_back([this, id, before = std::move(before)] { replace_group(id, before); });
+}
+
+void mailbox_store::set_group_admin(const group_id& id, const client_id& admin) {
+  records_.set_group_admin(id, admin);
+  change_group(id, [&](group_state& g) { g.admin = admin; });
+}
+
+void mailbox_store::add_group_member(const group_id& id, const client_id& client) {
+  records_.put_group_member(id, client, true);
+  change_group(id, [&](group_state& g) {
+    erase_id(g.invited, client);
+    erase_id(g.members, client);
+    g.members.push_back(client);
+  });
+}
+
+void mailbox_store::invite_to_group(const group_id& id, const client_id& client) {
+  records_.put_group_member(id, client, false);
+  change_group(id, [&](group_state& g) {
+    erase_id(g.invited, client);
+    g.invited.push_back(client);
+  });
+}
+
+void mailbox_store::remove_from_group(const group_id& id, const client_id& client) {
+  records_.delete_group_member(id, client);
+  change_group(id, [&](group_state& g) {
+    erase_id(g.members, client);
+    erase_id(g.invited, client);
+  });
+}
+
+void mailbox_store::ban_from_group(const group_id& id, const client_id& client) {
+  records_.delete_group_member(id, client);
+  records_.put_group_ban(id, client);
+  change_group(id, [&](group_state& g) {
+    erase_id(g.members, client);
+    erase_id(g.invited, client);
+    if (!contains(g.banned, client)) g.banned.push_back(client);
+  });
+}
+
+void mailbox_store::unban_from_group(const group_id& id, const client_id& client) {
+  records_.delete_group_ban(id, client);
+  change_group(id, [&](group_state& g) { erase_id(g.banned, client); });
+}
+
+std::vector<std::uint32_t> mailbox_store::add_group_message(const group_id& group, const client_id& from,
+                                                            std::uint8_t type, std::uint32_t content_size,
+                                                            const byte_buffer& inline_content,
+                                                            const std::string& content_file,
+                                                            const std::vector<client_id>& to) {
+  std::vector<std::uint32_t> ids;
+  if (to.empty()) return ids;
+  const auto content = records_.insert_content(inline_content, content_file, content_size,
+                                               static_cast<std::uint32_t>(to.size()));
+  ids.reserve(to.size());
+  for (const auto& recipient : to) {
+    const new_message message{recipient, from, type, content_size, {}, {}};
+    ids.push_back(add_message_row(message, &group, content));
+  }
+  return ids;
 }
 
 }  // namespace letterbox::server

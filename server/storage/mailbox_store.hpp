@@ -109,6 +109,42 @@ class mailbox_store final : public batch_store {
   // Spool file names referenced by stored messages.
   std::vector<std::string> referenced_content_files() { return records_.referenced_content_files(); }
 
+  // --- Groups (docs/PROTOCOL.md Part IV): a cache of every group, loaded at start-up; changes
+  // go to the backend at once and are undone here when the batch rolls back ---
+  struct group_state {
+    std::string name;
+    client_id admin{};
+    bool open = false;
+    std::vector<client_id> members;  // join order, the admin among them
+    std::vector<client_id> invited;
+    std::vector<client_id> banned;
+    std::uint64_t created = 0;  // creation order
+    bool is_member(const client_id& id) const;
+    bool is_invited(const client_id& id) const;
+    bool is_banned(const client_id& id) const;
+  };
+  // The group (this batch's changes included); nullptr when there is none.
+  const group_state* group(const group_id& id) const;
+  // Every group in creation order.
+  std::vector<std::pair<group_id, const group_state*>> groups() const;
+  // How many groups `client` is a member of.
+  std::size_t groups_of(const client_id& client) const;
+  // Changes. Each throws storage_error when the backend fails (the batch then rolls back).
+  void create_group(const group_id& id, const std::string& name, const client_id& admin, bool open);
+  void delete_group(const group_id& id);
+  void set_group_admin(const group_id& id, const client_id& admin);
+  void add_group_member(const group_id& id, const client_id& client);  // ends its invitation
+  void invite_to_group(const group_id& id, const client_id& client);
+  void remove_from_group(const group_id& id, const client_id& client);  // a member or an invitation
+  void ban_from_group(const group_id& id, const client_id& client);
+  void unban_from_group(const group_id& id, const client_id& client);
+  // A group message to these recipients (each must be a client): the content (inline, or a
+  // durable spool file) is stored once, and each mailbox gets a message referring to it.
+  // Returns each recipient's message ID, in the order given. Nothing is stored for none.
+  std::vector<std::uint32_t> add_group_message(const group_id& group, const client_id& from, std::uint8_t type,
+                                               std::uint32_t content_size, const byte_buffer& inline_content,
+                                               const std::string& content_file, const std::vector<client_id>& to);
+
   // Files the start-up sweep deleted.
   std::size_t swept_files() const noexcept { return swept_files_; }
 
@@ -158,6 +194,15 @@ class mailbox_store final : public batch_store {
   std::chrono::milliseconds last_seen_flush_;
   std::chrono::steady_clock::time_point last_touch_flush_ = std::chrono::steady_clock::now();
   std::size_t swept_files_ = 0;
+
+  // Groups: the cache, how many groups each client is in, and this batch's undo steps.
+  void replace_group(const group_id& id, std::optional<group_state> next);
+  std::uint32_t add_message_row(const new_message& message, const group_id* group, std::uint64_t content);
+  void change_group(const group_id& id, const std::function<void(group_state&)>& change);
+  std::unordered_map<group_id, group_state, client_id_hash> groups_;
+  std::unordered_map<client_id, std::size_t, client_id_hash> groups_per_client_;
+  std::uint64_t group_sequence_ = 0;
+  std::vector<std::function<void()>> group_undo_;
 };
 
 }  // namespace letterbox::server

@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <map>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -33,8 +34,22 @@ class memory_store final : public record_store {
   void update_last_seen(const std::vector<client_id>& clients, const std::string& now) override;
   void record_last_message_id(const client_id& client, std::uint32_t id) override;
   std::uint64_t insert_message(const new_message& message, std::uint32_t id, const std::string& now) override;
+  std::uint64_t insert_group_message(const new_message& message, const group_id& group, std::uint64_t content,
+                                     std::uint32_t id, const std::string& now) override;
   std::optional<message_record> read_message(std::uint64_t row) override;
   std::optional<deleted_message> delete_message(std::uint64_t row, const client_id& to, std::uint32_t id) override;
+
+  void for_each_group(const std::function<void(const group_record&)>& fn) override;
+  void insert_group(const group_id& id, const std::string& name, const client_id& admin, bool open,
+                    const std::string& now) override;
+  void delete_group(const group_id& id) override;
+  void set_group_admin(const group_id& id, const client_id& admin) override;
+  void put_group_member(const group_id& id, const client_id& client, bool member) override;
+  void delete_group_member(const group_id& id, const client_id& client) override;
+  void put_group_ban(const group_id& id, const client_id& client) override;
+  void delete_group_ban(const group_id& id, const client_id& client) override;
+  std::uint64_t insert_content(const byte_buffer& inline_content, const std::string& content_file,
+                               std::uint32_t content_size, std::uint32_t refs) override;
 
   // For tests: what is stored, seen from outside the store under test.
   bool has_client(const client_id& id) const { return client_index_.count(id) != 0; }
@@ -42,6 +57,7 @@ class memory_store final : public record_store {
   void set_last_seen_of_all(const std::string& text);
   std::size_t client_count() const noexcept { return clients_.size(); }
   std::size_t message_count() const noexcept { return messages_.size(); }
+  std::size_t content_count() const noexcept { return contents_.size(); }  // shared contents
 
  private:
   struct client_row {
@@ -55,6 +71,28 @@ class memory_store final : public record_store {
   std::unordered_map<client_id, std::size_t, client_id_hash> client_index_;
   std::unordered_set<std::string> names_;
   std::map<std::uint64_t, message_record> messages_;  // by row
+  std::map<std::uint64_t, std::uint64_t> message_refs_;  // row → its shared content (ContentRef)
+  struct content_row {
+    byte_buffer inline_content;
+    std::string content_file;
+    std::uint32_t content_size = 0;
+    std::uint32_t refs = 0;
+  };
+  std::map<std::uint64_t, content_row> contents_;
+  struct group_row {
+    group_record record;  // members and invitations: see memberships
+    std::uint64_t created = 0;
+  };
+  // The groups in creation order, and each (group, client) row with its join sequence.
+  std::map<group_id, group_row> groups_;
+  std::uint64_t group_sequence_ = 0;
+  struct membership {
+    bool member = false;
+    std::uint64_t sequence = 0;  // as a rowid: order of insertion
+  };
+  std::map<std::pair<group_id, client_id>, membership> memberships_;
+  std::set<std::pair<group_id, client_id>> bans_;
+  std::uint64_t membership_sequence_ = 0;
   bool in_transaction_ = false;
   std::vector<std::function<void()>> undo_log_;  // run backwards by rollback()
 };

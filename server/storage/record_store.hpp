@@ -41,12 +41,27 @@ struct message_record {
   std::uint8_t type = 0;
   std::uint32_t content_size = 0;
   byte_buffer inline_content;  // when content_file is empty
-  std::string content_file;    // spool file name, or empty
+  std::string content_file;    // spool file name, or empty (a shared content's, for a group message)
+  std::optional<group_id> group;  // a group message
 };
 
 // What delete_message removed.
 struct deleted_message {
-  std::string content_file;  // its spool file, to delete after the commit; empty when inline
+  // Its spool file, to delete after the commit; empty when inline, and for a group message
+  // whose shared content other messages still refer to.
+  std::string content_file;
+};
+
+// A group as stored (Part IV): members in join order (the admin among them), invitations, bans.
+struct group_record {
+  group_id id{};
+  std::string name;
+  client_id admin{};
+  bool open = false;
+  std::vector<client_id> members;
+  std::vector<client_id> invited;
+  std::vector<client_id> banned;
+  bool operator==(const group_record&) const = default;
 };
 
 class record_store {
@@ -80,11 +95,38 @@ class record_store {
   // its row, larger than every row currently stored. Throws storage_error when `to` or
   // `from` is not a client or the type is not 1..4, 16 or 17.
   virtual std::uint64_t insert_message(const new_message& message, std::uint32_t id, const std::string& now) = 0;
+  // A group message (Part IV): as insert_message, from `group`, its content the shared one
+  // stored under `content` (insert_content; the message's own content fields are ignored).
+  virtual std::uint64_t insert_group_message(const new_message& message, const group_id& group, std::uint64_t content,
+                                             std::uint32_t id, const std::string& now) = 0;
   // The message in this row, or nullopt when there is none.
   virtual std::optional<message_record> read_message(std::uint64_t row) = 0;
   // Deletes the message in this row if it is message `id` of `to`'s mailbox; nullopt when
   // there is no such message.
+  // A message that refers to a shared content lowers its count; the last one deletes it (and
+  // returns its spool file).
   virtual std::optional<deleted_message> delete_message(std::uint64_t row, const client_id& to, std::uint32_t id) = 0;
+
+  // --- Groups (schema 005, docs/PROTOCOL.md Part IV) ---
+  // Calls fn for every group, in creation order.
+  virtual void for_each_group(const std::function<void(const group_record&)>& fn) = 0;
+  // Inserts a group with no members (the caller adds its admin with put_group_member). Throws
+  // storage_error when the ID is taken or the admin is not a client.
+  virtual void insert_group(const group_id& id, const std::string& name, const client_id& admin, bool open,
+                            const std::string& now) = 0;
+  // Deletes a group with its members, invitations and bans (its messages stay).
+  virtual void delete_group(const group_id& id) = 0;
+  virtual void set_group_admin(const group_id& id, const client_id& admin) = 0;
+  // Makes `client` a member (member = true) or invited; replaces its row, so a member that was
+  // invited comes last in join order. Throws storage_error for an unknown group or client.
+  virtual void put_group_member(const group_id& id, const client_id& client, bool member) = 0;
+  // Removes a member or an invitation (none: nothing changes).
+  virtual void delete_group_member(const group_id& id, const client_id& client) = 0;
+  virtual void put_group_ban(const group_id& id, const client_id& client) = 0;
+  virtual void delete_group_ban(const group_id& id, const client_id& client) = 0;
+  // Stores a content shared by `refs` messages (new_message::content_ref); returns its key.
+  virtual std::uint64_t insert_content(const byte_buffer& inline_content, const std::string& content_file,
+                                       std::uint32_t content_size, std::uint32_t refs) = 0;
 };
 
 }  // namespace letterbox::server

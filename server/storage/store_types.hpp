@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -25,11 +26,15 @@ struct v2_keys {
   bool operator==(const v2_keys&) const = default;
 };
 
-// Whether a message type can be stored: v1's 1..4 and v2's sealed 16, 17.
+using protocol::v2::group_id;
+
+// Whether a message type can be stored: v1's 1..4, v2's sealed 16, 17 and the group envelopes
+// 18, 19 (Part IV).
 inline bool is_storable_type(std::uint8_t type) noexcept {
   return (type >= protocol::min_message_type && type <= protocol::max_message_type) ||
          type == static_cast<std::uint8_t>(protocol::v2::message_type::sealed_text) ||
-         type == static_cast<std::uint8_t>(protocol::v2::message_type::sealed_file);
+         type == static_cast<std::uint8_t>(protocol::v2::message_type::sealed_file) ||
+         protocol::v2::is_group_message_type(type);
 }
 
 // The one error type of the storage layer (I/O error, full disk, corrupt DB, ...).
@@ -58,6 +63,7 @@ struct stored_message {
   std::uint32_t content_size = 0;
   byte_buffer inline_content;  // when content_file is empty
   std::string content_file;    // spool file name, or empty
+  std::optional<group_id> group;  // a group message (PULL flag bit 1)
 };
 
 struct client_id_hash {

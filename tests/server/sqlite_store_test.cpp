@@ -365,7 +365,7 @@ TEST_CASE("store: a version 3 database is migrated to schema 4: every client sta
   }
   {
     sqlite_store records(db_path);
-    CHECK(records.schema_version() == 4);
+    CHECK(records.schema_version() == static_cast<int>(schema_migrations().size()));  // 4, then 5 (groups)
   }
   SQLite::Database peek(db_path.string(), SQLite::OPEN_READONLY);
   CHECK(peek.execAndGet("SELECT count(*) FROM clients WHERE IdentityKey IS NULL AND AgreementKey IS NULL AND KeySignature IS NULL").getInt() == 2);
@@ -374,7 +374,8 @@ TEST_CASE("store: a version 3 database is migrated to schema 4: every client sta
   CHECK(peek.execAndGet("SELECT group_concat(ID || ':' || Type || ':' || MessageID || ':' || CASE WHEN Content IS NULL THEN '-' ELSE lower(hex(Content)) END || ':' || coalesce(ContentFile, '-'), ',') FROM (SELECT * FROM messages ORDER BY ID)").getString() ==
         "5:3:41:" + letterbox::protocol::to_hex(make_content(3, 5)) + ":-,8:4:42:-:kept-file,70000:2:45:" +
             letterbox::protocol::to_hex(make_content(3, static_cast<std::uint8_t>(70000))) + ":-");
-  CHECK(peek.execAndGet("SELECT count(*) FROM pragma_foreign_key_list('messages')").getInt() == 2);
+  // ToClient, FromClient; and ContentRef since schema 5
+  CHECK(peek.execAndGet("SELECT count(*) FROM pragma_foreign_key_list('messages')").getInt() == 3);
   {
     spool_directory spool(dir / "server.db.spool");
     sqlite_store records(db_path);
@@ -396,4 +397,57 @@ TEST_CASE("store: a version 3 database is migrated to schema 4: every client sta
   CHECK_THROWS(write.exec("INSERT INTO messages (ToClient, FromClient, Type, ContentSize, SentAt, MessageID) "
                           "SELECT ID, ID, 5, 0, 'x', 1 FROM clients LIMIT 1"));
   CHECK_THROWS(write.exec("UPDATE clients SET IdentityKey = x'01' WHERE Name = 'alice'"));
+}
+
+TEST_CASE("store: a version 4 database is migrated to schema 5 (groups): every client, message, ID and spool file stays") {
+  temp_dir dir;
+  const auto db_path = dir / "server.db";
+  const auto alice = make_id(1), bob = make_id(2);
+  {
+    // What a server of schema version 4 left behind: a v2 client with a sealed message, a v1 one.
+    SQLite::Database db(db_path.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    for (int i = 0; i < 4; ++i) db.exec(std::string(schema_migrations().at(static_cast<std::size_t>(i)).sql));
+    db.exec("PRAGMA user_version = 4");
+    const std::string k32(64, 'a'), k64(128, 'b');
+    db.exec("INSERT INTO clients (ID, Name, PublicKey, LastSeen, LastMessageID, IdentityKey, AgreementKey, KeySignature) "
+            "VALUES (x'" + letterbox::protocol::to_hex(alice) + "', 'alice', x'" + letterbox::protocol::to_hex(make_key(1)) +
+            "', '2026-01-02 03:04:05', 7, x'" + k32 + "', x'" + k32 + "', x'" + k64 + "')");
+    db.exec("INSERT INTO clients (ID, Name, PublicKey, LastSeen, LastMessageID) VALUES (x'" + letterbox::protocol::to_hex(bob) +
+            "', 'bob', x'" + letterbox::protocol::to_hex(make_key(2)) + "', '2026-01-02 03:04:05', 0)");
+    db.exec("INSERT INTO messages (ID, ToClient, FromClient, Type, Content, ContentSize, ContentFile, SentAt, MessageID) VALUES "
+            "(3, x'" + letterbox::protocol::to_hex(alice) + "', x'" + letterbox::protocol::to_hex(bob) + "', 16, x'010203', 3, NULL, '2026-01-01 00:00:00', 8), "
+            "(9, x'" + letterbox::protocol::to_hex(alice) + "', x'" + letterbox::protocol::to_hex(bob) + "', 17, NULL, 5, 'big-file', '2026-01-01 00:00:00', 9)");
+  }
+  {
+    sqlite_store records(db_path);
+    CHECK(records.schema_version() == 5);
+  }
+  SQLite::Database peek(db_path.string(), SQLite::OPEN_READONLY);
+  CHECK(peek.execAndGet("SELECT group_concat(Name || ':' || LastMessageID || ':' || (IdentityKey IS NOT NULL), ',') FROM clients ORDER BY rowid").getString() ==
+        "alice:7:1,bob:0:0");
+  CHECK(peek.execAndGet("SELECT group_concat(ID || ':' || Type || ':' || MessageID || ':' || coalesce(lower(hex(Content)), '-') || ':' || coalesce(ContentFile, '-') || ':' || coalesce(GroupID, '-') || ':' || coalesce(ContentRef, '-'), ',') FROM (SELECT * FROM messages ORDER BY ID)").getString() ==
+        "3:16:8:010203:-:-:-,9:17:9::big-file:-:-");  // hex(NULL) is empty
+  CHECK(peek.execAndGet("SELECT count(*) FROM groups").getInt() == 0);
+  CHECK(peek.execAndGet("SELECT count(*) FROM contents").getInt() == 0);
+  {
+    spool_directory spool(dir / "server.db.spool");
+    sqlite_store records(db_path);
+    mailbox_store store(records, spool);
+    CHECK(store.is_v2_client(alice));
+    const auto pending = store.pending_messages(alice, 0, 100, 1 << 20, 1 << 20);
+    REQUIRE(pending.size() == 2);
+    CHECK(pending[0].inline_content == byte_buffer{1, 2, 3});
+    CHECK_FALSE(pending[0].group.has_value());
+    CHECK(pending[1].content_file == "big-file");
+    CHECK(store.referenced_content_files() == std::vector<std::string>{"big-file"});
+    store.begin();  // the new tables and types work on the migrated database
+    store.create_group(make_id(0xA1), "room", alice, true);
+    store.add_group_member(make_id(0xA1), bob);
+    CHECK(store.add_group_message(make_id(0xA1), alice, 18, 3, byte_buffer{4, 5, 6}, {}, {bob}) == std::vector<std::uint32_t>{1});
+    CHECK(store.add_message({alice, bob, 16, 1, {1}, {}}) == 10);
+    store.commit();
+  }
+  SQLite::Database write(db_path.string(), SQLite::OPEN_READWRITE);
+  CHECK_THROWS(write.exec("INSERT INTO messages (ToClient, FromClient, Type, ContentSize, SentAt, MessageID) "
+                          "SELECT ID, ID, 20, 0, 'x', 1 FROM clients LIMIT 1"));
 }

@@ -41,6 +41,7 @@ struct sqlite_backend {
   SQLite::Database peek(int flags = SQLite::OPEN_READONLY) const { return SQLite::Database(db_path.string(), flags); }
   int client_count() const { return peek().execAndGet("SELECT count(*) FROM clients").getInt(); }
   int message_count() const { return peek().execAndGet("SELECT count(*) FROM messages").getInt(); }
+  int content_count() const { return peek().execAndGet("SELECT count(*) FROM contents").getInt(); }  // shared contents
   std::string last_seen(const protocol::client_id& id) const {
     auto db = peek();
     SQLite::Statement query(db, "SELECT LastSeen FROM clients WHERE ID = ?");
@@ -63,6 +64,7 @@ struct memory_backend {
   void reopen() { memory.rollback(); }
   int client_count() const { return static_cast<int>(memory.client_count()); }
   int message_count() const { return static_cast<int>(memory.message_count()); }
+  int content_count() const { return static_cast<int>(memory.content_count()); }
   std::string last_seen(const protocol::client_id& id) const {
     if (!memory.has_client(id)) throw std::runtime_error("no such client");
     return memory.last_seen(id);
@@ -83,6 +85,7 @@ class faulty_records final : public record_store {
   bool fail_next_insert_message = false;
   bool fail_next_delete = false;
   bool fail_deletes = false;  // every delete while set
+  bool fail_next_group_change = false;  // put_group_member
 
   void begin() override { inner_.begin(); }
   void commit() override {
@@ -109,12 +112,39 @@ class faulty_records final : public record_store {
     fail_if(fail_next_insert_message, "insert failed: disk full");
     return inner_.insert_message(message, id, now);
   }
+  std::uint64_t insert_group_message(const new_message& message, const group_id& group, std::uint64_t content,
+                                     std::uint32_t id, const std::string& now) override {
+    fail_if(fail_next_insert_message, "insert failed: disk full");
+    return inner_.insert_group_message(message, group, content, id, now);
+  }
   std::optional<message_record> read_message(std::uint64_t row) override { return inner_.read_message(row); }
   std::optional<deleted_message> delete_message(std::uint64_t row, const protocol::client_id& to,
                                                 std::uint32_t id) override {
     fail_if(fail_next_delete, "delete failed: disk full");
     if (fail_deletes) throw storage_error("delete failed: disk full");
     return inner_.delete_message(row, to, id);
+  }
+  void for_each_group(const std::function<void(const group_record&)>& fn) override { inner_.for_each_group(fn); }
+  void insert_group(const group_id& id, const std::string& name, const protocol::client_id& admin, bool open,
+                    const std::string& now) override {
+    inner_.insert_group(id, name, admin, open, now);
+  }
+  void delete_group(const group_id& id) override { inner_.delete_group(id); }
+  void set_group_admin(const group_id& id, const protocol::client_id& admin) override { inner_.set_group_admin(id, admin); }
+  void put_group_member(const group_id& id, const protocol::client_id& client, bool member) override {
+    fail_if(fail_next_group_change, "group change failed: disk full");
+    inner_.put_group_member(id, client, member);
+  }
+  void delete_group_member(const group_id& id, const protocol::client_id& client) override {
+    inner_.delete_group_member(id, client);
+  }
+  void put_group_ban(const group_id& id, const protocol::client_id& client) override { inner_.put_group_ban(id, client); }
+  void delete_group_ban(const group_id& id, const protocol::client_id& client) override {
+    inner_.delete_group_ban(id, client);
+  }
+  std::uint64_t insert_content(const byte_buffer& inline_content, const std::string& content_file,
+                               std::uint32_t content_size, std::uint32_t refs) override {
+    return inner_.insert_content(inline_content, content_file, content_size, refs);
   }
 
  private:

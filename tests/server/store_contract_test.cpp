@@ -556,7 +556,7 @@ TEST_CASE_TEMPLATE("store: the backend itself refuses a taken client ID or name"
   CHECK(f.backend.client_count() == 1);
 }
 
-TEST_CASE_TEMPLATE("store: the backend refuses a message to or from an unknown client, or of a type outside 1..4, 16, 17", B,
+TEST_CASE_TEMPLATE("store: the backend refuses a message to or from an unknown client, or of a type outside 1..4, 16..19", B,
                    STORE_BACKENDS) {
   store_fixture<B> f;
   REQUIRE(f.add_client(1, "alice"));
@@ -567,7 +567,7 @@ TEST_CASE_TEMPLATE("store: the backend refuses a message to or from an unknown c
                                  new_message{make_id(2), make_id(1), 0, 1, {1}, {}},
                                  new_message{make_id(2), make_id(1), 5, 1, {1}, {}},
                                  new_message{make_id(2), make_id(1), 15, 1, {1}, {}},
-                                 new_message{make_id(2), make_id(1), 18, 1, {1}, {}}}) {
+                                 new_message{make_id(2), make_id(1), 20, 1, {1}, {}}}) {
     CAPTURE(static_cast<int>(bad.type));
     records.begin();
     CHECK_THROWS_AS(records.insert_message(bad, 1, "2026-01-01 00:00:00"), storage_error);

@@ -112,14 +112,18 @@ sqlite_store::sqlite_store(const std::filesystem::path& db_path)
         "VALUES (?, ?, ?, ?, ?, ?, ?)");
     insert_message_ = std::make_unique<SQLite::Statement>(
         db_,
-        "INSERT INTO messages (ToClient, FromClient, Type, Content, ContentSize, ContentFile, SentAt, MessageID) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+        "INSERT INTO messages (ToClient, FromClient, Type, Content, ContentSize, ContentFile, SentAt, MessageID, "
+        "GroupID, ContentRef) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     touch_client_ = std::make_unique<SQLite::Statement>(db_, "UPDATE clients SET LastSeen = ? WHERE ID = ?");
     select_message_ = std::make_unique<SQLite::Statement>(
         db_,
-        "SELECT ToClient, FromClient, Type, ContentSize, Content, ContentFile, MessageID FROM messages WHERE ID = ?");
+        "SELECT m.ToClient, m.FromClient, m.Type, m.ContentSize, coalesce(c.Content, m.Content), "
+        "coalesce(c.ContentFile, m.ContentFile), m.MessageID, m.GroupID, m.ContentRef "
+        "FROM messages m LEFT JOIN contents c ON c.ID = m.ContentRef WHERE m.ID = ?");
     delete_message_ = std::make_unique<SQLite::Statement>(
-        db_, "DELETE FROM messages WHERE ID = ? AND ToClient = ? AND MessageID = ? RETURNING ContentFile");
+        db_, "DELETE FROM messages WHERE ID = ? AND ToClient = ? AND MessageID = ? RETURNING ContentFile, ContentRef");
+    release_content_ = std::make_unique<SQLite::Statement>(
+        db_, "UPDATE contents SET Refs = Refs - 1 WHERE ID = ? RETURNING Refs, ContentFile");
     record_last_id_ = std::make_unique<SQLite::Statement>(
         db_, "UPDATE clients SET LastMessageID = max(LastMessageID, ?) WHERE ID = ?");
   });
@@ -228,7 +232,8 @@ void sqlite_store::for_each_message_location(const std::function<void(const mess
 std::vector<std::string> sqlite_store::referenced_content_files() {
   return checked("list content files", [&] {
     std::vector<std::string> files;
-    SQLite::Statement query(db_, "SELECT ContentFile FROM messages WHERE ContentFile IS NOT NULL");
+    SQLite::Statement query(db_, "SELECT ContentFile FROM messages WHERE ContentFile IS NOT NULL "
+                                 "UNION ALL SELECT ContentFile FROM contents WHERE ContentFile IS NOT NULL");
     while (query.executeStep()) files.push_back(query.getColumn(0).getString());
     return files;
   });
@@ -289,6 +294,16 @@ void sqlite_store::record_last_message_id(const client_id& client, std::uint32_t
 }
 
 std::uint64_t sqlite_store::insert_message(const new_message& message, std::uint32_t id, const std::string& now) {
+  return insert_row(message, nullptr, 0, id, now);
+}
+
+std::uint64_t sqlite_store::insert_group_message(const new_message& message, const group_id& group,
+                                                 std::uint64_t content, std::uint32_t id, const std::string& now) {
+  return insert_row(message, &group, content, id, now);
+}
+
+std::uint64_t sqlite_store::insert_row(const new_message& message, const group_id* group, std::uint64_t content_ref,
+                                       std::uint32_t id, const std::string& now) {
   return checked("store message", [&] {
     auto& insert = *insert_message_;
     insert.tryReset();
@@ -305,6 +320,17 @@ std::uint64_t sqlite_store::insert_message(const new_message& message, std::uint
     insert.bind(5, static_cast<std::int64_t>(message.content_size));
     insert.bind(7, now);
     insert.bind(8, static_cast<std::int64_t>(id));
+    if (group)
+      bind_blob(insert, 9, *group);
+    else
+      insert.bind(9);
+    if (group) {
+      insert.bind(4);  // the content is the shared one's
+      insert.bind(6);
+      insert.bind(10, static_cast<std::int64_t>(content_ref));
+    } else {
+      insert.bind(10);
+    }
     insert.exec();
     insert.tryReset();
     return static_cast<std::uint64_t>(db_.getLastInsertRowid());  // 64-bit row keys do not run out
@@ -326,6 +352,9 @@ std::optional<message_record> sqlite_store::read_message(std::uint64_t row) {
     message.type = static_cast<std::uint8_t>(query.getColumn(2).getInt());
     message.content_size = static_cast<std::uint32_t>(query.getColumn(3).getInt64());
     message.id = message_id_of(query.getColumn(6));
+    if (!query.getColumn(7).isNull()) message.group = blob_to_array<group_id>(query.getColumn(7));
+    if (!query.getColumn(8).isNull() && query.getColumn(4).isNull() && query.getColumn(5).isNull())
+      throw storage_error("corrupt row: message " + std::to_string(row) + " refers to a missing content");
     if (!query.getColumn(5).isNull()) {
       message.content_file = query.getColumn(5).getString();
     } else {
@@ -346,12 +375,147 @@ std::optional<deleted_message> sqlite_store::delete_message(std::uint64_t row, c
     bind_blob(remove, 2, to);
     remove.bind(3, static_cast<std::int64_t>(id));
     std::optional<deleted_message> deleted;
+    std::optional<std::int64_t> content_ref;
     while (remove.executeStep()) {
       deleted.emplace();
       if (!remove.getColumn(0).isNull()) deleted->content_file = remove.getColumn(0).getString();
+      if (!remove.getColumn(1).isNull()) content_ref = remove.getColumn(1).getInt64();
     }
     remove.tryReset();
+    if (deleted && content_ref) {  // a group message: the last reference deletes the shared content
+      auto& release = *release_content_;
+      release.tryReset();
+      release.bind(1, *content_ref);
+      std::optional<std::int64_t> refs;
+      std::string file;
+      while (release.executeStep()) {
+        refs = release.getColumn(0).getInt64();
+        if (!release.getColumn(1).isNull()) file = release.getColumn(1).getString();
+      }
+      release.tryReset();
+      if (refs && *refs == 0) {
+        SQLite::Statement drop(db_, "DELETE FROM contents WHERE ID = ?");
+        drop.bind(1, *content_ref);
+        drop.exec();
+        deleted->content_file = std::move(file);
+      }
+    }
     return deleted;
+  });
+}
+
+// --- Groups ---------------------------------------------------------------------------------
+
+void sqlite_store::for_each_group(const std::function<void(const group_record&)>& fn) {
+  checked("load groups", [&] {
+    SQLite::Statement groups(db_, "SELECT ID, Name, Admin, Open FROM groups ORDER BY rowid");
+    SQLite::Statement members(db_, "SELECT ClientID, State FROM group_members WHERE GroupID = ? ORDER BY rowid");
+    SQLite::Statement bans(db_, "SELECT ClientID FROM group_bans WHERE GroupID = ? ORDER BY rowid");
+    while (groups.executeStep()) {
+      group_record group;
+      group.id = blob_to_array<group_id>(groups.getColumn(0));
+      group.name = groups.getColumn(1).getString();
+      group.admin = blob_to_array<client_id>(groups.getColumn(2));
+      group.open = groups.getColumn(3).getInt() != 0;
+      members.reset();
+      bind_blob(members, 1, group.id);
+      while (members.executeStep())
+        (members.getColumn(1).getInt() != 0 ? group.members : group.invited)
+            .push_back(blob_to_array<client_id>(members.getColumn(0)));
+      bans.reset();
+      bind_blob(bans, 1, group.id);
+      while (bans.executeStep()) group.banned.push_back(blob_to_array<client_id>(bans.getColumn(0)));
+      fn(group);
+    }
+  });
+}
+
+void sqlite_store::insert_group(const group_id& id, const std::string& name, const client_id& admin, bool open,
+                                const std::string& now) {
+  checked("add group", [&] {
+    SQLite::Statement insert(db_, "INSERT INTO groups (ID, Name, Admin, Open, CreatedAt) VALUES (?, ?, ?, ?, ?)");
+    bind_blob(insert, 1, id);
+    insert.bind(2, name);
+    bind_blob(insert, 3, admin);
+    insert.bind(4, open ? 1 : 0);
+    insert.bind(5, now);
+    insert.exec();
+  });
+}
+
+void sqlite_store::delete_group(const group_id& id) {
+  checked("delete group", [&] {
+    SQLite::Statement remove(db_, "DELETE FROM groups WHERE ID = ?");  // members and bans: ON DELETE CASCADE
+    bind_blob(remove, 1, id);
+    remove.exec();
+  });
+}
+
+void sqlite_store::set_group_admin(const group_id& id, const client_id& admin) {
+  checked("set group admin", [&] {
+    SQLite::Statement update(db_, "UPDATE groups SET Admin = ? WHERE ID = ?");
+    bind_blob(update, 1, admin);
+    bind_blob(update, 2, id);
+    update.exec();
+  });
+}
+
+void sqlite_store::put_group_member(const group_id& id, const client_id& client, bool member) {
+  checked("add group member", [&] {
+    SQLite::Statement remove(db_, "DELETE FROM group_members WHERE GroupID = ? AND ClientID = ?");
+    bind_blob(remove, 1, id);
+    bind_blob(remove, 2, client);
+    remove.exec();
+    SQLite::Statement insert(db_, "INSERT INTO group_members (GroupID, ClientID, State) VALUES (?, ?, ?)");
+    bind_blob(insert, 1, id);
+    bind_blob(insert, 2, client);
+    insert.bind(3, member ? 1 : 0);
+    insert.exec();
+  });
+}
+
+void sqlite_store::delete_group_member(const group_id& id, const client_id& client) {
+  checked("remove group member", [&] {
+    SQLite::Statement remove(db_, "DELETE FROM group_members WHERE GroupID = ? AND ClientID = ?");
+    bind_blob(remove, 1, id);
+    bind_blob(remove, 2, client);
+    remove.exec();
+  });
+}
+
+void sqlite_store::put_group_ban(const group_id& id, const client_id& client) {
+  checked("ban from group", [&] {
+    SQLite::Statement insert(db_, "INSERT OR IGNORE INTO group_bans (GroupID, ClientID) VALUES (?, ?)");
+    bind_blob(insert, 1, id);
+    bind_blob(insert, 2, client);
+    insert.exec();
+  });
+}
+
+void sqlite_store::delete_group_ban(const group_id& id, const client_id& client) {
+  checked("unban from group", [&] {
+    SQLite::Statement remove(db_, "DELETE FROM group_bans WHERE GroupID = ? AND ClientID = ?");
+    bind_blob(remove, 1, id);
+    bind_blob(remove, 2, client);
+    remove.exec();
+  });
+}
+
+std::uint64_t sqlite_store::insert_content(const byte_buffer& inline_content, const std::string& content_file,
+                                           std::uint32_t content_size, std::uint32_t refs) {
+  return checked("store shared content", [&] {
+    SQLite::Statement insert(db_, "INSERT INTO contents (Content, ContentSize, ContentFile, Refs) VALUES (?, ?, ?, ?)");
+    if (content_file.empty()) {
+      insert.bindNoCopy(1, inline_content.data(), static_cast<int>(inline_content.size()));
+      insert.bind(3);
+    } else {
+      insert.bind(1);
+      insert.bind(3, content_file);
+    }
+    insert.bind(2, static_cast<std::int64_t>(content_size));
+    insert.bind(4, static_cast<std::int64_t>(refs));
+    insert.exec();
+    return static_cast<std::uint64_t>(db_.getLastInsertRowid());
   });
 }
 

@@ -41,8 +41,22 @@ class sqlite_store final : public record_store {
   void update_last_seen(const std::vector<client_id>& clients, const std::string& now) override;
   void record_last_message_id(const client_id& client, std::uint32_t id) override;
   std::uint64_t insert_message(const new_message& message, std::uint32_t id, const std::string& now) override;
+  std::uint64_t insert_group_message(const new_message& message, const group_id& group, std::uint64_t content,
+                                     std::uint32_t id, const std::string& now) override;
   std::optional<message_record> read_message(std::uint64_t row) override;
   std::optional<deleted_message> delete_message(std::uint64_t row, const client_id& to, std::uint32_t id) override;
+
+  void for_each_group(const std::function<void(const group_record&)>& fn) override;
+  void insert_group(const group_id& id, const std::string& name, const client_id& admin, bool open,
+                    const std::string& now) override;
+  void delete_group(const group_id& id) override;
+  void set_group_admin(const group_id& id, const client_id& admin) override;
+  void put_group_member(const group_id& id, const client_id& client, bool member) override;
+  void delete_group_member(const group_id& id, const client_id& client) override;
+  void put_group_ban(const group_id& id, const client_id& client) override;
+  void delete_group_ban(const group_id& id, const client_id& client) override;
+  std::uint64_t insert_content(const byte_buffer& inline_content, const std::string& content_file,
+                               std::uint32_t content_size, std::uint32_t refs) override;
 
   // The schema version of the open database (PRAGMA user_version).
   int schema_version();
@@ -58,8 +72,11 @@ class sqlite_store final : public record_store {
   // all of it, copies the rest so that the next transaction starts the WAL over; otherwise
   // hurries the checkpointer. Never copies more than a few MiB (see sqlite_store.cpp).
   void finish_checkpoint() noexcept;
+  std::uint64_t insert_row(const new_message& message, const group_id* group, std::uint64_t content_ref,
+                           std::uint32_t id, const std::string& now);
 
   SQLite::Database db_;
+  std::unique_ptr<SQLite::Statement> release_content_;  // a shared content's count, lowered
   std::unique_ptr<SQLite::Statement> insert_client_, insert_message_, touch_client_, select_message_,
       delete_message_, record_last_id_;
   bool in_transaction_ = false;
