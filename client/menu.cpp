@@ -28,8 +28,7 @@ constexpr std::string_view menu_text =
     "52) Send your symmetric key\n"
     "6) Show the safety number of a user\n"
     "7) Accept a user's changed key\n"
-    "8) Who am I\n"
-    "0) Exit client\n";
+    "8) Who am I\n";
 
 // Pulls are repeated while they return messages (the server may split a large mailbox),
 // at most this many times per menu choice.
@@ -237,7 +236,7 @@ void print_message(std::ostream& out, const received_message& message) {
 
 int run_menu(client_operations& client, std::istream& in, std::ostream& out) {
   while (true) {
-    out << "\n" << menu_text << group_menu_text << "?\n" << std::flush;
+    out << "\n" << menu_text << group_menu_text << "0) Exit client\n?\n" << std::flush;
     std::string line;
     if (!std::getline(in, line)) return 0;  // end of input: exit cleanly
     const auto choice = parse_menu_choice(line);
