@@ -1,7 +1,7 @@
 // bench/loadgen: a load generator that speaks protocol v1 to a running Letterbox server.
 //
 //   loadgen --port P [--server-pid PID] SCENARIO [options]
-//   scenarios: send, send-v2, send-legacy, pull, pull-v2, file, idle, latency, long-reader, list (see --help of each)
+//   scenarios: send, send-v2, send-legacy, pull, pull-v2, file, idle, latency, long-reader, list, group-send (see --help of each)
 //
 // Lean by design, since it shares the machine's cores with the server: a few threads, each
 // with its own io_context running many coroutines (one per connection); every request is
@@ -83,6 +83,8 @@ struct options {
   std::string db_path;
   double reader_start = 2.0;
   double reader_seconds = 15.0;
+  // group-send
+  int delivery_rounds = 20;
   // list
   std::uint64_t list_clients = 100'000;
   int register_connections = 64;
@@ -1371,6 +1373,153 @@ int run_list(const options& opt, const tcp::endpoint& server) {
 
 }  // namespace
 
+// group-send (docs/PROTOCOL.md Part IV): N v2 members (default 100) in one open group, member 0
+// the sender. Phase 1, delivery: R rounds (--rounds) of one GROUP SEND while the other N − 1
+// members poll their mailboxes with PULL (a pause of 0.5 ms after an empty one) and ACK it;
+// per round, the time from the send until the last member had it (deliver_*), and the 2030's
+// latency. Phase 2, throughput: the sender sends back to back for --duration seconds (nobody
+// pulls): group sends/s, the mailbox entries they made per second, the 2030 latency. Each
+// content is --content-size bytes, stored once per send however many members get it.
+awaitable<void> group_request(client_connection& c, const proto::byte_buffer& frame, std::uint16_t expected,
+                              const char* what) {
+  co_await asio::async_write(c.socket, asio::buffer(frame), use_awaitable);
+  auto response = co_await read_small_response(c.socket, c.buffer);
+  if (response.header.code != expected)
+    throw std::runtime_error(std::string(what) + ": response code " + std::to_string(response.header.code) +
+                             (response.header.code == 9000 && response.payload.size() == 2
+                                  ? std::string(" (") + proto2::reason_name(proto2::decode_error_payload(response.payload)) + ")"
+                                  : std::string()));
+}
+
+int run_group_send(const options& opt, const tcp::endpoint& server) {
+  const char* scenario = "group-send";
+  const int members = opt.connections > 0 ? opt.connections : 100;
+  worker_pool pool(opt.threads);
+  failure_log failures;
+  auto connections = make_connections(pool, static_cast<std::size_t>(members));
+  connect_and_register(pool, connections, server, "group", failures, true);
+  result_line line(scenario);
+  if (failures.count() > 0) return finish(line, failures);
+  auto& sender = *connections[0];
+  proto2::group_id group{};
+  const auto created_frame =
+      proto2::encode_group_request(proto2::group_request_code::create, proto2::encode_group_create_request({"bench", true}));
+  const auto ok = [](proto2::group_request_code code) { return proto2::group_response_for(static_cast<std::uint8_t>(code)); };
+  asio::co_spawn(
+      pool.context(0),
+      [&]() -> awaitable<void> {
+        try {
+          co_await asio::async_write(sender.socket, asio::buffer(created_frame), use_awaitable);
+          auto response = co_await read_small_response(sender.socket, sender.buffer);
+          if (response.header.code != ok(proto2::group_request_code::create)) throw std::runtime_error("group create refused");
+          group = proto2::decode_group_created_payload(response.payload);
+        } catch (const std::exception& e) {
+          failures.record(std::string("create: ") + e.what());
+        }
+      },
+      asio::detached);
+  pool.run_phase();
+  if (failures.count() > 0) return finish(line, failures);
+  const auto join_frame = proto2::encode_group_request(proto2::group_request_code::join, proto2::encode_group_payload(group));
+  for (std::size_t i = 1; i < connections.size(); ++i)
+    asio::co_spawn(
+        pool.context(i),
+        [&, i]() -> awaitable<void> {
+          try {
+            co_await group_request(*connections[i], join_frame, ok(proto2::group_request_code::join), "join");
+          } catch (const std::exception& e) {
+            failures.record(e.what());
+          }
+        },
+        asio::detached);
+  pool.run_phase();
+  if (failures.count() > 0) return finish(line, failures);
+
+  std::vector<std::uint8_t> content(opt.content_size);
+  fill_pattern(5, 0, content);
+  auto payload = proto2::encode_send_message_prefix({group, proto2::group_text_type, static_cast<std::uint32_t>(content.size())});
+  payload.insert(payload.end(), content.begin(), content.end());
+  sender.request = proto2::encode_group_request(proto2::group_request_code::send, payload);
+  const auto send_ok = ok(proto2::group_request_code::send);
+  const auto pull_frame = proto2::encode_request(proto2::request_code::pull_messages, {});
+
+  // Phase 1: delivery rounds.
+  latency_histogram deliver, deliver_send;
+  for (int round = 0; round < opt.delivery_rounds && failures.count() == 0; ++round) {
+    std::atomic<std::int64_t> last_arrival_ns{0};
+    const auto t0 = bench_clock::now();
+    asio::co_spawn(
+        pool.context(0),
+        [&]() -> awaitable<void> {
+          try {
+            co_await group_request(sender, sender.request, send_ok, "group send");
+            deliver_send.record(bench_clock::now() - t0);
+          } catch (const std::exception& e) {
+            failures.record(e.what());
+          }
+        },
+        asio::detached);
+    for (std::size_t i = 1; i < connections.size(); ++i)
+      asio::co_spawn(
+          pool.context(i),
+          [&, i]() -> awaitable<void> {
+            auto& c = *connections[i];
+            asio::steady_timer pause(c.socket.get_executor());
+            try {
+              for (;;) {
+                if (bench_clock::now() - t0 > std::chrono::seconds(30)) throw std::runtime_error("not delivered in 30 s");
+                co_await asio::async_write(c.socket, asio::buffer(pull_frame), use_awaitable);
+                auto response = co_await read_small_response(c.socket, c.buffer);
+                expect_code(response.header, static_cast<proto::response_code>(proto2::response_code::messages), "pull");
+                if (response.payload.empty()) {
+                  pause.expires_after(std::chrono::microseconds(500));
+                  co_await pause.async_wait(use_awaitable);
+                  continue;
+                }
+                const auto arrived = std::chrono::duration_cast<std::chrono::nanoseconds>(bench_clock::now() - t0).count();
+                std::int64_t seen = last_arrival_ns.load();
+                while (arrived > seen && !last_arrival_ns.compare_exchange_weak(seen, arrived)) {
+                }
+                const auto header = proto2::decode_pulled_message_header(response.payload.first(proto2::pulled_message_header_size));
+                if ((header.flags & proto2::message_flag_group) == 0 || header.content_size != 16 + content.size())
+                  throw std::runtime_error("pulled entry is not the group message");
+                const auto ack = proto2::encode_request(proto2::request_code::ack, proto2::encode_ack_request({{header.message_id}}));
+                co_await asio::async_write(c.socket, asio::buffer(ack), use_awaitable);
+                auto acked = co_await read_small_response(c.socket, c.buffer);
+                expect_code(acked.header, static_cast<proto::response_code>(proto2::response_code::acknowledged), "ack");
+                break;
+              }
+            } catch (const std::exception& e) {
+              failures.record(std::string("member: ") + e.what());
+            }
+          },
+          asio::detached);
+    pool.run_phase();
+    deliver.record(static_cast<std::uint64_t>(last_arrival_ns.load()));
+  }
+
+  // Phase 2: throughput, nobody pulls.
+  const auto start = bench_clock::now();
+  const auto deadline = start + std::chrono::duration<double>(opt.duration);
+  std::vector<std::unique_ptr<client_connection>> only_sender;
+  only_sender.push_back(std::move(connections[0]));
+  const auto total = run_closed_loop(pool, only_sender, opt.max_requests, deadline, failures, scenario,
+                                     [send_ok](client_connection& c) { return group_request(c, c.request, send_ok, "group send"); });
+  const double elapsed = seconds_between(start, std::max(total.last_end, start + std::chrono::microseconds(1)));
+  line.add("members", members)
+      .add("content_size", opt.content_size)
+      .add("rounds", deliver.count())
+      .add("deliver_p50_us", deliver.quantile_us(0.50))
+      .add("deliver_max_us", deliver.max() / 1e3)
+      .add("deliver_send_p50_us", deliver_send.quantile_us(0.50))
+      .add("group_sends", total.completed)
+      .add("seconds", elapsed)
+      .add("group_sends_per_s", static_cast<double>(total.completed) / elapsed)
+      .add("mailbox_entries_per_s", static_cast<double>(total.completed) * (members - 1) / elapsed);
+  add_latency(line, total.latency, "send_");
+  return finish(line, failures);
+}
+
 int main(int argc, char** argv) {
   CLI::App app{"Letterbox bench/loadgen: protocol v1 load against a running server"};
   app.require_subcommand(1);
@@ -1395,10 +1544,13 @@ int main(int argc, char** argv) {
   auto* latency = app.add_subcommand("latency", "fixed request rate, latency percentiles");
   auto* long_reader = app.add_subcommand(
       "long-reader", "latency's load while a reader holds a snapshot of the server's DB; latency after it ended");
+  auto* group_send = app.add_subcommand(
+      "group-send", "N members of one open group: delivery time of a group send to all of them, then group sends/s");
   auto* list = app.add_subcommand("list", "N registered clients; sends alone, then while 101s read the whole list");
-  for (auto* sub : {send, send_v2, legacy, pull, pull_v2, latency, long_reader, list})
+  for (auto* sub : {send, send_v2, legacy, pull, pull_v2, latency, long_reader, list, group_send})
     sub->add_option("--connections", opt.connections,
-                    "connections (send 64, send-legacy 16, pull 16 mailboxes, latency and long-reader 64, list 64 senders)")
+                    "connections (send 64, send-legacy 16, pull 16 mailboxes, latency and long-reader 64, list 64 senders, "
+                    "group-send 100 members)")
         ->check(CLI::Range(1, 4096));
   for (auto* sub : {pull, pull_v2}) {
     sub->add_option("--messages-per-mailbox", opt.messages_per_mailbox, "K messages preloaded per mailbox");
@@ -1417,6 +1569,8 @@ int main(int argc, char** argv) {
   long_reader->add_option("--db", opt.db_path, "the server's database file (opened read-only)")->required();
   long_reader->add_option("--reader-start", opt.reader_start, "seconds into the timed phase the reader begins");
   long_reader->add_option("--reader-seconds", opt.reader_seconds, "seconds the reader holds its snapshot");
+  group_send->add_option("--rounds", opt.delivery_rounds, "delivery rounds (one send each, every member pulls it)")
+      ->check(CLI::Range(0, 100'000));
   list->add_option("--clients", opt.list_clients, "clients registered before the timed phases")
       ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{10'000'000}));
   list->add_option("--register-connections", opt.register_connections, "connections that register them")
@@ -1430,7 +1584,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 600.0));
   list->add_option("--list-pause-ms", opt.list_pause_ms, "pause of each lister between a 1001 and its next 101 (0: back to back)")
       ->check(CLI::Range(0.0, 60'000.0));
-  for (auto* sub : {send, send_v2, legacy, pull, pull_v2, file, idle, latency, long_reader, list}) sub->fallthrough();
+  for (auto* sub : {send, send_v2, legacy, pull, pull_v2, file, idle, latency, long_reader, list, group_send}) sub->fallthrough();
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -1448,6 +1602,7 @@ int main(int argc, char** argv) {
     if (*latency) return run_latency(opt, server);
     if (*long_reader) return run_long_reader(opt, server);
     if (*list) return run_list(opt, server);
+    if (*group_send) return run_group_send(opt, server);
   } catch (const std::exception& e) {
     std::cerr << "loadgen: " << e.what() << "\n";
     return 2;

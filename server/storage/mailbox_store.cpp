@@ -337,10 +337,12 @@ void mailbox_store::change_group(const group_id& id, const std::function<void(gr
 
 void mailbox_store::create_group(const group_id& id, const std::string& name, const client_id& admin, bool open) {
   if (groups_.count(id) != 0) throw storage_error("group " + protocol::to_hex(id) + " exists");
+  // Each row write is followed by its cache change, so that a failing one (the job fails alone,
+  // its batch may still commit) leaves the cache as the rows are.
   records_.insert_group(id, name, admin, open, now());
-  records_.put_group_member(id, admin, true);
-  replace_group(id, group_state{name, admin, open, {admin}, {}, {}, ++group_sequence_});
+  replace_group(id, group_state{name, admin, open, {}, {}, {}, ++group_sequence_});
   if (in_batch_) group_undo_.push_back([this, id] { replace_group(id, std::nullopt); });
+  add_group_member(id, admin);
 }
 
 void mailbox_store::delete_group(const group_id& id) {
@@ -383,11 +385,9 @@ void mailbox_store::remove_from_group(const group_id& id, const client_id& clien
 }
 
 void mailbox_store::ban_from_group(const group_id& id, const client_id& client) {
-  records_.delete_group_member(id, client);
+  remove_from_group(id, client);
   records_.put_group_ban(id, client);
   change_group(id, [&](group_state& g) {
-    erase_id(g.members, client);
-    erase_id(g.invited, client);
     if (!contains(g.banned, client)) g.banned.push_back(client);
   });
 }

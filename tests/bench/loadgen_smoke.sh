@@ -72,6 +72,14 @@ start list "$SERVER" --db "$WORK/list/server.db" --log-level warn --timeout 60 "
 run list --duration 0.3 list --clients 500 --register-connections 4 --connections 4 --warmup-seconds 0.1
 stop
 
+# group-send (docs/PROTOCOL.md Part IV) on its own server, where the server has groups: 20
+# members register at once (the registration rate raised as for list), 3 delivery rounds.
+if [[ $("$SERVER" --help) == *--max-group-members* ]]; then
+  start groups "$SERVER" --db "$WORK/groups/server.db" --log-level warn --timeout 60 "${LIST_FLAGS[@]}"
+  run group-send --duration 0.3 group-send --connections 20 --rounds 3
+  stop
+fi
+
 # python3 is in the README's install line: a missing one is a failure, not a skip.
 command -v python3 >/dev/null || { echo "FAIL: python3 (for the report writer) is not installed"; exit 1; }
 python3 "$WRITE_REPORT" --results "$RESULTS" --output "$WORK/BENCHMARKS.md" --build-dir "$BUILD_DIR" \

@@ -17,6 +17,7 @@
 //     other client in registration order, the key is the target's, a 1003 names the
 //     destination and an ID above every ID that mailbox gave before, a 1004 holds exactly
 //     the requester's pending messages in send order with their sender, type and content;
+//   - groups (codes 220-230): no group can exist (--max-groups-per-user 0), see expected_group;
 //   - protocol v2 (version 3, codes 200-207, zero client ID): each answer is the model's
 //     success code or its v2 9000 with the model's reason (§18), in version 3; the connection
 //     state (HELLO, the challenge consumed by REGISTER/AUTH, the authenticated client) is
@@ -206,6 +207,7 @@ server_limits fuzz_limits() {
   limits.io_timeout = server_io_timeout;
   limits.inline_content_limit = fuzz_inline_limit;
   limits.min_free_disk = 0;  // the free-disk watermark depends on the machine, not on the input
+  limits.max_groups_per_user = 0;  // no group can exist: the model of the group codes is exact (expected_group)
   return limits;
 }
 
@@ -363,7 +365,39 @@ struct expectation {
 };
 
 bool is_v2_request(const framed_request& r) {
-  return r.header.version == v2::wire_version && v2::is_v2_request(r.header.code) && r.header.client == client_id{};
+  return r.header.version == v2::wire_version &&
+         (v2::is_v2_request(r.header.code) || v2::is_group_request(r.header.code)) && r.header.client == client_id{};
+}
+
+// Groups (Part IV, codes 220-230): the server under test runs with --max-groups-per-user 0
+// (fuzz_limits), so no group can ever exist and every answer is exact without a model of group
+// state: the authentication (bad_state), the payload size and fields (malformed), GROUP SEND's
+// type and size rules, then too_many_groups for CREATE, an empty 2029 for GROUPS and
+// unknown_group for everything else. Group state itself is covered by tests/server
+// (group_handler_test, group_store_test) and tests/integration/groups_test.cpp.
+template <typename Refuse, typename Answer>
+expectation expected_group(const model& m, const framed_request& r, const server_limits& limits, Refuse refuse,
+                           Answer answer) {
+  const auto& h = r.header;
+  if (!m.connection.client) return refuse(v2::reason::bad_state);
+  if (h.code == static_cast<std::uint8_t>(v2::group_request_code::send)) {
+    if (h.payload_size < v2::group_send_prefix_size) return refuse(v2::reason::malformed);
+    const auto prefix = v2::decode_send_message_prefix(r.payload.first(v2::group_send_prefix_size));
+    if (std::uint64_t{h.payload_size} != v2::group_send_prefix_size + std::uint64_t{prefix.content_size})
+      return refuse(v2::reason::malformed);
+    if (!v2::is_group_message_type(prefix.type)) return refuse(v2::reason::type_not_accepted);
+    if (prefix.content_size > std::min(limits.max_message_size, v2::max_group_content_size))
+      return refuse(v2::reason::too_large);
+    return refuse(v2::reason::unknown_group);
+  }
+  if (h.payload_size != v2::group_fixed_payload_size(h.code)) return refuse(v2::reason::malformed);
+  switch (static_cast<v2::group_request_code>(h.code)) {
+    case v2::group_request_code::create:
+      v2::decode_group_create_request(r.payload);  // protocol_error: malformed
+      return refuse(v2::reason::too_many_groups);
+    case v2::group_request_code::list: return answer(static_cast<v2::response_code>(v2::group_response_for(h.code)));
+    default: return refuse(v2::reason::unknown_group);
+  }
 }
 
 // The model's answer to a v2 request; updates the connection state that does not depend on
@@ -378,6 +412,7 @@ expectation expected_v2(model& m, const framed_request& r, const server_limits& 
   };
   const auto code = static_cast<v2::request_code>(h.code);
   try {
+    if (v2::is_group_request(h.code)) return expected_group(m, r, limits, refuse, answer);
     switch (code) {
       case v2::request_code::hello: {
         if (h.payload_size != v2::hello_payload_size) return refuse(v2::reason::malformed);
@@ -569,6 +604,10 @@ void check_success(model& m, std::size_t index, const framed_request& r, const r
 void check_v2_success(model& m, std::size_t index, const framed_request& r, const response& answer) {
   const auto what = describe(index, r);
   auto& c = m.connection;
+  if (v2::is_group_request(r.header.code)) {  // only GROUPS succeeds, and no group exists (expected_group)
+    if (!answer.payload.empty()) fail(what + ": a 2029 listing groups while none can exist");
+    return;
+  }
   try {
     switch (static_cast<v2::request_code>(r.header.code)) {
       case v2::request_code::hello: {

@@ -211,6 +211,22 @@ void write_v2_session(Seed& seed) {
   seed("v2_code_not_v2", alias_ids,
        cat({encode_request(client_id{}, 2, 200, v2::encode_hello_request()), encode_request(alice, 3, 200, v2::encode_hello_request()),
             v2_hello()}));
+  // Groups (Part IV, 220-230): before authentication, then every code authenticated (the server
+  // under test allows no group: too_many_groups, unknown_group, an empty 2029), wrong sizes.
+  const auto group = [](v2::group_request_code code, const byte_buffer& payload) { return v2::encode_group_request(code, payload); };
+  client_id group_id{};
+  group_id.fill(7);
+  const byte_buffer some_group(group_id.begin(), group_id.end());
+  seed("v2_groups", alias_ids,
+       cat({v2_hello(), group(v2::group_request_code::list, {}), v2_auth(known_dave),
+            group(v2::group_request_code::create, v2::encode_group_create_request({"room", true})),
+            group(v2::group_request_code::list, {}), group(v2::group_request_code::join, some_group),
+            group(v2::group_request_code::invite, cat({some_group, byte_buffer(erin.begin(), erin.end())})),
+            group(v2::group_request_code::members, some_group), group(v2::group_request_code::leave, some_group),
+            group(v2::group_request_code::send, cat({encode_send_message_prefix({group_id, 18, static_cast<std::uint32_t>(text.size())}), text})),
+            group(v2::group_request_code::send, cat({encode_send_message_prefix({group_id, 16, static_cast<std::uint32_t>(text.size())}), text})),
+            group(v2::group_request_code::join, filled(15, 1)), group(v2::group_request_code::create, filled(256, 0x41)),
+            list}));
 }
 
 void write_session(const fs::path& dir) {
@@ -288,6 +304,8 @@ void write_dictionary(const fs::path& path) {
   for (std::size_t k = 0; k < known_clients().size(); ++k) out << "known_client_" << k << "=" << quoted(known_clients()[k].id) << "\n";
   for (std::uint8_t code = 100; code <= 104; ++code) out << "code_" << int(code) << "=" << quoted(byte_buffer{2, code}) << "\n";
   for (std::uint8_t code = 200; code <= 207; ++code) out << "v2_code_" << int(code) << "=" << quoted(byte_buffer{3, code}) << "\n";
+  for (std::uint8_t code = 220; code <= 230; ++code) out << "group_code_" << int(code) << "=" << quoted(byte_buffer{3, code}) << "\n";
+  out << "group_types=" << quoted(byte_buffer{18, 19}) << "\n";
   out << "v2_hello=" << quoted(v2::encode_hello_request()) << "\n";
   for (std::size_t k = 0; k < known_v2_clients().size(); ++k)
     out << "known_v2_client_" << k << "=" << quoted(known_v2_clients()[k].id) << "\n";

@@ -166,7 +166,8 @@ inline void apply_aliases(std::vector<std::uint8_t>& stream) {
   };
   for (const auto& r : frame_requests(stream)) {
     const std::size_t payload = r.offset + protocol::request_header_size;
-    if (r.header.version == protocol::v2::wire_version && protocol::v2::is_v2_request(r.header.code)) {
+    if (r.header.version == protocol::v2::wire_version &&
+        (protocol::v2::is_v2_request(r.header.code) || protocol::v2::is_group_request(r.header.code))) {
       // v2: the header's ID field stays as it is (zero selects v2); the IDs in payloads change.
       const auto code = static_cast<protocol::v2::request_code>(r.header.code);
       if (r.payload.size() >= protocol::client_id_size &&

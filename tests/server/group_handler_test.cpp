@@ -242,8 +242,12 @@ TEST_CASE("group handler: GROUP SEND reaches every member but the sender, not th
   CHECK(entry.type == 18);
   CHECK(entry.content_size == 26);
   CHECK(std::equal(g.begin(), g.end(), entry.inline_content.begin()));
+  const auto frank = f.add(6);
+  f.join(frank, g);  // joins later: gets nothing sent before
+  CHECK(f.pending(frank) == 0);
   f.leave(bob, g);
   f.leave(carol, g);
+  f.leave(frank, g);
   CHECK(f.send(alice, g) == v2::group_sent{g, 0, 0});  // alone: stored for nobody
   CHECK(f.records.content_count() == 3);
 }

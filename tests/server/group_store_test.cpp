@@ -190,3 +190,21 @@ TEST_CASE_TEMPLATE("groups: a removal rolled back keeps the shared content's cou
   CHECK(f.backend.content_count() == 1);
   CHECK(f.pending(3).at(0).inline_content == byte_buffer{7, 8, 9});
 }
+
+TEST_CASE_TEMPLATE("groups: a failing row write throws storage_error and leaves the cache as committed after the rollback", B, STORE_BACKENDS) {
+  store_fixture<B> f;
+  add_v2_clients(f, 3);
+  f.store->begin();
+  f.store->create_group(gid(1), "room", make_id(1), true);
+  f.store->commit();
+  f.store->begin();
+  f.store->add_group_member(gid(1), make_id(2));
+  f.faults->fail_next_group_change = true;
+  CHECK_THROWS_AS(f.store->add_group_member(gid(1), make_id(3)), storage_error);
+  CHECK(f.store->group(gid(1))->members == std::vector{make_id(1), make_id(2)});  // the failed change is not cached
+  f.store->rollback();
+  CHECK(f.store->group(gid(1))->members == std::vector{make_id(1)});
+  CHECK(f.store->groups_of(make_id(2)) == 0);
+  f.reopen();
+  CHECK(f.store->group(gid(1))->members == std::vector{make_id(1)});
+}

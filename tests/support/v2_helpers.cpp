@@ -127,4 +127,62 @@ std::uint32_t v2_ack(raw_connection& connection, const std::vector<std::uint32_t
   return v2::decode_acknowledged_payload(answer.payload);
 }
 
+// --- Groups ---------------------------------------------------------------------------------
+
+namespace {
+response expect_group(response answer, v2::group_request_code code, const char* what) {
+  return expect_v2(std::move(answer), static_cast<v2::response_code>(v2::group_response_for(static_cast<std::uint8_t>(code))),
+                   what);
+}
+}  // namespace
+
+response v2_group_request(raw_connection& connection, v2::group_request_code code, protocol::bytes_view payload) {
+  connection.send_bytes(v2::encode_group_request(code, payload));
+  return connection.read_response();
+}
+
+v2::group_id v2_group_create(raw_connection& connection, const std::string& name, bool open) {
+  const auto answer = expect_group(v2_group_request(connection, v2::group_request_code::create,
+                                                    v2::encode_group_create_request({name, open})),
+                                   v2::group_request_code::create, "group create");
+  return v2::decode_group_created_payload(answer.payload);
+}
+
+void v2_group_target(raw_connection& connection, v2::group_request_code code, const v2::group_id& group,
+                     const protocol::client_id& client) {
+  const auto answer = expect_group(
+      v2_group_request(connection, code, v2::encode_group_target_request({group, client})), code, "group request");
+  if (!answer.payload.empty()) throw connection_error("group request: a payload on an empty success");
+}
+
+void v2_group_only(raw_connection& connection, v2::group_request_code code, const v2::group_id& group) {
+  const auto answer = expect_group(v2_group_request(connection, code, v2::encode_group_payload(group)), code, "group request");
+  if (!answer.payload.empty()) throw connection_error("group request: a payload on an empty success");
+}
+
+std::vector<v2::group_member_entry> v2_group_members(raw_connection& connection, const v2::group_id& group) {
+  const auto answer = expect_group(v2_group_request(connection, v2::group_request_code::members, v2::encode_group_payload(group)),
+                                   v2::group_request_code::members, "group members");
+  return v2::decode_group_members_payload(answer.payload);
+}
+
+std::vector<v2::group_entry> v2_groups(raw_connection& connection) {
+  const auto answer = expect_group(v2_group_request(connection, v2::group_request_code::list, {}),
+                                   v2::group_request_code::list, "groups");
+  return v2::decode_group_list_payload(answer.payload);
+}
+
+v2::group_sent v2_group_send(raw_connection& connection, const v2::group_id& group, std::uint8_t type,
+                             protocol::bytes_view content) {
+  auto payload = v2::encode_send_message_prefix({group, type, static_cast<std::uint32_t>(content.size())});
+  payload.insert(payload.end(), content.begin(), content.end());
+  const auto answer = expect_group(v2_group_request(connection, v2::group_request_code::send, payload),
+                                   v2::group_request_code::send, "group send");
+  return v2::decode_group_sent_payload(answer.payload);
+}
+
+std::uint16_t v2_group_refusal(raw_connection& connection, v2::group_request_code code, protocol::bytes_view payload) {
+  return v2_error_reason(v2_group_request(connection, code, payload));
+}
+
 }  // namespace letterbox::test

@@ -57,4 +57,20 @@ std::vector<v2_pulled_message> v2_pull(raw_connection& connection);  // 206 → 
 std::vector<v2_pulled_message> parse_v2_pull_payload(protocol::bytes_view payload);
 std::uint32_t v2_ack(raw_connection& connection, const std::vector<std::uint32_t>& ids);  // 207 → 2007
 
+// --- Groups (docs/PROTOCOL.md Part IV) ---
+// Sends a group request (220..230) and reads the answer.
+response v2_group_request(raw_connection& connection, v2::group_request_code code, protocol::bytes_view payload);
+v2::group_id v2_group_create(raw_connection& connection, const std::string& name, bool open);  // 220 → 2020
+// 221 INVITE, 224 KICK, 225 BAN, 226 UNBAN, 227 HANDOVER → their empty success.
+void v2_group_target(raw_connection& connection, v2::group_request_code code, const v2::group_id& group,
+                     const protocol::client_id& client);
+// 222 JOIN, 223 LEAVE → their empty success.
+void v2_group_only(raw_connection& connection, v2::group_request_code code, const v2::group_id& group);
+std::vector<v2::group_member_entry> v2_group_members(raw_connection& connection, const v2::group_id& group);  // 228
+std::vector<v2::group_entry> v2_groups(raw_connection& connection);                                           // 229
+v2::group_sent v2_group_send(raw_connection& connection, const v2::group_id& group, std::uint8_t type,
+                             protocol::bytes_view content);  // 230 → 2030
+// The reason of the v2 9000 a group request gets (throws unexpected_response on a success).
+std::uint16_t v2_group_refusal(raw_connection& connection, v2::group_request_code code, protocol::bytes_view payload);
+
 }  // namespace letterbox::test
