@@ -249,6 +249,18 @@ TEST_SUITE("crypto group envelope") {
                      {cr::bytes_view(c.data(), hsize), cr::bytes_view(digest)}, end));
     // Deterministic: the same randomness gives the same bytes.
     CHECK(seal(alice, members, T::text, "", body, all_at_once, &fixed) == c);
+    // ... and they are those of an independent implementation of §16a (python3-cryptography,
+    // tests/crypto/golden_group_envelope.py): 651 bytes with this SHA-256.
+    std::array<std::uint8_t, 32> hash{};
+    CryptoPP::SHA256().CalculateDigest(hash.data(), c.data(), c.size());
+    std::string hex;
+    for (auto b : hash) {
+      static const char* digits = "0123456789abcdef";
+      hex += digits[b >> 4];
+      hex += digits[b & 15];
+    }
+    CHECK(c.size() == 651);
+    CHECK(hex == "c89a5b61c71bc3e267f1e489d994883f2cff353962920824adacb413cf5c0474");
   }
 
   TEST_CASE("round trip for 1, 2 and 100 members: every member opens, with any feeding") {
