@@ -5,7 +5,8 @@
 # left or was kicked getting nothing sent after it, and, even when the operator puts such a
 # message into the kicked member's mailbox (server.db), not able to open it ("not addressed to
 # you": nothing was wrapped for it); an offline member receiving after it comes back; an open
-# group (chat room); a group file stored once and received intact by every member; the menu's
+# group (chat room); a group file stored once and received intact by every member; a text from
+# stdin; a member whose keys the operator replaced refuses the group send (exit 4); the menu's
 # group options through a pipe.
 # Usage: groups_e2e.sh <server binary> <client binary>
 source "$(dirname "$0")/e2e_lib.sh"
@@ -205,6 +206,16 @@ for p in alice carol dave erin; do
   cmp -s "$path" "$work/roomfile.bin" || fail "$p: the room file differs ($out)"
 done
 
+# --- a group text from stdin (a pipe, no TTY)
+set +e
+out=$(printf 'piped to the room\n' | timeout 120 "$client_bin" --dir "$work/carol" --timeout 30 send '#lobby' 2>"$work/err")
+status=$?
+set -e
+expect_status 0 "send #lobby from stdin"
+cl dave pull
+expect_contains "$out" "#lobby <carol>: piped to the room" "the piped text arrives (its line end dropped)"
+expect_lacks "$out" "piped to the room\\x0a" "without the line end"
+
 # --- the menu's group options through a pipe (no TTY)
 menu=$(printf '67\n68\nlobby\nfrom the menu\n66\nlobby\n0\n' | timeout 120 "$client_bin" --dir "$work/alice" --timeout 30 2>&1) ||
   fail "menu exited with $?"
@@ -216,5 +227,23 @@ cl erin pull
 expect_contains "$out" "#lobby <alice>: from the menu" "the menu's message arrives"
 menu=$(printf '4\n0\n' | timeout 120 "$client_bin" --dir "$work/dave" --timeout 30 2>&1) || fail "menu exited"
 expect_contains "$menu" "#lobby <alice>: from the menu" "the menu shows group messages as #group <sender>: text"
+
+# --- the operator replaces a member's keys: the group send is refused (exit 4), nothing is sent
+kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""
+python3 - "$work/server.db" <<'EOF2'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+keys = db.execute("SELECT IdentityKey, AgreementKey, KeySignature FROM clients WHERE Name = 'dave'").fetchone()
+db.execute("UPDATE clients SET IdentityKey = ?, AgreementKey = ?, KeySignature = ? WHERE Name = 'erin'", keys)
+db.commit()
+EOF2
+rm -f "$work/port2"
+"$server_bin" --port "$port" --bind 127.0.0.1 --ready-file "$work/port2" --db "$work/server.db" 2>>"$work/server.log" &
+server_pid=$!
+for _ in $(seq 100); do [[ -s $work/port2 ]] && break; sleep 0.1; done
+cl alice send '#lobby' "must not be sent"
+expect_status 4 "a member's replaced keys refuse the group send"
+cl dave pull
+expect_lacks "$out" "must not be sent" "nothing was sent to the group"
 
 echo "groups e2e: ok"
