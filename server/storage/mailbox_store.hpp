@@ -129,7 +129,8 @@ class mailbox_store final : public batch_store {
   std::vector<std::pair<group_id, const group_state*>> groups() const;
   // How many groups `client` is a member of.
   std::size_t groups_of(const client_id& client) const;
-  // Changes. Each throws storage_error when the backend fails (the batch then rolls back).
+  // Changes. Each throws storage_error when a row write fails; what was written before it is
+  // cached as written (a rollback of the batch undoes both).
   void create_group(const group_id& id, const std::string& name, const client_id& admin, bool open);
   void delete_group(const group_id& id);
   void set_group_admin(const group_id& id, const client_id& admin);
