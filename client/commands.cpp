@@ -5,6 +5,7 @@
 #include <iterator>
 #include <ostream>
 
+#include "group_commands.hpp"
 #include "progress.hpp"
 #include "terminal_text.hpp"
 #include "text.hpp"
@@ -160,6 +161,23 @@ int command_pull(client_operations& client, const command_output& output) {
       const std::string authenticated = m.authenticated ? "yes" : "no";
       const std::string legacy = m.legacy_sender ? "yes" : "no";
       const auto id = std::to_string(m.message_id);
+      if (m.group_message) {  // group messages (§16a): "#group <sender>: text"
+        if (m.what == received_message::kind::text) {
+          emit(output, "group-message", {{"id", id}, {"group", m.group}, {"from", m.sender}, {"kind", "text"},
+                                         {"authenticated", authenticated}},
+               "#" + m.group + " <" + m.sender + ">: " + m.text);  // emit escapes it
+        } else if (m.what == received_message::kind::file) {
+          emit(output, "group-message", {{"id", id}, {"group", m.group}, {"from", m.sender}, {"kind", "file"},
+                                         {"authenticated", authenticated}, {"path", m.file_path.string()},
+                                         {"name", m.file_name}});
+        } else {
+          emit(output, "group-message", {{"id", id}, {"group", m.group}, {"from", m.sender}, {"kind", message_kind(m.what)}},
+               m.what == received_message::kind::duplicate ? "dropped: " + m.problem
+               : m.problem.empty()                          ? m.text
+                                                            : "could not be verified: " + m.problem);
+        }
+        return;
+      }
       switch (m.what) {
         case received_message::kind::text:
           emit(output, "message", {{"id", id}, {"from", m.sender}, {"kind", "text"}, {"authenticated", authenticated},

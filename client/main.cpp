@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 
 #include "commands.hpp"
+#include "group_commands.hpp"
 #include "terminal_text.hpp"
 #include "menu.hpp"
 #include "self_test.hpp"
@@ -58,6 +59,29 @@ int main(int argc, char** argv) {
   trust->add_option("NAME", name, "The other user")->required();
   trust->add_flag("--yes", yes, "Accept without asking");
   auto* whoami = app.add_subcommand("whoami", "Print your name, client ID and identity kind");
+  // Groups (protocol v2, docs/PROTOCOL.md Part IV and §16a). GROUP: a name or the ID in hex.
+  auto* group = app.add_subcommand("group", "Groups: create|invite|join|leave|kick|ban|unban|handover|members|list");
+  group->require_subcommand(1, 1);
+  std::string group_name, group_user;
+  bool group_open = false;
+  auto* group_create = group->add_subcommand("create", "Create group NAME (you are its admin)");
+  group_create->add_option("NAME", group_name, "Group name")->required();
+  group_create->add_flag("--open", group_open, "Anyone may join (a chat room)");
+  std::vector<std::pair<std::string, CLI::App*>> group_targets, group_selves;
+  for (const char* action : {"invite", "kick", "ban", "unban", "handover"}) {
+    auto* sub = group->add_subcommand(action, std::string(action) + " USER in GROUP (admin)");
+    sub->add_option("GROUP", group_name, "Group")->required();
+    sub->add_option("USER", group_user, "User name")->required();
+    group_targets.emplace_back(action, sub);
+  }
+  for (const char* action : {"join", "leave"}) {
+    auto* sub = group->add_subcommand(action, std::string(action) + " GROUP");
+    sub->add_option("GROUP", group_name, "Group")->required();
+    group_selves.emplace_back(action, sub);
+  }
+  auto* group_members = group->add_subcommand("members", "The members of GROUP");
+  group_members->add_option("GROUP", group_name, "Group")->required();
+  auto* group_list = group->add_subcommand("list", "The groups you are in or invited to, and the open ones");
 
   try {
     app.parse(argc, argv);
@@ -85,6 +109,17 @@ int main(int argc, char** argv) {
     const lb::command_output output{std::cout, std::cerr, json};
     if (*reg) return lb::command_register(client, name, output);
     if (*list) return lb::command_list(client, output);
+    if (*send && lb::is_group_target(name)) return lb::command_group_send(client, name, text, std::cin, output);
+    if (*send_file && lb::is_group_target(name)) return lb::command_group_send_file(client, name, path, output);
+    if (*group) {
+      if (*group_create) return lb::command_group_create(client, group_name, group_open, output);
+      for (const auto& [action, sub] : group_targets)
+        if (*sub) return lb::command_group_target(client, action, group_name, group_user, output);
+      for (const auto& [action, sub] : group_selves)
+        if (*sub) return lb::command_group_self(client, action, group_name, output);
+      if (*group_members) return lb::command_group_members(client, group_name, output);
+      if (*group_list) return lb::command_group_list(client, output);
+    }
     if (*send) return lb::command_send(client, name, text, std::cin, output);
     if (*send_file) return lb::command_send_file(client, name, path, output);
     if (*pull) return lb::command_pull(client, output);

@@ -7,6 +7,7 @@
 #include <ostream>
 #include <string>
 
+#include "group_commands.hpp"
 #include "progress.hpp"
 #include "terminal_text.hpp"
 #include "text.hpp"
@@ -27,9 +28,7 @@ constexpr std::string_view menu_text =
     "52) Send your symmetric key\n"
     "6) Show the safety number of a user\n"
     "7) Accept a user's changed key\n"
-    "8) Who am I\n"
-    "0) Exit client\n"
-    "?\n";
+    "8) Who am I\n";
 
 // Pulls are repeated while they return messages (the server may split a large mailbox),
 // at most this many times per menu choice.
@@ -169,6 +168,11 @@ bool run_option(menu_option option, client_operations& client, std::istream& in,
       out << "The new key of " << escape_for_terminal(*name) << " is pinned.\n";
       return true;
     }
+    case menu_option::group_create: case menu_option::group_invite: case menu_option::group_join:
+    case menu_option::group_leave: case menu_option::group_kick: case menu_option::group_ban:
+    case menu_option::group_members: case menu_option::group_list: case menu_option::group_send_text:
+    case menu_option::group_send_file:
+      return run_group_option(static_cast<int>(option), client, in, out);
     case menu_option::who_am_i: {
       if (!client.registered()) {
         out << "Not registered yet.\n";
@@ -191,6 +195,7 @@ std::optional<menu_option> parse_menu_choice(std::string_view line) {
   if (text.empty() || ec != std::errc{} || end != text.data() + text.size()) return std::nullopt;
   switch (number) {
     case 0: case 1: case 2: case 3: case 4: case 5: case 50: case 51: case 52: case 6: case 7: case 8:
+    case 60: case 61: case 62: case 63: case 64: case 65: case 66: case 67: case 68: case 69:
       return static_cast<menu_option>(number);
     default:
       return std::nullopt;
@@ -202,6 +207,11 @@ std::string sender_label(const received_message& message) {
 }
 
 void print_message(std::ostream& out, const received_message& message) {
+  if (message.group_message && message.what == received_message::kind::text) {
+    out << group_text_line(message) << "\n" << std::flush;
+    return;
+  }
+  if (message.group_message) out << "Group: #" << escape_for_terminal(message.group) << "\n";
   out << "From: " << sender_label(message) << "\nContent:\n";
   switch (message.what) {
     case received_message::kind::key_request: out << "Request for symmetric key"; break;
@@ -226,7 +236,7 @@ void print_message(std::ostream& out, const received_message& message) {
 
 int run_menu(client_operations& client, std::istream& in, std::ostream& out) {
   while (true) {
-    out << "\n" << menu_text << std::flush;
+    out << "\n" << menu_text << group_menu_text << "0) Exit client\n?\n" << std::flush;
     std::string line;
     if (!std::getline(in, line)) return 0;  // end of input: exit cleanly
     const auto choice = parse_menu_choice(line);

@@ -22,6 +22,17 @@ enum class menu_option {
   show_safety_number = 6,   // protocol v2
   trust_changed_key = 7,    // protocol v2
   who_am_i = 8,
+  // Groups (protocol v2, group_commands.hpp): 60-69.
+  group_create = 60,
+  group_invite = 61,
+  group_join = 62,
+  group_leave = 63,
+  group_kick = 64,
+  group_ban = 65,
+  group_members = 66,
+  group_list = 67,
+  group_send_text = 68,
+  group_send_file = 69,
 };
 
 // Parses one input line: a menu number with optional surrounding blanks. Returns nullopt for

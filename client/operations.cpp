@@ -813,6 +813,8 @@ std::size_t client_operations::pull_v2(const message_callback& on_message, const
         result.content_size = header.content_size;
         result.what = received_message::kind::duplicate;
         result.problem = "message " + std::to_string(header.message_id) + " was handled before (a redelivery)";
+      } else if ((header.flags & v2::message_flag_group) || v2::is_group_message_type(header.type)) {
+        result = receive_group(link.link(), header, progress, replay, retry_later);
       } else if (sealed) {
         result = receive_sealed(link.link(), header, progress, replay, retry_later);
       } else if (const auto* pinned = keys_.find_pin(header.from)) {

@@ -90,6 +90,10 @@ struct received_message {
   bool legacy_sender = false;       // v2 pull flag bit 0: a v1 sender, its ID proves nothing
   std::string file_name;            // kind::file from a v2 peer: the name the sender gave (unsafe)
   std::string problem;              // unverified, duplicate: why
+  // A group message (types 18/19, pull flag bit 1, docs/PROTOCOL.md §16a, §23).
+  bool group_message = false;
+  protocol::v2::group_id group_id{};
+  std::string group;                // the group's name if known, else its ID in hex
 };
 
 // (bytes done, bytes total) of one file transfer.
@@ -101,6 +105,8 @@ inline constexpr std::size_t file_chunk_size = 64u << 10;
 
 // All operations throw client_error and nothing else; the keyring file is updated after each
 // operation that learnt something. Targets are user names as the server lists them.
+class group_operations;
+
 class client_operations {
  public:
   // Loads keyring.info (throws client_error if it is malformed) and me.info and me.v2 if
@@ -179,6 +185,12 @@ class client_operations {
   keyring& keys() { return keys_; }
 
  private:
+  friend class group_operations;  // groups.cpp: the group requests and envelopes (§16a, Part IV)
+  // A group message of a PULL (groups.cpp): group ID[16] then a group envelope.
+  received_message receive_group(connection& link, const protocol::v2::pulled_message_header& header,
+                                 const progress_callback& progress, std::optional<replay_id>& replay,
+                                 bool& retry_later);
+  std::vector<std::pair<protocol::v2::group_id, std::string>> group_names_;  // from GROUPS this run
   const identity& me();
   std::filesystem::path download_directory() const;
   peer& resolve(const std::string& name);

@@ -36,6 +36,11 @@ inline constexpr std::string_view envelope = "letterbox/v2/envelope";
 inline constexpr std::string_view envelope_end = "letterbox/v2/envelope-end";
 inline constexpr std::string_view content_key = "letterbox/v2/content-key";
 inline constexpr std::string_view safety_number = "letterbox/v2/safety-number";
+// Group envelopes (docs/PROTOCOL.md §16a).
+inline constexpr std::string_view group_envelope = "letterbox/v2/group-envelope";
+inline constexpr std::string_view group_envelope_end = "letterbox/v2/group-envelope-end";
+inline constexpr std::string_view group_wrap = "letterbox/v2/group-wrap";
+inline constexpr std::string_view group_content_key = "letterbox/v2/group-content-key";
 }  // namespace labels
 
 // ID = first 16 bytes of SHA-256(label || 0x00 || identity key). Anyone can check that a key

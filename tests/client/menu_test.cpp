@@ -3,6 +3,7 @@
 
 #include <sstream>
 
+#include "group_commands.hpp"
 #include "menu.hpp"
 #include "test_directory.hpp"
 
@@ -19,6 +20,10 @@ TEST_CASE("menu choices parse to the numbered options only") {
   CHECK(parse_menu_choice("6") == menu_option::show_safety_number);
   CHECK(parse_menu_choice("8") == menu_option::who_am_i);
   CHECK(!parse_menu_choice("9"));
+  CHECK(parse_menu_choice("60") == menu_option::group_create);
+  CHECK(parse_menu_choice("67") == menu_option::group_list);
+  CHECK(parse_menu_choice("69") == menu_option::group_send_file);
+  CHECK(!parse_menu_choice("70"));
   CHECK(!parse_menu_choice("53"));
   CHECK(!parse_menu_choice("-1"));
   CHECK(!parse_menu_choice("abc"));
@@ -83,6 +88,16 @@ TEST_CASE("menu survives unknown options and ends cleanly at end of input") {
             "6) Show the safety number of a user\n"
             "7) Accept a user's changed key\n"
             "8) Who am I\n"
+            "60) Create a group\n"
+            "61) Invite a user to a group\n"
+            "62) Join a group\n"
+            "63) Leave a group\n"
+            "64) Kick a member (admin)\n"
+            "65) Ban a user (admin)\n"
+            "66) Show the members of a group\n"
+            "67) List groups\n"
+            "68) Send a text to a group\n"
+            "69) Send a file to a group\n"
             "0) Exit client\n"
             "?\n",
             0) == 0);  // the whole menu, exactly, first thing on the screen
@@ -103,4 +118,16 @@ TEST_CASE("registering without server.info names the missing file; 50 with a mis
   CHECK(out.str().find("server.info: file not found") != std::string::npos);
   CHECK(!std::filesystem::exists(dir.path / "me.info"));
   CHECK(out.str().find("Enter file path: file not found\n") != std::string::npos);
+}
+
+TEST_CASE("a group text is shown as #group <sender>: text, every part escaped") {
+  received_message message;
+  message.group_message = true;
+  message.group = "room\x1b[2J";
+  message.sender = "eve\x07";
+  message.what = received_message::kind::text;
+  message.text = "hi\x1b]0;owned\x07\nline 2";
+  std::ostringstream out;
+  print_message(out, message);
+  CHECK(out.str() == "#room\\x1b[2J <eve\\x07>: hi\\x1b]0;owned\\x07\nline 2\n");
 }
