@@ -29,7 +29,9 @@ struct group_server {
   std::vector<v2_identity> clients;
   explicit group_server(int n, std::vector<std::string> extra_args = {}) : server(std::move(extra_args)) {
     for (int i = 0; i < n; ++i) {
-      clients.push_back(make_v2_identity("c" + std::to_string(i)));
+      std::string name = "c";  // not "c" + std::to_string(i): g++ 12 -O3 warns -Wrestrict (falsely)
+      name += std::to_string(i);
+      clients.push_back(make_v2_identity(name));
       raw_connection connection(server.port());
       v2_register(connection, clients.back());
     }
