@@ -41,6 +41,7 @@ const char* reason_name(std::uint16_t value) noexcept {
     case reason::disk_full: return "disk_full";
     case reason::rate_limited: return "rate_limited";
     case reason::storage_failure: return "storage_failure";
+    case reason::too_many_subscriptions: return "too_many_subscriptions";
   }
   return "unknown";
 }

@@ -105,6 +105,7 @@ enum class reason : std::uint16_t {
   disk_full = 10,
   rate_limited = 11,
   storage_failure = 12,
+  too_many_subscriptions = 20,  // Part III, §21: a SUBSCRIBE beyond --max-subscriptions
 };
 inline constexpr std::uint16_t max_reason = 12;
 // The reason's name as in §18 ("malformed", ...); "unknown" for other values.

@@ -31,6 +31,9 @@
 
 namespace letterbox::server {
 
+class live_registry;      // v2_live.hpp: subscriptions and presence (Part III)
+class live_subscription;  // v2_live.hpp: one connection's subscription
+
 // One pull in progress (see pull_registry).
 struct pull_ticket {
   net::connection* connection = nullptr;
@@ -164,6 +167,9 @@ struct server_context {
   // Where HELLO's challenges come from: the OS RNG. (The fuzz target fixes it, so its corpus
   // can carry valid REGISTER and AUTH proofs and reach the authenticated paths.)
   protocol::v2::challenge (*new_challenge)() = &draw_challenge;
+  // Live delivery (docs/PROTOCOL.md Part III), I/O thread only; null: none (codes 210-212 are
+  // then unknown v1 codes, as before).
+  live_registry* live = nullptr;
 };
 
 // One request whose header was read.
@@ -174,6 +180,7 @@ struct request {
   std::uint64_t unread_payload = header.payload_size;
   v2_connection* v2 = nullptr;      // the connection's v2 state (null where a flow needs none)
   bool close_after_error = false;   // a failed REGISTER / AUTH ends the connection after its 9000
+  live_subscription* live = nullptr;  // the connection's subscription state (Part III), when live delivery is on
 
   // Reads exactly the buffer's size of the payload.
   boost::asio::awaitable<void> read(const boost::asio::mutable_buffer& buffer) {
@@ -206,6 +213,8 @@ boost::asio::awaitable<outcome> handle_v2_directory_request(request& r);  // 203
 boost::asio::awaitable<outcome> handle_v2_send(request& r);  // 205
 boost::asio::awaitable<outcome> handle_v2_pull(request& r);  // 206
 boost::asio::awaitable<outcome> handle_v2_ack(request& r);   // 207
+// Live delivery (v2_live.cpp; r.live and r.server.live set): 210 SUBSCRIBE, 211 PRESENCE, 212 PING.
+boost::asio::awaitable<outcome> handle_live_request(request& r);
 
 // --- Shared by the v1 and v2 flows ------------------------------------------------------------
 // The part of a send after its prefix was checked (103 and 205): disk watermark, content
