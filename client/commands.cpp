@@ -111,8 +111,13 @@ int command_register(client_operations& client, const std::string& name, const c
 
 int command_list(client_operations& client, const command_output& output) {
   return guarded(output, [&] {
-    for (const auto& entry : client.list_clients())
-      emit(output, "client", {{"id", proto::to_hex(entry.id)}, {"kind", kind_name(entry.kind)}, {"name", entry.name}});
+    for (const auto& entry : client.list_clients()) {
+      if (entry.online)  // a v2 peer on a server with presence (Part III)
+        emit(output, "client", {{"id", proto::to_hex(entry.id)}, {"kind", kind_name(entry.kind)}, {"name", entry.name},
+                                {"online", *entry.online ? "yes" : "no"}, {"last_seen", std::to_string(entry.last_seen)}});
+      else
+        emit(output, "client", {{"id", proto::to_hex(entry.id)}, {"kind", kind_name(entry.kind)}, {"name", entry.name}});
+    }
     return exit_code::ok;
   });
 }

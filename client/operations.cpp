@@ -422,6 +422,24 @@ std::vector<directory_entry> client_operations::list_clients() {
         clients.push_back({entry.id, entry.name, kind_of_entry});
         kinds_.emplace_back(entry.id, kind_of_entry);
       }
+      // Presence, where the server has live delivery (a server without it answers the unknown
+      // code with the v1 error: no presence then, the list stands).
+      try {
+        const auto presence = on_session([&](v2_session& link) {
+          return link.exchange(static_cast<v2::request_code>(proto::live::request_code::presence), {},
+                               static_cast<v2::response_code>(proto::live::response_code::presence),
+                               max_client_list_payload);
+        });
+        for (const auto& p : proto::live::decode_presence_payload(presence)) {
+          if (!(p.flags & proto::live::presence_flag_v2)) continue;
+          for (auto& c : clients)
+            if (c.id == p.id) {
+              c.online = (p.flags & proto::live::presence_flag_online) != 0;
+              c.last_seen = p.last_seen;
+            }
+        }
+      } catch (const v2_server_error&) {
+      }
     } else {
       const auto reply = exchange(proto::request_code::list_clients, {}, proto::response_code::client_list,
                                   max_client_list_payload);

@@ -70,6 +70,10 @@ struct directory_entry {
   protocol::client_id id{};
   std::string name;
   peer_kind kind = peer_kind::unknown;
+  // Presence (docs/PROTOCOL.md Part III §23), for v2 peers when the server has live delivery:
+  // online now, and last seen (Unix seconds during the server's run; 0 = not seen).
+  std::optional<bool> online;
+  std::uint64_t last_seen = 0;
 };
 
 // One message out of a pull, already processed (key stored, text or file decrypted).

@@ -37,6 +37,10 @@ exec 3>"$work/alice.in" 4>"$work/bob.in"
 wait_for "$work/alice.out" '^chat with=bob state=subscribed$'
 wait_for "$work/bob.out" '^chat with=alice state=subscribed$'
 
+# Presence in list: bob is online (his chat's connections are open), last seen known.
+out=$(cl alice list)
+[[ $out =~ kind=v2\ name=bob\ online=yes\ last_seen=[1-9][0-9]* ]] || fail "presence of bob in list: $out"
+
 echo "hello bob, live" >&3
 wait_for "$work/alice.out" '^sent id=[0-9]+ to=bob sealed=yes$'
 wait_for "$work/bob.out" '^message id=[0-9]+ from=alice kind=text authenticated=yes legacy=no hello bob, live$'
@@ -55,6 +59,14 @@ wait "$bob_pid" || fail "bob's chat exited with $?"
 chat_pids=()
 grep -q '^chat with=bob state=ended$' "$work/alice.out" || fail "alice: no end line"
 grep -q '^chat with=alice state=ended$' "$work/bob.out" || fail "bob: no end line"
+
+# Presence: offline once his connections closed (the list waits for the server to see the close).
+for _ in $(seq 50); do
+  out=$(cl alice list)
+  [[ $out =~ kind=v2\ name=bob\ online=no\ last_seen=[1-9] ]] && break
+  sleep 0.1
+done
+[[ $out =~ kind=v2\ name=bob\ online=no\ last_seen=[1-9] ]] || fail "bob still online after his chat: $out"
 
 # Everything shown was acknowledged: nothing is waiting.
 [[ $(cl bob pull) == "pulled count=0" ]] || fail "bob still has mail after the chat"
