@@ -1,7 +1,8 @@
 // bench/loadgen: a load generator that speaks protocol v1 to a running Letterbox server.
 //
 //   loadgen --port P [--server-pid PID] SCENARIO [options]
-//   scenarios: send, send-v2, send-legacy, pull, pull-v2, file, idle, latency, long-reader, list, group-send (see --help of each)
+//   scenarios: send, send-v2, send-legacy, pull, pull-v2, file, idle, latency, long-reader, list, group-send, push
+//   (see --help of each)
 //
 // Lean by design, since it shares the machine's cores with the server: a few threads, each
 // with its own io_context running many coroutines (one per connection); every request is
@@ -1371,6 +1372,155 @@ int run_list(const options& opt, const tcp::endpoint& server) {
   return finish(line, failures);
 }
 
+// ---------------------------------------------------------------------------------------
+// push (docs/PROTOCOL.md Part V): N subscribed v2 clients (default 1,000) and one sender
+// sending small sealed-text SENDs to them in turn, one at a time; each figure is the time from
+// the 2005 arriving at the sender to the 2015 arriving at its recipient (0 when the push came
+// first). Every push is acknowledged (207) on the subscribed connection, and the server's pings
+// are answered. One loadgen thread: the sender and the subscribers share one clock and signal.
+
+// Reads one whole frame (header and payload) into `payload`; returns its header.
+awaitable<proto::response_header> read_frame(tcp::socket& socket, proto::byte_buffer& payload) {
+  std::array<std::uint8_t, proto::response_header_size> raw{};
+  co_await asio::async_read(socket, asio::buffer(raw), use_awaitable);
+  const auto header = proto::decode_response_header(raw);
+  if (header.payload_size > (1u << 20)) throw std::runtime_error("frame of " + std::to_string(header.payload_size) + " bytes");
+  payload.resize(header.payload_size);
+  if (header.payload_size > 0) co_await asio::async_read(socket, asio::buffer(payload), use_awaitable);
+  co_return header;
+}
+
+proto::byte_buffer empty_v2_request(std::uint8_t code) {
+  proto::byte_buffer out(proto::request_header_size, 0);
+  out[16] = proto2::wire_version;
+  out[17] = code;
+  return out;
+}
+
+int run_push(const options& opt, const tcp::endpoint& server) {
+  constexpr std::uint8_t subscribe_code = 210, ping_code = 212;
+  constexpr std::uint16_t subscribed_code = 2010, push_code = 2015, server_ping_code = 2013;
+  const int n = opt.connections > 0 ? opt.connections : 1000;
+  worker_pool pool(1);
+  failure_log failures;
+  auto subscribers = make_connections(pool, static_cast<std::size_t>(n));
+  connect_and_register(pool, subscribers, server, "push", failures, true);
+  auto senders = make_connections(pool, 1);
+  connect_and_register(pool, senders, server, "pushsender", failures, true);
+  result_line line("push");
+  if (failures.count() > 0) return finish(line, failures);
+  const auto subscribe = empty_v2_request(subscribe_code);
+  for (std::size_t i = 0; i < subscribers.size(); ++i)
+    asio::co_spawn(
+        pool.context(0),
+        [&, i]() -> awaitable<void> {
+          try {
+            co_await asio::async_write(subscribers[i]->socket, asio::buffer(subscribe), use_awaitable);
+            proto::byte_buffer payload;
+            const auto header = co_await read_frame(subscribers[i]->socket, payload);
+            if (header.code != subscribed_code) throw std::runtime_error("SUBSCRIBE answered " + std::to_string(header.code));
+          } catch (const std::exception& e) {
+            failures.record(std::string("subscribe: ") + e.what());
+          }
+        },
+        asio::detached);
+  pool.run_phase();
+  if (failures.count() > 0) return finish(line, failures);
+
+  std::vector<bench_clock::time_point> pushed_at(subscribers.size());
+  std::vector<char> pushed(subscribers.size(), 0);
+  asio::steady_timer signal(pool.context(0));
+  bool done = false;
+  latency_histogram latency;
+  std::uint64_t completed = 0;
+  std::vector<std::uint8_t> content(opt.content_size);
+  fill_pattern(9, 0, content);
+  resource_probe resources(opt.server_pid);
+  const auto start = bench_clock::now();
+  const auto deadline = start + std::chrono::duration<double>(opt.duration);
+  bench_clock::time_point last_end = start;
+  const auto ping = empty_v2_request(ping_code);
+  for (std::size_t i = 0; i < subscribers.size(); ++i)
+    asio::co_spawn(
+        pool.context(0),
+        [&, i]() -> awaitable<void> {
+          auto& socket = subscribers[i]->socket;
+          proto::byte_buffer payload;
+          try {
+            while (!done) {
+              const auto header = co_await read_frame(socket, payload);
+              if (header.code == push_code) {
+                pushed_at[i] = bench_clock::now();
+                pushed[i] = 1;
+                signal.cancel();
+                proto2::ack_request ack;
+                for (std::size_t at = 0; at + proto2::pulled_message_header_size <= payload.size();) {
+                  const auto entry = proto2::decode_pulled_message_header(
+                      proto::bytes_view(payload).subspan(at, proto2::pulled_message_header_size));
+                  ack.message_ids.push_back(entry.message_id);
+                  at += proto2::pulled_message_header_size + entry.content_size;
+                }
+                const auto request = proto2::encode_request(proto2::request_code::ack, proto2::encode_ack_request(ack));
+                co_await asio::async_write(socket, asio::buffer(request), use_awaitable);
+              } else if (header.code == server_ping_code) {
+                co_await asio::async_write(socket, asio::buffer(ping), use_awaitable);
+              }  // 2007 (our ACKs) and 2012 (our pings' answers) need nothing
+            }
+          } catch (const std::exception& e) {
+            if (!done) failures.record(std::string("subscriber: ") + e.what());
+          }
+        },
+        asio::detached);
+  asio::co_spawn(
+      pool.context(0),
+      [&]() -> awaitable<void> {
+        auto& c = *senders[0];
+        try {
+          for (std::uint64_t k = 0; k < opt.max_requests && bench_clock::now() < deadline; ++k) {
+            const std::size_t to = k % subscribers.size();
+            pushed[to] = 0;
+            auto payload = proto2::encode_send_message_prefix({subscribers[to]->id,
+                                                               static_cast<std::uint8_t>(proto2::message_type::sealed_text),
+                                                               static_cast<std::uint32_t>(content.size())});
+            payload.insert(payload.end(), content.begin(), content.end());
+            const auto request = proto2::encode_request(proto2::request_code::send_message, payload);
+            co_await asio::async_write(c.socket, asio::buffer(request), use_awaitable);
+            auto response = co_await read_small_response(c.socket, c.buffer);
+            const auto at_2005 = bench_clock::now();
+            expect_code(response.header, static_cast<proto::response_code>(proto2::response_code::message_sent), "push send");
+            const auto give_up = at_2005 + std::chrono::seconds(10);
+            while (!pushed[to]) {
+              if (bench_clock::now() >= give_up) throw std::runtime_error("no push within 10 s of the 2005");
+              signal.expires_at(give_up);
+              boost::system::error_code ec;
+              co_await signal.async_wait(asio::redirect_error(use_awaitable, ec));
+            }
+            latency.record(pushed_at[to] - at_2005);  // negative (the push first) counts as 0
+            ++completed;
+            last_end = bench_clock::now();
+          }
+        } catch (const std::exception& e) {
+          failures.record(std::string("sender: ") + e.what());
+        }
+        done = true;
+        for (auto& s : subscribers) {
+          boost::system::error_code ignored;
+          s->socket.close(ignored);
+        }
+      },
+      asio::detached);
+  pool.run_phase();
+  const double elapsed = seconds_between(start, std::max(last_end, start + std::chrono::microseconds(1)));
+  line.add("subscribers", n)
+      .add("content_bytes", opt.content_size)
+      .add("pushes", completed)
+      .add("seconds", elapsed)
+      .add("pushes_per_s", completed / elapsed);
+  add_latency(line, latency);
+  resources.report(line, completed);
+  return finish(line, failures);
+}
+
 }  // namespace
 
 // group-send (docs/PROTOCOL.md Part IV): N v2 members (default 100) in one open group, member 0
@@ -1547,7 +1697,8 @@ int main(int argc, char** argv) {
   auto* group_send = app.add_subcommand(
       "group-send", "N members of one open group: delivery time of a group send to all of them, then group sends/s");
   auto* list = app.add_subcommand("list", "N registered clients; sends alone, then while 101s read the whole list");
-  for (auto* sub : {send, send_v2, legacy, pull, pull_v2, latency, long_reader, list, group_send})
+  auto* push = app.add_subcommand("push", "N subscribed v2 clients (default 1,000), one sender: 2005 -> 2015 latency");
+  for (auto* sub : {send, send_v2, legacy, pull, pull_v2, latency, long_reader, list, group_send, push})
     sub->add_option("--connections", opt.connections,
                     "connections (send 64, send-legacy 16, pull 16 mailboxes, latency and long-reader 64, list 64 senders, "
                     "group-send 100 members)")
@@ -1584,7 +1735,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 600.0));
   list->add_option("--list-pause-ms", opt.list_pause_ms, "pause of each lister between a 1001 and its next 101 (0: back to back)")
       ->check(CLI::Range(0.0, 60'000.0));
-  for (auto* sub : {send, send_v2, legacy, pull, pull_v2, file, idle, latency, long_reader, list, group_send}) sub->fallthrough();
+  for (auto* sub : {send, send_v2, legacy, pull, pull_v2, file, idle, latency, long_reader, list, group_send, push}) sub->fallthrough();
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -1603,6 +1754,7 @@ int main(int argc, char** argv) {
     if (*long_reader) return run_long_reader(opt, server);
     if (*list) return run_list(opt, server);
     if (*group_send) return run_group_send(opt, server);
+    if (*push) return run_push(opt, server);
   } catch (const std::exception& e) {
     std::cerr << "loadgen: " << e.what() << "\n";
     return 2;

@@ -368,6 +368,12 @@ def main():
     rows.append((f"idle {fmt(idle_n)} connections: server RSS", "<= 128 MiB",
                  f"{fmt(idle_rss, 'MiB')} ({fmt(per_conn, 'KiB')}/connection; {fmt(idle_alive)} still served)",
                  "target 128 MiB", pct(ratio(idle_rss, 128)), verdict(le(idle_rss, 128), "idle")))
+    push_p50 = get("push", "p50_us")
+    push_p99 = get("push", "p99_us")
+    if push_p50 is not None:
+        rows.append((f"push: 2005 -> 2015 with {fmt(get('push', 'subscribers'))} subscribers", "p50/p99 (issue 10)",
+                     f"p50 {fmt(push_p50, 'us')}, p99 {fmt(push_p99, 'us')} over {fmt(get('push', 'pushes'))} pushes",
+                     f"loopback round trip p50 {fmt(rr_p50, 'us')}", "-", "-"))
     rows.append(("idle: fresh client's request", "< 50 ms", f"max {fmt(fresh_max, 'ms')}, p50 {fmt(fresh_p50, 'ms')}",
                  f"loopback round trip p50 {fmt(rr_p50, 'us')}", "-",
                  verdict(None if fresh_max is None else fresh_max < 50, "idle")))
@@ -467,6 +473,11 @@ def main():
             out.append(f"| {label} | {fmt(rec.get('fsyncs_per_s'))} | {fmt(rec.get('p50_us'), 'us')} | "
                        f"{fmt(rec.get('p99_us'), 'us')} |")
         out.append("")
+    if get("push", "subscribers") is not None:
+        out.append(f"- **push** (docs/PROTOCOL.md Part V): {fmt(get('push', 'subscribers'))} v2 clients each "
+                   "subscribed (210) on its own connection, one sender sending a small sealed text to each in turn, one "
+                   "at a time; each figure is the time from the 2005 arriving at the sender to the 2015 arriving at "
+                   "its recipient (0 when the push came first); every push is acknowledged (207), pings answered.")
     if r.get(("latency", "fixed", "")):
         out.extend(fixed_lines)
     files = [(label, rec) for (scenario, label, _), rec in r.items() if scenario == "server-files"]

@@ -112,8 +112,13 @@ int command_register(client_operations& client, const std::string& name, const c
 
 int command_list(client_operations& client, const command_output& output) {
   return guarded(output, [&] {
-    for (const auto& entry : client.list_clients())
-      emit(output, "client", {{"id", proto::to_hex(entry.id)}, {"kind", kind_name(entry.kind)}, {"name", entry.name}});
+    for (const auto& entry : client.list_clients()) {
+      if (entry.online)  // a v2 peer on a server with presence (Part V)
+        emit(output, "client", {{"id", proto::to_hex(entry.id)}, {"kind", kind_name(entry.kind)}, {"name", entry.name},
+                                {"online", *entry.online ? "yes" : "no"}, {"last_seen", std::to_string(entry.last_seen)}});
+      else
+        emit(output, "client", {{"id", proto::to_hex(entry.id)}, {"kind", kind_name(entry.kind)}, {"name", entry.name}});
+    }
     return exit_code::ok;
   });
 }
@@ -154,61 +159,81 @@ int command_send_file(client_operations& client, const std::string& name, const 
   });
 }
 
+// One received message as a 'message' line (pull and chat).
+void show_received(const command_output& output, const received_message& m) {
+  const std::string authenticated = m.authenticated ? "yes" : "no";
+  const std::string legacy = m.legacy_sender ? "yes" : "no";
+  const auto id = std::to_string(m.message_id);
+  if (m.group_message) {  // group messages (§16a): "#group <sender>: text"
+    if (m.what == received_message::kind::text) {
+      emit(output, "group-message", {{"id", id}, {"group", m.group}, {"from", m.sender}, {"kind", "text"},
+                                     {"authenticated", authenticated}},
+           "#" + m.group + " <" + m.sender + ">: " + m.text);  // emit escapes it
+    } else if (m.what == received_message::kind::file) {
+      emit(output, "group-message", {{"id", id}, {"group", m.group}, {"from", m.sender}, {"kind", "file"},
+                                     {"authenticated", authenticated}, {"path", m.file_path.string()},
+                                     {"name", m.file_name}});
+    } else {
+      emit(output, "group-message", {{"id", id}, {"group", m.group}, {"from", m.sender}, {"kind", message_kind(m.what)}},
+           m.what == received_message::kind::duplicate ? "dropped: " + m.problem
+           : m.problem.empty()                          ? m.text
+                                                        : "could not be verified: " + m.problem);
+    }
+    return;
+  }
+  switch (m.what) {
+    case received_message::kind::text:
+      emit(output, "message", {{"id", id}, {"from", m.sender}, {"kind", "text"}, {"authenticated", authenticated},
+                               {"legacy", legacy}}, m.text);
+      break;
+    case received_message::kind::file:
+      emit(output, "message", {{"id", id}, {"from", m.sender}, {"kind", "file"}, {"authenticated", authenticated},
+                               {"legacy", legacy}, {"path", m.file_path.string()}, {"name", m.file_name}});
+      break;
+    case received_message::kind::unverified:
+      emit(output, "message", {{"id", id}, {"from", m.sender}, {"kind", "unverified"}},
+           "could not be verified: " + m.problem);
+      break;
+    case received_message::kind::duplicate:
+      emit(output, "message", {{"id", id}, {"from", m.sender}, {"kind", "duplicate"}}, "dropped: " + m.problem);
+      break;
+    case received_message::kind::save_failed:
+      emit(output, "message", {{"id", id}, {"from", m.sender}, {"kind", "save-failed"}}, m.text);
+      break;
+    default:
+      emit(output, "message", {{"id", id}, {"from", m.sender}, {"kind", message_kind(m.what)},
+                               {"authenticated", authenticated}, {"legacy", legacy}});
+      break;
+  }
+}
+
 int command_pull(client_operations& client, const command_output& output) {
   return guarded(output, [&] {
     std::size_t total = 0;
-    const auto show = [&](const received_message& m) {
-      const std::string authenticated = m.authenticated ? "yes" : "no";
-      const std::string legacy = m.legacy_sender ? "yes" : "no";
-      const auto id = std::to_string(m.message_id);
-      if (m.group_message) {  // group messages (§16a): "#group <sender>: text"
-        if (m.what == received_message::kind::text) {
-          emit(output, "group-message", {{"id", id}, {"group", m.group}, {"from", m.sender}, {"kind", "text"},
-                                         {"authenticated", authenticated}},
-               "#" + m.group + " <" + m.sender + ">: " + m.text);  // emit escapes it
-        } else if (m.what == received_message::kind::file) {
-          emit(output, "group-message", {{"id", id}, {"group", m.group}, {"from", m.sender}, {"kind", "file"},
-                                         {"authenticated", authenticated}, {"path", m.file_path.string()},
-                                         {"name", m.file_name}});
-        } else {
-          emit(output, "group-message", {{"id", id}, {"group", m.group}, {"from", m.sender}, {"kind", message_kind(m.what)}},
-               m.what == received_message::kind::duplicate ? "dropped: " + m.problem
-               : m.problem.empty()                          ? m.text
-                                                            : "could not be verified: " + m.problem);
-        }
-        return;
-      }
-      switch (m.what) {
-        case received_message::kind::text:
-          emit(output, "message", {{"id", id}, {"from", m.sender}, {"kind", "text"}, {"authenticated", authenticated},
-                                   {"legacy", legacy}}, m.text);
-          break;
-        case received_message::kind::file:
-          emit(output, "message", {{"id", id}, {"from", m.sender}, {"kind", "file"}, {"authenticated", authenticated},
-                                   {"legacy", legacy}, {"path", m.file_path.string()}, {"name", m.file_name}});
-          break;
-        case received_message::kind::unverified:
-          emit(output, "message", {{"id", id}, {"from", m.sender}, {"kind", "unverified"}},
-               "could not be verified: " + m.problem);
-          break;
-        case received_message::kind::duplicate:
-          emit(output, "message", {{"id", id}, {"from", m.sender}, {"kind", "duplicate"}}, "dropped: " + m.problem);
-          break;
-        case received_message::kind::save_failed:
-          emit(output, "message", {{"id", id}, {"from", m.sender}, {"kind", "save-failed"}}, m.text);
-          break;
-        default:
-          emit(output, "message", {{"id", id}, {"from", m.sender}, {"kind", message_kind(m.what)},
-                                   {"authenticated", authenticated}, {"legacy", legacy}});
-          break;
-      }
-    };
+    const auto show = [&](const received_message& m) { show_received(output, m); };
     for (int round = 0; round < max_pull_rounds; ++round) {
       const auto got = client.pull_messages(show, make_terminal_progress("receiving file"));
       total += got;
       if (got == 0) break;
     }
     emit(output, "pulled", {{"count", std::to_string(total)}});
+    return exit_code::ok;
+  });
+}
+
+int command_chat(client_operations& client, const std::string& name, std::istream& input, const command_output& output) {
+  return guarded(output, [&] {
+    client_operations::chat_events events;
+    events.on_message = [&](const received_message& m) { show_received(output, m); };
+    events.on_sent = [&](std::uint32_t id, const std::string&) {
+      emit(output, "sent", {{"id", std::to_string(id)}, {"to", name}, {"sealed", "yes"}});
+    };
+    events.on_send_failed = [&](const std::string&, const client_error& e) {
+      emit(output, "send-failed", {{"to", name}}, e.what());
+    };
+    emit(output, "chat", {{"with", name}, {"state", "subscribed"}});
+    client.chat(name, input, events);
+    emit(output, "chat", {{"with", name}, {"state", "ended"}});
     return exit_code::ok;
   });
 }

@@ -45,6 +45,10 @@ int command_send(client_operations& client, const std::string& name, const std::
 int command_send_file(client_operations& client, const std::string& name, const std::filesystem::path& path,
                       const command_output& output);
 int command_pull(client_operations& client, const command_output& output);
+// Live chat with NAME (Part V): 'chat with=NAME state=subscribed', then a 'message' line per
+// message that arrives (as pull prints them), a 'sent' line per line of input sent (after its
+// 2005), and 'chat ... state=ended' at the end of input.
+int command_chat(client_operations& client, const std::string& name, std::istream& input, const command_output& output);
 int command_verify(client_operations& client, const std::string& name, const command_output& output);
 // Without yes, asks on output.err and reads "yes" from input.
 int command_trust(client_operations& client, const std::string& name, bool yes, std::istream& input,

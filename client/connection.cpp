@@ -82,6 +82,8 @@ void connection::write(protocol::bytes_view bytes) {
   if (!in_time || ec) s.fail("sending to", ec, !in_time);
 }
 
+int connection::descriptor() const { return impl_->socket.native_handle(); }
+
 void connection::read(std::span<std::uint8_t> out) {
   auto& s = *impl_;
   boost::system::error_code ec;

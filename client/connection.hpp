@@ -38,6 +38,8 @@ class connection {
   // True when the peer has closed the connection, or sent bytes nobody asked for (the stream
   // is then out of step): checked without blocking before an idle connection is reused.
   bool peer_closed();
+  // The socket's descriptor, to poll(2) it for readability (reads are never buffered here).
+  int descriptor() const;
 
   // Writes, in one write, the request header (announcing header.payload_size) followed by
   // payload_prefix, which is the whole payload or its first part (the rest follows through

@@ -52,6 +52,8 @@ int main(int argc, char** argv) {
   auto* send_file = app.add_subcommand("send-file", "Send the file PATH to NAME");
   send_file->add_option("NAME", name, "Recipient")->required();
   send_file->add_option("PATH", path, "The file")->required();
+  auto* chat = app.add_subcommand("chat", "Live chat with NAME: messages shown as they arrive, each line of stdin sent; ends at the end of stdin");
+  chat->add_option("NAME", name, "The other user (a v2 client)")->required();
   auto* pull = app.add_subcommand("pull", "Receive waiting messages: print texts, save files");
   auto* verify = app.add_subcommand("verify", "Print the safety number of you and NAME (compare it out of band)");
   verify->add_option("NAME", name, "The other user")->required();
@@ -123,6 +125,7 @@ int main(int argc, char** argv) {
     if (*send) return lb::command_send(client, name, text, std::cin, output);
     if (*send_file) return lb::command_send_file(client, name, path, output);
     if (*pull) return lb::command_pull(client, output);
+    if (*chat) return lb::command_chat(client, name, std::cin, output);
     if (*verify) return lb::command_verify(client, name, output);
     if (*trust) return lb::command_trust(client, name, yes, std::cin, output);
     if (*whoami) return lb::command_whoami(client, output);

@@ -28,7 +28,8 @@ constexpr std::string_view menu_text =
     "52) Send your symmetric key\n"
     "6) Show the safety number of a user\n"
     "7) Accept a user's changed key\n"
-    "8) Who am I\n";
+    "8) Who am I\n"
+    "10) Live chat with a user (typed lines are sent; the end of input ends it)\n";
 
 // Pulls are repeated while they return messages (the server may split a large mailbox),
 // at most this many times per menu choice.
@@ -173,6 +174,19 @@ bool run_option(menu_option option, client_operations& client, std::istream& in,
     case menu_option::group_members: case menu_option::group_list: case menu_option::group_send_text:
     case menu_option::group_send_file:
       return run_group_option(static_cast<int>(option), client, in, out);
+    case menu_option::live_chat: {
+      const auto name = ask_user();
+      if (!name) return false;
+      out << "Chat with " << escape_for_terminal(*name) << ": type lines to send them; the end of input ends the chat.\n"
+          << std::flush;
+      client_operations::chat_events events;
+      events.on_message = [&](const received_message& m) { print_message(out, m); };
+      events.on_sent = [&](std::uint32_t id, const std::string&) { out << "(sent, message " << id << ")\n" << std::flush; };
+      events.on_send_failed = [&](const std::string&, const client_error& e) { print_error(out, e); };
+      client.chat(*name, in, events);
+      out << "Chat ended.\n";
+      return false;  // its input has ended
+    }
     case menu_option::who_am_i: {
       if (!client.registered()) {
         out << "Not registered yet.\n";
@@ -194,7 +208,7 @@ std::optional<menu_option> parse_menu_choice(std::string_view line) {
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), number);
   if (text.empty() || ec != std::errc{} || end != text.data() + text.size()) return std::nullopt;
   switch (number) {
-    case 0: case 1: case 2: case 3: case 4: case 5: case 50: case 51: case 52: case 6: case 7: case 8:
+    case 0: case 1: case 2: case 3: case 4: case 5: case 50: case 51: case 52: case 6: case 7: case 8: case 10:
     case 60: case 61: case 62: case 63: case 64: case 65: case 66: case 67: case 68: case 69:
       return static_cast<menu_option>(number);
     default:

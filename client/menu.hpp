@@ -22,6 +22,7 @@ enum class menu_option {
   show_safety_number = 6,   // protocol v2
   trust_changed_key = 7,    // protocol v2
   who_am_i = 8,
+  live_chat = 10,           // protocol v2, live delivery (Part V)
   // Groups (protocol v2, group_commands.hpp): 60-69.
   group_create = 60,
   group_invite = 61,

@@ -2,7 +2,13 @@
 // persistent authenticated session; keys and pins kept in the keyring.
 #include "operations.hpp"
 
+#include <poll.h>
 #include <unistd.h>
+
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <thread>
 
 #include <algorithm>
 #include <fstream>
@@ -11,6 +17,7 @@
 #include "downloads.hpp"
 #include "envelope.hpp"
 #include "identity.hpp"
+#include "messages_live.hpp"
 #include "safety_number.hpp"
 #include "terminal_text.hpp"
 
@@ -423,6 +430,24 @@ std::vector<directory_entry> client_operations::list_clients() {
         clients.push_back({entry.id, entry.name, kind_of_entry});
         kinds_.emplace_back(entry.id, kind_of_entry);
       }
+      // Presence, where the server has live delivery (a server without it answers the unknown
+      // code with the v1 error: no presence then, the list stands).
+      try {
+        const auto presence = on_session([&](v2_session& link) {
+          return link.exchange(static_cast<v2::request_code>(proto::live::request_code::presence), {},
+                               static_cast<v2::response_code>(proto::live::response_code::presence),
+                               max_client_list_payload);
+        });
+        for (const auto& p : proto::live::decode_presence_payload(presence)) {
+          if (!(p.flags & proto::live::presence_flag_v2)) continue;
+          for (auto& c : clients)
+            if (c.id == p.id) {
+              c.online = (p.flags & proto::live::presence_flag_online) != 0;
+              c.last_seen = p.last_seen;
+            }
+        }
+      } catch (const v2_server_error&) {
+      }
     } else {
       const auto reply = exchange(proto::request_code::list_clients, {}, proto::response_code::client_list,
                                   max_client_list_payload);
@@ -775,6 +800,73 @@ std::size_t client_operations::pull_v1(const message_callback& on_message, const
   return count;
 }
 
+// The entries of a 2006 (or of a live 2015, Part V) of `remaining` bytes: each handled
+// (duplicates dropped by seen.v2), passed to on_message, and its ID added to `handled` unless
+// it must come again; returns how many.
+std::size_t client_operations::receive_v2_entries(v2_session& link, std::uint64_t remaining,
+                                                  const message_callback& on_message, const progress_callback& progress,
+                                                  std::vector<std::uint32_t>& handled) {
+  if (!seen_) seen_ = seen_store::load(options_.directory);
+  std::size_t count = 0;
+  bool listed = false;  // at most one LIST per pull to learn legacy senders' names
+  while (remaining > 0) {
+    if (remaining < v2::pulled_message_header_size)
+      throw client_error(kind::network, "malformed response from the server: truncated message header");
+    std::array<std::uint8_t, v2::pulled_message_header_size> raw{};
+    link.link().read(raw);
+    const auto header = v2::decode_pulled_message_header(raw);
+    remaining -= raw.size();
+    if (header.content_size > remaining)
+      throw client_error(kind::network, "malformed response from the server: content overruns the payload");
+    remaining -= header.content_size;
+
+    received_message result;
+    std::optional<replay_id> replay;
+    bool retry_later = false;
+    const bool sealed = header.type == static_cast<std::uint8_t>(v2::message_type::sealed_text) ||
+                        header.type == static_cast<std::uint8_t>(v2::message_type::sealed_file);
+    if (seen_->has_message(header.message_id)) {
+      discard(link.link(), header.content_size);
+      result.from = header.from;
+      result.sender = display_name(header.from);
+      result.message_id = header.message_id;
+      result.content_size = header.content_size;
+      result.what = received_message::kind::duplicate;
+      result.problem = "message " + std::to_string(header.message_id) + " was handled before (a redelivery)";
+    } else if ((header.flags & v2::message_flag_group) || v2::is_group_message_type(header.type)) {
+      result = receive_group(link.link(), header, progress, replay, retry_later);
+    } else if (sealed) {
+      result = receive_sealed(link.link(), header, progress, replay, retry_later);
+    } else if (const auto* pinned = keys_.find_pin(header.from)) {
+      // v1 contents "from" a pinned v2 peer (§16): whoever placed them (the server's
+      // operator) could have sealed a key of its own to our legacy key; nothing is used.
+      discard(link.link(), header.content_size);
+      result.from = header.from;
+      result.sender = pinned->name;
+      result.message_id = header.message_id;
+      result.content_size = header.content_size;
+      result.what = received_message::kind::unverified;
+      result.problem = "v1 content (type " + std::to_string(header.type) + ") from " + pinned->name +
+                       ", a pinned v2 peer, who sends only sealed envelopes";
+    } else {
+      if (const auto* known = keys_.find(header.from); !listed && (!known || known->name.empty())) {
+        listed = true;
+        std::string ignored;
+        bool also_ignored = false;
+        sender_keys(header.from, ignored, also_ignored);  // KEYS: its name, and that it is legacy
+      }
+      result = receive_one(link.link(), {header.from, header.message_id, header.type, header.content_size}, progress);
+      result.legacy_sender = true;  // types 1-4 reach a v2 mailbox only from legacy senders
+    }
+    ++count;
+    if (on_message) on_message(result);
+    if (retry_later) continue;  // not acknowledged: it comes back with a later pull
+    if (result.what != received_message::kind::duplicate) seen_->add(header.message_id, replay);
+    handled.push_back(header.message_id);
+  }
+  return count;
+}
+
 // PULL, each message handled and recorded in seen.v2, then one ACK (in batches of at most
 // 65,536 IDs). The lookup session (KEYS, LIST for unknown senders) lives for this pull only.
 std::size_t client_operations::pull_v2(const message_callback& on_message, const progress_callback& progress, bool ack) {
@@ -787,63 +879,8 @@ std::size_t client_operations::pull_v2(const message_callback& on_message, const
   std::vector<std::uint32_t> handled;
   on_session([&](v2_session& link) {
     link.send_front(v2::request_code::pull_messages, 0, {});
-    std::uint64_t remaining = link.expect(v2::response_code::messages);
-    bool listed = false;  // at most one LIST per pull to learn legacy senders' names
-    while (remaining > 0) {
-      if (remaining < v2::pulled_message_header_size)
-        throw client_error(kind::network, "malformed response from the server: truncated message header");
-      std::array<std::uint8_t, v2::pulled_message_header_size> raw{};
-      link.link().read(raw);
-      const auto header = v2::decode_pulled_message_header(raw);
-      remaining -= raw.size();
-      if (header.content_size > remaining)
-        throw client_error(kind::network, "malformed response from the server: content overruns the payload");
-      remaining -= header.content_size;
-
-      received_message result;
-      std::optional<replay_id> replay;
-      bool retry_later = false;
-      const bool sealed = header.type == static_cast<std::uint8_t>(v2::message_type::sealed_text) ||
-                          header.type == static_cast<std::uint8_t>(v2::message_type::sealed_file);
-      if (seen_->has_message(header.message_id)) {
-        discard(link.link(), header.content_size);
-        result.from = header.from;
-        result.sender = display_name(header.from);
-        result.message_id = header.message_id;
-        result.content_size = header.content_size;
-        result.what = received_message::kind::duplicate;
-        result.problem = "message " + std::to_string(header.message_id) + " was handled before (a redelivery)";
-      } else if ((header.flags & v2::message_flag_group) || v2::is_group_message_type(header.type)) {
-        result = receive_group(link.link(), header, progress, replay, retry_later);
-      } else if (sealed) {
-        result = receive_sealed(link.link(), header, progress, replay, retry_later);
-      } else if (const auto* pinned = keys_.find_pin(header.from)) {
-        // v1 contents "from" a pinned v2 peer (§16): whoever placed them (the server's
-        // operator) could have sealed a key of its own to our legacy key; nothing is used.
-        discard(link.link(), header.content_size);
-        result.from = header.from;
-        result.sender = pinned->name;
-        result.message_id = header.message_id;
-        result.content_size = header.content_size;
-        result.what = received_message::kind::unverified;
-        result.problem = "v1 content (type " + std::to_string(header.type) + ") from " + pinned->name +
-                         ", a pinned v2 peer, who sends only sealed envelopes";
-      } else {
-        if (const auto* known = keys_.find(header.from); !listed && (!known || known->name.empty())) {
-          listed = true;
-          std::string ignored;
-          bool also_ignored = false;
-          sender_keys(header.from, ignored, also_ignored);  // KEYS: its name, and that it is legacy
-        }
-        result = receive_one(link.link(), {header.from, header.message_id, header.type, header.content_size}, progress);
-        result.legacy_sender = true;  // types 1-4 reach a v2 mailbox only from legacy senders
-      }
-      ++count;
-      if (on_message) on_message(result);
-      if (retry_later) continue;  // not acknowledged: it comes back with a later pull
-      if (result.what != received_message::kind::duplicate) seen_->add(header.message_id, replay);
-      handled.push_back(header.message_id);
-    }
+    const std::uint64_t remaining = link.expect(v2::response_code::messages);
+    count += receive_v2_entries(link, remaining, on_message, progress, handled);
     if (!ack) return;
     for (std::size_t at = 0; at < handled.size(); at += v2::max_ack_ids) {
       const auto end = std::min(handled.size(), at + v2::max_ack_ids);
@@ -1075,6 +1112,128 @@ received_message client_operations::receive_one(connection& link, const proto::p
   }
   discard(link, size);  // unknown type, wrong size, or no key: consume and report
   return result;
+}
+
+// --- Live chat (docs/PROTOCOL.md Part V) -------------------------------------------------------
+
+namespace {
+
+// Lines of an input stream read by a thread of their own, so that one poll(2) waits for a line or
+// a frame from the server: each line is queued and a byte written to a pipe.
+struct line_feed {
+  std::mutex mutex;
+  std::deque<std::string> lines;
+  bool ended = false;
+  int pipe_fds[2] = {-1, -1};
+  line_feed() {
+    if (::pipe(pipe_fds) != 0) throw client_error(kind::local_file, "pipe: " + std::string(std::strerror(errno)));
+  }
+  ~line_feed() {
+    ::close(pipe_fds[0]);
+    ::close(pipe_fds[1]);
+  }
+  void signal() {
+    const char byte = 1;
+    [[maybe_unused]] const auto written = ::write(pipe_fds[1], &byte, 1);
+  }
+};
+
+constexpr auto live_subscribe = static_cast<v2::request_code>(proto::live::request_code::subscribe);
+constexpr auto live_ping = static_cast<v2::request_code>(proto::live::request_code::ping);
+
+}  // namespace
+
+void client_operations::chat(const std::string& name, std::istream& input, const chat_events& events) {
+  translated([&] {
+    me();
+    if (!speaks_v2()) throw client_error(kind::invalid_input, "chat needs a protocol v2 server");
+    if (kind_of(name) != peer_kind::v2)
+      throw client_error(kind::invalid_input, name + " is a legacy v1 client: chat needs a v2 peer");
+    peer_pin(name);  // its keys checked (and pinned) before anything is sent
+    if (!me_v2_) throw client_error(kind::not_registered, "no v2 identity (" + std::string(me_v2_file) + ")");
+    // The subscription has a connection of its own: frames come on it between any two requests,
+    // so sends and ACKs go on the main connection.
+    v2_session live(read_server_info(options_.directory), options_.io_timeout);
+    if (live.hello() != v2_session::hello_result::v2) throw connection_error("the server stopped speaking v2");
+    live.authenticate(me().id, me_v2_->identity);
+    live.send_front(live_subscribe, 0, {});
+    live.expect(static_cast<v2::response_code>(proto::live::response_code::subscribed));
+
+    auto feed = std::make_shared<line_feed>();
+    std::thread([feed, &input] {
+      std::string line;
+      while (std::getline(input, line)) {
+        {
+          const std::lock_guard lock(feed->mutex);
+          feed->lines.push_back(line);
+        }
+        feed->signal();
+      }
+      {
+        const std::lock_guard lock(feed->mutex);
+        feed->ended = true;
+      }
+      feed->signal();
+    }).detach();  // ends at the end of input, which is when chat returns
+
+    struct lookup_reset {
+      std::unique_ptr<v2_session>& session;
+      ~lookup_reset() { session.reset(); }
+    } reset_lookup{lookup_session_};
+    for (;;) {
+      pollfd ready[2] = {{feed->pipe_fds[0], POLLIN, 0}, {live.link().descriptor(), POLLIN, 0}};
+      if (::poll(ready, 2, 1000) < 0) {
+        if (errno == EINTR) continue;
+        throw connection_error("poll: " + std::string(std::strerror(errno)));
+      }
+      if (ready[1].revents != 0) {  // a frame from the server
+        const auto header = live.link().read_response_header();
+        if (header.version != v2::wire_version) throw proto::protocol_error("a frame of version " + std::to_string(header.version));
+        if (header.code == static_cast<std::uint16_t>(proto::live::response_code::push)) {
+          std::vector<std::uint32_t> handled;
+          receive_v2_entries(live, header.payload_size, events.on_message, {}, handled);
+          if (!handled.empty())
+            on_session([&](v2_session& link) {
+              link.exchange(v2::request_code::ack, v2::encode_ack_request({handled}), v2::response_code::acknowledged,
+                            v2::ack_response_size);
+            });
+        } else if (header.code == static_cast<std::uint16_t>(proto::live::response_code::ping)) {
+          if (header.payload_size != 0) throw proto::protocol_error("a 2013 with a payload");
+          live.send_front(live_ping, 0, {});  // any request answers it
+        } else if (header.code == static_cast<std::uint16_t>(proto::live::response_code::pong)) {
+          if (header.payload_size != 0) throw proto::protocol_error("a 2012 with a payload");
+        } else if (header.code == static_cast<std::uint16_t>(proto::response_code::error) &&
+                   header.payload_size == v2::error_payload_size) {
+          throw v2_server_error({v2::decode_error_payload(live.link().read_payload(header.payload_size, v2::error_payload_size))});
+        } else {
+          throw proto::protocol_error("unexpected frame " + std::to_string(header.code) + " on the subscription");
+        }
+        continue;  // frames first: what arrived is shown before more is sent
+      }
+      if (ready[0].revents != 0) {
+        char drained[64];
+        [[maybe_unused]] const auto got = ::read(feed->pipe_fds[0], drained, sizeof drained);
+        std::deque<std::string> lines;
+        bool ended = false;
+        {
+          const std::lock_guard lock(feed->mutex);
+          lines.swap(feed->lines);
+          ended = feed->ended;
+        }
+        for (const auto& line : lines) {
+          if (line.empty()) continue;
+          try {
+            const auto id = send_text(name, line);
+            if (events.on_sent) events.on_sent(id, line);
+          } catch (const client_error& e) {
+            if (e.error_kind() == kind::network || !events.on_send_failed) throw;
+            events.on_send_failed(line, e);
+          }
+        }
+        if (ended) return;
+      }
+    }
+  });
 }
 
 }  // namespace letterbox::client

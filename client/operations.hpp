@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <istream>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -69,6 +70,10 @@ struct directory_entry {
   protocol::client_id id{};
   std::string name;
   peer_kind kind = peer_kind::unknown;
+  // Presence (docs/PROTOCOL.md Part V §30), for v2 peers when the server has live delivery:
+  // online now, and last seen (Unix seconds during the server's run; 0 = not seen).
+  std::optional<bool> online;
+  std::uint64_t last_seen = 0;
 };
 
 // One message out of a pull, already processed (key stored, text or file decrypted).
@@ -162,6 +167,18 @@ class client_operations {
   std::size_t pull(const message_callback& on_message, const progress_callback& progress, bool ack);
   // Drops the v2 connection (its leases end); the next operation connects anew.
   void disconnect();
+
+  // Live chat with a v2 peer (docs/PROTOCOL.md Part V; client/chat.cpp): subscribes on a
+  // connection of its own, then until `input` ends sends each line read from it to `name` as a
+  // text (on_sent with its message ID, after the 2005) and handles every pushed message as a
+  // pulled one (on_message; acknowledged on the main connection once handled). Answers the
+  // server's pings. Throws client_error (the peer is not v2, the subscription refused, ...).
+  struct chat_events {
+    message_callback on_message;
+    std::function<void(std::uint32_t id, const std::string& line)> on_sent;
+    std::function<void(const std::string& line, const client_error& error)> on_send_failed;
+  };
+  void chat(const std::string& name, std::istream& input, const chat_events& events);
   // 103/205 type 1. Refused (invalid_input) for a v2 peer: not needed.
   std::uint32_t request_symmetric_key(const std::string& name);
   // 103/205 type 2: sends our symmetric key for name (creating one if we have none), encrypted
@@ -208,6 +225,8 @@ class client_operations {
                                   bool& retry_later);
   std::size_t pull_v1(const message_callback& on_message, const progress_callback& progress);
   std::size_t pull_v2(const message_callback& on_message, const progress_callback& progress, bool ack);
+  std::size_t receive_v2_entries(v2_session& link, std::uint64_t remaining, const message_callback& on_message,
+                                 const progress_callback& progress, std::vector<std::uint32_t>& handled);
 
   // v2 session management.
   void negotiate();

@@ -48,6 +48,7 @@ const char* reason_name(std::uint16_t value) noexcept {
     case reason::not_invited: return "not_invited";
     case reason::group_full: return "group_full";
     case reason::too_many_groups: return "too_many_groups";
+    case reason::too_many_subscriptions: return "too_many_subscriptions";
   }
 
   return "unknown";

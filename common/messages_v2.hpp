@@ -113,8 +113,9 @@ enum class reason : std::uint16_t {
   not_invited = 17,
   group_full = 18,
   too_many_groups = 19,
+  too_many_subscriptions = 20,  // Part V, §28: a SUBSCRIBE beyond --max-subscriptions
 };
-inline constexpr std::uint16_t max_reason = 19;
+inline constexpr std::uint16_t max_reason = 20;
 // The reason's name as in §18 ("malformed", ...); "unknown" for other values.
 const char* reason_name(std::uint16_t value) noexcept;
 

@@ -104,6 +104,24 @@ parsed_config parse_command_line(int argc, char** argv) {
   app.add_option("--max-batch", config.limits.max_batch, "storage jobs committed in one transaction at most")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  // Live delivery (docs/PROTOCOL.md Part V).
+  app.add_option("--max-subscriptions", config.limits.max_subscriptions,
+                 "subscribed (live delivery) connections per v2 client at most; one more is refused (too_many_subscriptions)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--push-window-messages", config.limits.push_window_messages,
+                 "messages pushed to a subscriber and not yet acknowledged at most; the rest waits in the mailbox")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--push-window-bytes", config.limits.push_window_bytes,
+                 "content bytes pushed to a subscriber and not yet acknowledged at most (one larger message when none is)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  double heartbeat_seconds = std::chrono::duration<double>(config.limits.heartbeat_timeout).count();
+  app.add_option("--heartbeat-timeout", heartbeat_seconds,
+                 "seconds a subscribed connection may stay silent before it is dropped (pinged after a third of it)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.003, max_timeout_seconds));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -114,6 +132,8 @@ parsed_config parse_command_line(int argc, char** argv) {
       std::chrono::milliseconds(static_cast<std::int64_t>(timeout_seconds * 1000.0 + 0.5));
   config.limits.request_grace = std::chrono::milliseconds(static_cast<std::int64_t>(grace_seconds * 1000.0 + 0.5));
   config.limits.lease_timeout = std::chrono::milliseconds(static_cast<std::int64_t>(lease_seconds * 1000.0 + 0.5));
+  config.limits.heartbeat_timeout =
+      std::chrono::milliseconds(static_cast<std::int64_t>(heartbeat_seconds * 1000.0 + 0.5));
   if (port) {
     config.port = static_cast<std::uint16_t>(*port);
   } else {

@@ -15,6 +15,7 @@
 #include "instance_lock.hpp"
 #include "mailbox_store.hpp"
 #include "session.hpp"
+#include "v2_live.hpp"
 #include "spool.hpp"
 #include "sqlite_store.hpp"
 #include "storage_worker.hpp"
@@ -110,6 +111,8 @@ int run(const server_config& config) {
   lease_registry leases(config.limits.lease_timeout);
   server_context context{storage,       handler, spool,       store.directory(), file_pool, pulls,        errors,
                          registrations, disk,    pull_memory, leases,            config.limits};
+  live_registry live(config.limits.max_subscriptions);
+  context.live = &live;
   net::connection_registry sessions;
 
   tcp::acceptor acceptor(io);

@@ -9,8 +9,10 @@
 #include <chrono>
 #include <memory>
 
+#include "messages_live.hpp"
 #include "messages_v2.hpp"
 #include "responses.hpp"
+#include "v2_live.hpp"
 
 namespace letterbox::server {
 namespace asio = boost::asio;
@@ -38,16 +40,42 @@ class session : public std::enable_shared_from_this<session> {
  private:
   asio::awaitable<void> run() {
     try {
-      while (co_await connection_.wait_for_input()) {  // false: the peer closed between requests
+      for (;;) {
+        if (live_.subscribed) {  // live delivery (docs/PROTOCOL.md Part V): wait for input, news or the heartbeat
+          const live_event event = co_await wait_live();
+          if (event == live_event::push) {
+            co_await push();
+            continue;
+          }
+          if (event == live_event::ping) {
+            co_await connection_.write(asio::buffer(live::encode_empty_response(live::response_code::ping)));
+            ping_sent_ = true;
+            continue;
+          }
+          if (event == live_event::silent) {
+            spdlog::info("{} client={}: subscribed connection silent for {} ms (--heartbeat-timeout), dropping it",
+                         connection_.peer(), to_hex(*v2_.client), context_.limits.heartbeat_timeout.count());
+            break;
+          }
+        }
+        if (!co_await connection_.wait_for_input()) break;  // false: the peer closed between requests
         connection_.begin_request();
         request_header_bytes header_bytes;
         co_await connection_.read_exact(header_bytes.data(), header_bytes.size());
+        last_heard_ = clock_type::now();
+        ping_sent_ = false;
         const auto started = clock_type::now();
         request current{decode_request_header(header_bytes), connection_, context_};
         current.v2 = &v2_;
+        if (context_.live) current.live = &live_;
         const outcome result = co_await handle(current);
         connection_.end_request();
         log_request(current.header, result, started);
+        if (context_.live && v2_.client) {  // presence: online from its authentication on
+          if (!online_) context_.live->connected(*v2_.client);
+          else context_.live->seen(*v2_.client);
+          online_ = true;
+        }
         if (result.close) {
           co_await connection_.linger_before_close();
           break;
@@ -61,7 +89,65 @@ class session : public std::enable_shared_from_this<session> {
       spdlog::error("{}: session failed: {}", connection_.peer(), e.what());
     }
     connection_.close();
-    if (v2_.client) context_.leases.release_holder(*v2_.client, v2_.token);  // its leases end with it
+    live_.signal.cancel();
+    if (v2_.client) {
+      context_.leases.release_holder(*v2_.client, v2_.token);  // its leases end with it
+      if (context_.live) {
+        if (live_.subscribed) context_.live->unsubscribe(*v2_.client, &live_);
+        live_.subscribed = false;
+        if (online_) context_.live->disconnected(*v2_.client);
+        context_.live->notify(*v2_.client);  // its other subscribers take what it held
+      }
+    }
+  }
+
+  // What wakes a subscribed connection.
+  enum class live_event { input, push, ping, silent };
+
+  // The one wait of a subscribed connection between requests: a steady_timer used as a signal,
+  // cancelled by socket readability (on_readable), by a mailbox notification (live_registry →
+  // live_subscription::wake) or expiring at the heartbeat's next deadline.
+  asio::awaitable<live_event> wait_live() {
+    const auto timeout = context_.limits.heartbeat_timeout;
+    for (;;) {
+      if (live_.pending) co_return live_event::push;
+      if (readable_ || !connection_.buffered().empty()) {
+        readable_ = false;
+        co_return live_event::input;
+      }
+      const auto now = clock_type::now();
+      if (now >= last_heard_ + timeout) co_return live_event::silent;
+      if (!ping_sent_ && now >= last_heard_ + timeout / 3) co_return live_event::ping;
+      if (!read_wait_) {
+        read_wait_ = true;
+        connection_.on_readable([self = shared_from_this()](const boost::system::error_code&) {
+          self->read_wait_ = false;
+          self->readable_ = true;  // also on an error: the read that follows reports it
+          self->live_.signal.cancel();
+        });
+      }
+      live_.signal.expires_at(ping_sent_ ? last_heard_ + timeout : last_heard_ + timeout / 3);
+      boost::system::error_code ec;
+      co_await live_.signal.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    }
+  }
+
+  // Pushes what is free within the window (between two requests: frames never interleave).
+  asio::awaitable<void> push() {
+    request pushing{request_header{}, connection_, context_};
+    pushing.v2 = &v2_;
+    pushing.live = &live_;
+    const auto started = clock_type::now();
+    try {
+      const std::size_t pushed = co_await push_waiting(pushing);
+      if (pushed > 0 && spdlog::should_log(spdlog::level::info))
+        spdlog::info("{} client={} push -> 2015 messages={} {}us", connection_.peer(), to_hex(*v2_.client), pushed,
+                     std::chrono::duration_cast<std::chrono::microseconds>(clock_type::now() - started).count());
+    } catch (const storage_error& e) {
+      storage_failure(e);  // nothing was written; the messages wait in the mailbox
+    } catch (const request_rejected& e) {
+      spdlog::warn("{}: push: {}", connection_.peer(), e.what());  // no memory in time: the next wake tries again
+    }
   }
 
   // Dispatches one request. Every rule violation and storage failure becomes a 9000 here,
@@ -72,6 +158,9 @@ class session : public std::enable_shared_from_this<session> {
     if (r.header.version == v2::wire_version &&
         (v2::is_v2_request(r.header.code) || v2::is_group_request(r.header.code)) && r.header.client == client_id{})
       co_return co_await handle_v2(r);
+    if (r.header.version == v2::wire_version && r.live && live::is_live_request(r.header.code) &&
+        r.header.client == client_id{})
+      co_return co_await handle_v2(r);  // live delivery, Part V (only when the server has it)
     std::string failure;
     try {
       // The v1 lock (docs/PROTOCOL.md §17): a v1 request naming a v2 client changes nothing.
@@ -112,6 +201,7 @@ class session : public std::enable_shared_from_this<session> {
     v2::reason why = v2::reason::malformed;
     try {
       if (v2::is_group_request(r.header.code)) co_return co_await handle_v2_group_request(r);  // Part IV
+      if (live::is_live_request(r.header.code)) co_return co_await handle_live_request(r);
       switch (static_cast<v2::request_code>(r.header.code)) {
         case v2::request_code::hello:
         case v2::request_code::register_client:
@@ -168,6 +258,12 @@ class session : public std::enable_shared_from_this<session> {
   }
 
   net::connection connection_;
+  live_subscription live_{connection_.executor()};
+  bool read_wait_ = false;   // an on_readable wait is pending
+  bool readable_ = false;    // it completed: read the next request
+  bool ping_sent_ = false;   // a 2013 went out since the peer was last heard
+  bool online_ = false;      // counted online in the presence registry
+  clock_type::time_point last_heard_ = clock_type::now();
   v2_connection v2_{next_connection_token(), false, std::nullopt, std::nullopt};
   server_context& context_;
   net::connection_registry& registry_;

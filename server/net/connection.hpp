@@ -104,6 +104,12 @@ class connection {
   boost::asio::awaitable<void> read_exact(std::uint8_t* destination, std::size_t n);
   // Returns once input is buffered or the socket is readable, holding no buffer meanwhile.
   boost::asio::awaitable<void> wait_readable();
+  // Calls handler(error_code) once the socket is readable, or with an error once it closes. Not
+  // a step: no deadline (a subscribed connection's idle wait, whose limit is its heartbeat).
+  template <typename Handler>
+  void on_readable(Handler&& handler) {
+    socket_.async_wait(tcp::socket::wait_read, std::forward<Handler>(handler));
+  }
   // Copies up to n bytes that are already here (input buffer, then socket) without waiting.
   // Throws boost::system::system_error at end of stream or a socket error.
   std::size_t read_available(std::uint8_t* destination, std::size_t n);

@@ -193,6 +193,27 @@ pull_batch request_handler::begin_v2_pull(const client_id& requester, std::uint6
   return batch;
 }
 
+pull_batch request_handler::begin_v2_push(const client_id& requester, std::uint64_t inline_budget,
+                                          const std::vector<std::uint32_t>& leased, std::size_t max_count,
+                                          std::uint64_t max_payload, bool one_large) {
+  require_registered(requester);
+  pull_batch batch;
+  batch.recipient = requester;
+  const auto held_back = held_back_filter(requester);
+  const auto skip = [&](std::uint32_t id) {
+    return std::binary_search(leased.begin(), leased.end(), id) || held_back(id);
+  };
+  const std::uint64_t inline_bytes = std::min(inline_budget, limits_.max_pull_inline_bytes);
+  batch.messages = store_.pending_messages(requester, 0, std::min(max_count, limits_.max_messages_per_pull), inline_bytes,
+                                           std::min(max_payload, limits_.max_pull_payload), skip,
+                                           v2::pulled_message_header_size);
+  if (batch.messages.empty() && one_large)
+    batch.messages = store_.pending_messages(requester, 0, 1, inline_bytes, limits_.max_pull_payload, skip,
+                                             v2::pulled_message_header_size);
+  batch.payload_size = pull_payload_size(batch.messages, v2::pulled_message_header_size);
+  return batch;
+}
+
 std::uint32_t request_handler::acknowledge(const client_id& requester, const std::vector<std::uint32_t>& ids) {
   require_registered(requester);
   return static_cast<std::uint32_t>(store_.remove_messages(requester, ids));

@@ -100,6 +100,13 @@ class request_handler {
   // held back, within the per-pull limits counted with 26-byte entry headers. Removes nothing.
   pull_batch begin_v2_pull(const client_id& requester, std::uint64_t inline_budget,
                            const std::vector<std::uint32_t>& leased);
+  // Live delivery's push (Part V §29): as begin_v2_pull, but at most max_count messages and
+  // max_payload bytes of 2006 entries; when that finds nothing and one_large is set, the oldest
+  // free message within the per-pull payload limit alone (a window that is empty takes one
+  // message larger than itself).
+  pull_batch begin_v2_push(const client_id& requester, std::uint64_t inline_budget,
+                           const std::vector<std::uint32_t>& leased, std::size_t max_count,
+                           std::uint64_t max_payload, bool one_large);
   // ACK: removes those messages of the requester's mailbox (others ignored); how many.
   std::uint32_t acknowledge(const client_id& requester, const std::vector<std::uint32_t>& ids);
 

@@ -60,6 +60,15 @@ inline constexpr std::size_t max_group_members_limit = 65'536;  // the most --ma
 // Jobs the storage worker runs in one transaction (one fsync) at most.
 inline constexpr std::size_t default_max_batch = 4096;
 
+// Live delivery (docs/PROTOCOL.md Part V): subscribed connections per client at most; per
+// subscriber, messages and content bytes pushed and not yet acknowledged at most (the window;
+// beyond it the rest waits in the mailbox); a subscribed connection silent this long is
+// dropped (it is pinged after a third of it).
+inline constexpr std::size_t default_max_subscriptions = 4;
+inline constexpr std::size_t default_push_window_messages = 64;
+inline constexpr std::uint64_t default_push_window_bytes = 1ull << 20;
+inline constexpr std::chrono::seconds default_heartbeat_timeout{60};
+
 struct server_limits {
   std::uint32_t inline_content_limit = default_inline_content_limit;
   std::uint64_t max_message_size = default_max_message_size;
@@ -80,6 +89,10 @@ struct server_limits {
   std::chrono::milliseconds lease_timeout = default_lease_timeout;
   std::size_t max_groups_per_user = default_max_groups_per_user;
   std::size_t max_group_members = default_max_group_members;
+  std::size_t max_subscriptions = default_max_subscriptions;
+  std::size_t push_window_messages = default_push_window_messages;
+  std::uint64_t push_window_bytes = default_push_window_bytes;
+  std::chrono::milliseconds heartbeat_timeout = default_heartbeat_timeout;
 };
 
 }  // namespace letterbox::server

@@ -32,6 +32,9 @@
 
 namespace letterbox::server {
 
+class live_registry;      // v2_live.hpp: subscriptions and presence (Part V)
+class live_subscription;  // v2_live.hpp: one connection's subscription
+
 // One pull in progress (see pull_registry).
 struct pull_ticket {
   net::connection* connection = nullptr;
@@ -165,6 +168,9 @@ struct server_context {
   // Where HELLO's challenges come from: the OS RNG. (The fuzz target fixes it, so its corpus
   // can carry valid REGISTER and AUTH proofs and reach the authenticated paths.)
   protocol::v2::challenge (*new_challenge)() = &draw_challenge;
+  // Live delivery (docs/PROTOCOL.md Part V), I/O thread only; null: none (codes 210-212 are
+  // then unknown v1 codes, as before).
+  live_registry* live = nullptr;
 };
 
 // One request whose header was read.
@@ -175,6 +181,7 @@ struct request {
   std::uint64_t unread_payload = header.payload_size;
   v2_connection* v2 = nullptr;      // the connection's v2 state (null where a flow needs none)
   bool close_after_error = false;   // a failed REGISTER / AUTH ends the connection after its 9000
+  live_subscription* live = nullptr;  // the connection's subscription state (Part V), when live delivery is on
 
   // Reads exactly the buffer's size of the payload.
   boost::asio::awaitable<void> read(const boost::asio::mutable_buffer& buffer) {
@@ -208,6 +215,8 @@ boost::asio::awaitable<outcome> handle_v2_send(request& r);  // 205
 boost::asio::awaitable<outcome> handle_v2_pull(request& r);  // 206
 boost::asio::awaitable<outcome> handle_v2_ack(request& r);   // 207
 boost::asio::awaitable<outcome> handle_v2_group_request(request& r);  // 220..230 (v2_groups.cpp, Part IV)
+// Live delivery (v2_live.cpp; r.live and r.server.live set): 210 SUBSCRIBE, 211 PRESENCE, 212 PING.
+boost::asio::awaitable<outcome> handle_live_request(request& r);
 
 // --- Shared by the v1 and v2 flows ------------------------------------------------------------
 // The part of a send after its prefix was checked (103 and 205): disk watermark, content

@@ -6,6 +6,7 @@
 
 #include "messages_v2.hpp"
 #include "request.hpp"
+#include "v2_live.hpp"
 #include "responses.hpp"
 
 namespace letterbox::server {
@@ -129,6 +130,7 @@ asio::awaitable<outcome> receive_and_store(request& r, const client_id& sender, 
       return handler.store_message(sender, prefix, std::move(content), {});
     };
     const auto sent = co_await storage.run<message_sent>(std::move(store));
+    if (r.server.live) r.server.live->notify(prefix.to);  // committed: wake its subscribers (Part V)
     co_return co_await respond(r, encode(sent));
   }
   // Large content: refuse before receiving gigabytes for nobody.
@@ -140,6 +142,7 @@ asio::awaitable<outcome> receive_and_store(request& r, const client_id& sender, 
   };
   const auto sent = co_await storage.run<message_sent>(std::move(store));
   upload->keep();  // committed: the row owns the file now
+  if (r.server.live) r.server.live->notify(prefix.to);
   co_return co_await respond(r, encode(sent));
 }
 

@@ -9,6 +9,7 @@
 #include "pull_support.hpp"
 #include "request.hpp"
 #include "responses.hpp"
+#include "v2_live.hpp"
 
 namespace letterbox::server {
 namespace asio = boost::asio;
@@ -90,6 +91,7 @@ asio::awaitable<outcome> handle_v2_ack(request& r) {
   auto job = [&handler, mailbox, &decoded] { return handler.acknowledge(mailbox, decoded.message_ids); };
   const std::uint32_t removed = co_await r.server.storage.run<std::uint32_t>(std::move(job));  // committed
   r.server.leases.release(mailbox, decoded.message_ids);
+  if (r.server.live) r.server.live->notify(mailbox);  // the window of its subscribers opened (Part V §29)
   co_return co_await respond(r, v2::encode_acknowledged_response(removed));
 }
 

@@ -63,6 +63,25 @@ void lease_registry::release_holder(const client_id& mailbox, std::uint64_t hold
   if (it->second.empty()) mailboxes_.erase(it);
 }
 
+std::vector<std::uint32_t> lease_registry::in_force(const client_id& mailbox, clock::time_point now) {
+  std::vector<std::uint32_t> ids;
+  auto it = mailboxes_.find(mailbox);
+  if (it == mailboxes_.end()) return ids;
+  std::erase_if(it->second, [&](const auto& entry) { return entry.second.expiry <= now; });
+  for (const auto& [id, entry] : it->second) ids.push_back(id);
+  if (it->second.empty()) mailboxes_.erase(it);
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
+bool lease_registry::holds(const client_id& mailbox, std::uint64_t holder, std::uint32_t id,
+                           clock::time_point now) const {
+  auto it = mailboxes_.find(mailbox);
+  if (it == mailboxes_.end()) return false;
+  auto lease = it->second.find(id);
+  return lease != it->second.end() && lease->second.holder == holder && lease->second.expiry > now;
+}
+
 std::size_t lease_registry::leased(const client_id& mailbox) const {
   auto it = mailboxes_.find(mailbox);
   return it == mailboxes_.end() ? 0 : it->second.size();

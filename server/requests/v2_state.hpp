@@ -44,6 +44,10 @@ class lease_registry {
   void release(const client_id& mailbox, const std::vector<std::uint32_t>& ids);
   // Ends every lease `holder` has on `mailbox` (its connection closed).
   void release_holder(const client_id& mailbox, std::uint64_t holder) noexcept;
+  // Live delivery (Part V): every lease in force on `mailbox`, whoever holds it, sorted (the
+  // expired ones end here); and whether `holder` holds a lease in force on message `id`.
+  std::vector<std::uint32_t> in_force(const client_id& mailbox, clock::time_point now = clock::now());
+  bool holds(const client_id& mailbox, std::uint64_t holder, std::uint32_t id, clock::time_point now = clock::now()) const;
   // Leases in force on a mailbox (expired ones included until the next release_others), for tests.
   std::size_t leased(const client_id& mailbox) const;
   std::chrono::milliseconds timeout() const noexcept { return timeout_; }

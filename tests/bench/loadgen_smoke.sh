@@ -80,6 +80,13 @@ if [[ $("$SERVER" --help) == *--max-group-members* ]]; then
   stop
 fi
 
+# push (Part V) on its own server, where the server has live delivery (--heartbeat-timeout).
+if [[ $("$SERVER" --help) == *--heartbeat-timeout* ]]; then
+  start push "$SERVER" --db "$WORK/push/server.db" --log-level warn --timeout 60 "${LIST_FLAGS[@]}"
+  run push --duration 0.3 push --connections 20
+  stop
+fi
+
 # python3 is in the README's install line: a missing one is a failure, not a skip.
 command -v python3 >/dev/null || { echo "FAIL: python3 (for the report writer) is not installed"; exit 1; }
 python3 "$WRITE_REPORT" --results "$RESULTS" --output "$WORK/BENCHMARKS.md" --build-dir "$BUILD_DIR" \

@@ -39,7 +39,8 @@ run "$work/a" whoami
 run "$work/a" --json whoami
 [[ $out =~ ^\{\"event\":\"me\",\"name\":\"alice\",\"id\":\"[0-9a-f]{32}\",\"identity\":\"$protocol\"\}$ ]] || fail "whoami --json: $out"
 run "$work/a" list
-[[ $out =~ ^client\ id=[0-9a-f]{32}\ kind=(v1|v2)\ name=bob\\x20builder$ ]] || fail "list: $out"
+# (a v2 peer on a server with live delivery also gets its presence, docs/PROTOCOL.md §30)
+[[ $out =~ ^client\ id=[0-9a-f]{32}\ kind=(v1|v2)\ name=bob\\x20builder(\ online=(yes|no)\ last_seen=[0-9]+)?$ ]] || fail "list: $out"
 # A menu left idle longer than the server's timeout: the next choice works (a new session).
 out=$({ printf '2\n'; sleep 2.5; printf '2\n0\n'; } | timeout 60 "$client_bin" --dir "$work/a" 2>&1)
 [[ $(grep -c '^bob builder$' <<<"$out") == 2 ]] || fail "the menu failed after an idle period: $out"
