@@ -427,7 +427,7 @@ std::vector<directory_entry> client_operations::list_clients() {
         // A pinned v2 peer stays v2 whatever the list says (§16); kind_of() treats a pinned
         // name as v2 too, so the KEYS check against the pin comes before anything is sent.
         if (keys_.find_pin(entry.id) || keys_.find_pin(entry.name)) kind_of_entry = peer_kind::v2;
-        clients.push_back({entry.id, entry.name, kind_of_entry});
+        clients.push_back({entry.id, entry.name, kind_of_entry, std::nullopt, 0});
         kinds_.emplace_back(entry.id, kind_of_entry);
       }
       // Presence, where the server has live delivery (a server without it answers the unknown
@@ -451,7 +451,7 @@ std::vector<directory_entry> client_operations::list_clients() {
     } else {
       const auto reply = exchange(proto::request_code::list_clients, {}, proto::response_code::client_list,
                                   max_client_list_payload);
-      for (const auto& entry : proto::decode_client_list_payload(reply)) clients.push_back({entry.id, entry.name, peer_kind::unknown});
+      for (const auto& entry : proto::decode_client_list_payload(reply)) clients.push_back({entry.id, entry.name, peer_kind::unknown, std::nullopt, 0});
     }
     for (const auto& client : clients) keys_.set_name(client.id, client.name);
     keys_.save();

@@ -57,7 +57,7 @@ TEST_CASE("v2 sizes are those of PROTOCOL.md §12–§15") {
   CHECK(std::string(v2::reason_name(3)) == "authentication_failed");
   CHECK(std::string(v2::reason_name(12)) == "storage_failure");
   CHECK(std::string(v2::reason_name(0)) == "unknown");
-  CHECK(std::string(v2::reason_name(20)) == "unknown");
+  CHECK(std::string(v2::reason_name(21)) == "unknown");
 }
 
 TEST_CASE("v2 request frame: zero client ID, version 3") {
@@ -289,7 +289,8 @@ TEST_CASE("group codec: codes, sizes and reasons of Part IV") {
   CHECK(v2::group_response_for(230) == 2030);
   CHECK(std::string(v2::reason_name(13)) == "unknown_group");
   CHECK(std::string(v2::reason_name(19)) == "too_many_groups");
-  CHECK(std::string(v2::reason_name(20)) == "unknown");
+  CHECK(std::string(v2::reason_name(20)) == "too_many_subscriptions");  // Part V
+  CHECK(std::string(v2::reason_name(21)) == "unknown");
   CHECK(v2::max_group_content_size == 0xFFFFFFFFull - 26 - 16);
 }
 
