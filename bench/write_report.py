@@ -374,6 +374,13 @@ def main():
         rows.append((f"push: 2005 -> 2015 with {fmt(get('push', 'subscribers'))} subscribers", "p50/p99 (issue 10)",
                      f"p50 {fmt(push_p50, 'us')}, p99 {fmt(push_p99, 'us')} over {fmt(get('push', 'pushes'))} pushes",
                      f"loopback round trip p50 {fmt(rr_p50, 'us')}", "-", "-"))
+    if get("group-send", "members") is not None:
+        rows.append((f"group send to {fmt(get('group-send', 'members'))} members (issue 10)", "(no target)",
+                     f"{fmt(get('group-send', 'group_sends_per_s'), 'group sends/s')} "
+                     f"({fmt(get('group-send', 'mailbox_entries_per_s'), 'mailbox entries/s')}), send p99 "
+                     f"{fmt(get('group-send', 'send_p99_us'), 'us')}; until every member's PULL has it: p50 "
+                     f"{fmt(get('group-send', 'deliver_p50_us'), 'us')}, max {fmt(get('group-send', 'deliver_max_us'), 'us')}",
+                     f"v1 send {fmt(send, '/s')} (one mailbox entry each)", "-", "-"))
     rows.append(("idle: fresh client's request", "< 50 ms", f"max {fmt(fresh_max, 'ms')}, p50 {fmt(fresh_p50, 'ms')}",
                  f"loopback round trip p50 {fmt(rr_p50, 'us')}", "-",
                  verdict(None if fresh_max is None else fresh_max < 50, "idle")))
@@ -473,6 +480,12 @@ def main():
             out.append(f"| {label} | {fmt(rec.get('fsyncs_per_s'))} | {fmt(rec.get('p50_us'), 'us')} | "
                        f"{fmt(rec.get('p99_us'), 'us')} |")
         out.append("")
+    if get("group-send", "members") is not None:
+        out.append(f"- **group-send** (docs/PROTOCOL.md Part IV): {fmt(get('group-send', 'members'))} v2 members of one "
+                   f"open group; {fmt(get('group-send', 'rounds'))} delivery rounds (member 0 sends one "
+                   f"{fmt(get('group-send', 'content_size'))} B group message, every other member pulls until it has it; "
+                   "the time from the send until the last member has it), then member 0 sends group messages back to "
+                   "back (a group send counts at its 2030, once every member's mailbox row is committed).")
     if get("push", "subscribers") is not None:
         out.append(f"- **push** (docs/PROTOCOL.md Part V): {fmt(get('push', 'subscribers'))} v2 clients each "
                    "subscribed (210) on its own connection, one sender sending a small sealed text to each in turn, one "
