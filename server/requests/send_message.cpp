@@ -146,6 +146,25 @@ asio::awaitable<outcome> receive_and_store(request& r, const client_id& sender, 
   co_return co_await respond(r, encode(sent));
 }
 
+// After a group message committed: wake the subscribers (Part V) of every member it reached, as
+// a direct send wakes its recipient's. The member list is read again after the commit; a member
+// who joined or left in between gets a spurious or no wake-up, never a lost message (pushes and
+// pulls take from the mailbox).
+asio::awaitable<void> notify_group_subscribers(request& r, const client_id& sender, const client_id& group,
+                                               const v2::group_sent& sent) {
+  if (!r.server.live || sent.delivered == 0) co_return;
+  auto& handler = r.server.handler;
+  auto members = [&handler, sender, group] {
+    try {
+      return handler.group_members(sender, group);
+    } catch (const request_rejected&) {  // the sender left meanwhile: nobody to wake by this path
+      return std::vector<v2::group_member_entry>{};
+    }
+  };
+  for (const auto& member : co_await r.server.storage.run<std::vector<v2::group_member_entry>>(std::move(members)))
+    if (member.id != sender) r.server.live->notify(member.id);
+}
+
 asio::awaitable<outcome> receive_and_store_group(request& r, const client_id& sender, const send_message_prefix& prefix) {
   auto& handler = r.server.handler;
   auto& storage = r.server.storage;
@@ -164,6 +183,7 @@ asio::awaitable<outcome> receive_and_store_group(request& r, const client_id& se
       return handler.store_group_message(sender, prefix, std::move(stored), {});
     };
     const auto sent = co_await storage.run<v2::group_sent>(std::move(store));
+    co_await notify_group_subscribers(r, sender, prefix.to, sent);
     co_return co_await respond(r, v2::encode_group_sent_response(sent));
   }
   // Large content: refuse before receiving it for a group the sender is not in.
@@ -175,6 +195,7 @@ asio::awaitable<outcome> receive_and_store_group(request& r, const client_id& se
   };
   const auto sent = co_await storage.run<v2::group_sent>(std::move(store));
   if (sent.delivered > 0) upload->keep();  // committed: the shared content owns the file now
+  co_await notify_group_subscribers(r, sender, prefix.to, sent);
   co_return co_await respond(r, v2::encode_group_sent_response(sent));
 }
 

@@ -127,6 +127,24 @@ TEST_CASE("live: two subscribed clients exchange messages live, acknowledged; th
   CHECK(v2_pull(check).empty());
 }
 
+TEST_CASE("live: a group message is pushed to a subscribed member at once, an offline member finds it later") {
+  test_server server;
+  LETTERBOX_ATTACH_SERVER_LOG(server);
+  live_client alice(server, "alice"), bob(server, "bob"), carol(server, "carol");
+  const auto group = v2_group_create(alice.connection, "room", true);
+  v2_group_only(bob.connection, v2::group_request_code::join, group);
+  v2_group_only(carol.connection, v2::group_request_code::join, group);
+  subscribe(bob.connection);
+  const auto sent = v2_group_send(alice.connection, group, v2::group_text_type, bytes_of("hello room"));
+  CHECK(sent.delivered == 2);
+  // Pushed without any other wake-up (no send to bob, no ACK): before the group flow notified the
+  // members' subscribers, bob's 2015 never came (drain_pushes counted 0).
+  CHECK(drain_pushes(bob.connection, 300ms) == 1);
+  const auto waiting = v2_pull(carol.connection);
+  REQUIRE(waiting.size() == 1);
+  CHECK(waiting[0].header.type == v2::group_text_type);
+}
+
 TEST_CASE("live: SUBSCRIBE pushes what was waiting; an offline recipient finds its mail later") {
   test_server server;
   LETTERBOX_ATTACH_SERVER_LOG(server);
