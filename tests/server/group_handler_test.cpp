@@ -54,7 +54,9 @@ struct group_fixture {
   }
   client_id add(std::uint8_t seed) {
     const auto id = make_id(seed);
-    in_batch([&] { handler.register_v2_client(id, make_request("u" + std::to_string(seed), seed)); });
+    std::string name = "u";  // appended: "u" + std::to_string(seed) trips g++ 12 -O3 -Wrestrict (falsely)
+    name += std::to_string(seed);
+    in_batch([&] { handler.register_v2_client(id, make_request(name, seed)); });
     return id;
   }
   v2::group_id create(const client_id& admin, bool open, const std::string& name = "room") {

@@ -19,7 +19,11 @@ group_id gid(std::uint8_t seed) { return make_id(static_cast<std::uint8_t>(0xA0 
 
 template <typename F>
 void add_v2_clients(F& f, int n) {
-  for (int i = 1; i <= n; ++i) REQUIRE(f.add_client(static_cast<std::uint8_t>(i), "c" + std::to_string(i)));
+  for (int i = 1; i <= n; ++i) {
+    std::string name = "c";  // appended: "c" + std::to_string(i) trips g++ 12 -O3 -Wrestrict (falsely)
+    name += std::to_string(i);
+    REQUIRE(f.add_client(static_cast<std::uint8_t>(i), name));
+  }
 }
 }  // namespace
 
