@@ -11,6 +11,7 @@
 #include "crypto.hpp"
 #include "downloads.hpp"
 #include "group_envelope.hpp"
+#include "operation_support.hpp"
 #include "terminal_text.hpp"
 
 namespace letterbox::client {
@@ -23,53 +24,14 @@ namespace v2 = letterbox::protocol::v2;
 constexpr std::uint32_t max_group_list_payload = 16u << 20;
 constexpr std::uint32_t max_members_payload = 65'536 * v2::group_member_entry_size;
 
-// As operations.cpp's translated(): every lower layer's error becomes a client_error.
-template <typename Body>
-auto translated(Body&& body) -> decltype(body()) {
-  try {
-    return body();
-  } catch (const client_error&) {
-    throw;
-  } catch (const v2_server_error& e) {
-    throw client_error(kind::server_error, e.what());
-  } catch (const connection_error& e) {
-    throw client_error(kind::network, e.what());
-  } catch (const proto::protocol_error& e) {
-    throw client_error(kind::network, std::string("malformed response from the server: ") + e.what());
-  } catch (const crypto_error& e) {
-    throw client_error(kind::crypto, e.what());
-  } catch (const config_error& e) {
-    throw client_error(kind::local_file, e.what());
-  } catch (const std::filesystem::filesystem_error& e) {
-    throw client_error(kind::local_file, e.what());
-  }
-}
-
-void discard(connection& link, std::uint64_t n) {
-  proto::byte_buffer chunk(std::min<std::uint64_t>(n, file_chunk_size));
-  while (n > 0) {
-    const auto take = static_cast<std::size_t>(std::min<std::uint64_t>(n, chunk.size()));
-    link.read(std::span(chunk.data(), take));
-    n -= take;
-  }
-}
+using detail::discard;     // operation_support.hpp
+using detail::translated;
 
 std::optional<v2::group_id> group_from_hex(std::string_view text) {
-  if (text.size() != 2 * v2::group_id_size) return std::nullopt;
+  const auto bytes = proto::from_hex(text);
+  if (!bytes || bytes->size() != v2::group_id_size) return std::nullopt;
   v2::group_id id{};
-  for (std::size_t i = 0; i < id.size(); ++i) {
-    int v = 0;
-    for (int k = 0; k < 2; ++k) {
-      const char c = text[2 * i + static_cast<std::size_t>(k)];
-      int d = -1;
-      if (c >= '0' && c <= '9') d = c - '0';
-      else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
-      else if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
-      if (d < 0) return std::nullopt;
-      v = v * 16 + d;
-    }
-    id[i] = static_cast<std::uint8_t>(v);
-  }
+  std::copy(bytes->begin(), bytes->end(), id.begin());
   return id;
 }
 

@@ -18,6 +18,7 @@
 #include "envelope.hpp"
 #include "identity.hpp"
 #include "messages_live.hpp"
+#include "operation_support.hpp"
 #include "safety_number.hpp"
 #include "terminal_text.hpp"
 
@@ -31,37 +32,8 @@ namespace v2 = letterbox::protocol::v2;
 constexpr std::uint32_t max_client_list_payload = 16u << 20;
 constexpr std::uint64_t max_file_ciphertext = proto::max_payload_size - proto::send_message_prefix_size;
 
-// Runs body, translating every lower layer's error into client_error.
-template <typename Body>
-auto translated(Body&& body) -> decltype(body()) {
-  try {
-    return body();
-  } catch (const client_error&) {
-    throw;
-  } catch (const v2_server_error& e) {
-    throw client_error(kind::server_error, e.what());
-  } catch (const connection_error& e) {
-    throw client_error(kind::network, e.what());
-  } catch (const proto::protocol_error& e) {
-    throw client_error(kind::network, std::string("malformed response from the server: ") + e.what());
-  } catch (const crypto_error& e) {
-    throw client_error(kind::crypto, e.what());
-  } catch (const config_error& e) {
-    throw client_error(kind::local_file, e.what());
-  } catch (const std::filesystem::filesystem_error& e) {
-    throw client_error(kind::local_file, e.what());
-  }
-}
-
-// Reads and drops n bytes of a response, in chunks.
-void discard(connection& link, std::uint64_t n) {
-  proto::byte_buffer chunk(std::min<std::uint64_t>(n, file_chunk_size));
-  while (n > 0) {
-    const auto take = static_cast<std::size_t>(std::min<std::uint64_t>(n, chunk.size()));
-    link.read(std::span(chunk.data(), take));
-    n -= take;
-  }
-}
+using detail::discard;     // operation_support.hpp
+using detail::translated;
 
 // Reads size bytes of AES-CBC ciphertext from link in chunks and passes each piece of
 // plaintext to sink, so memory stays at one chunk whatever the size. All size bytes are
