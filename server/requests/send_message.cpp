@@ -146,24 +146,32 @@ asio::awaitable<outcome> receive_and_store(request& r, const client_id& sender, 
   co_return co_await respond(r, encode(sent));
 }
 
-// After a group message committed: wake the subscribers (Part V) of every member it reached, as
-// a direct send wakes its recipient's. The member list is read again after the commit; a member
-// who joined or left in between gets a spurious or no wake-up, never a lost message (pushes and
-// pulls take from the mailbox).
-asio::awaitable<void> notify_group_subscribers(request& r, const client_id& sender, const client_id& group,
-                                               const v2::group_sent& sent) {
-  if (!r.server.live || sent.delivered == 0) co_return;
-  auto& handler = r.server.handler;
-  auto members = [&handler, sender, group] {
-    try {
-      return handler.group_members(sender, group);
-    } catch (const request_rejected&) {  // the sender left meanwhile: nobody to wake by this path
-      return std::vector<v2::group_member_entry>{};
-    }
-  };
-  for (const auto& member : co_await r.server.storage.run<std::vector<v2::group_member_entry>>(std::move(members)))
-    if (member.id != sender) r.server.live->notify(member.id);
+namespace {
+
+// A group message stored, and the members whose subscribers (Part V) its commit must wake, read
+// in the same storage job: exactly the members it was delivered to, without a second round trip
+// to the storage thread. Empty when the server has no live delivery.
+struct stored_group_message {
+  v2::group_sent sent;
+  std::vector<client_id> to_wake;
+};
+
+template <typename Store>
+stored_group_message store_and_list_members(request_handler& handler, bool live, const client_id& sender,
+                                            const client_id& group, Store&& store) {
+  stored_group_message out{store(), {}};
+  if (live && out.sent.delivered > 0)
+    for (const auto& member : handler.group_members(sender, group))
+      if (member.id != sender) out.to_wake.push_back(member.id);
+  return out;
 }
+
+// After the commit: wake them, as a direct send wakes its recipient's subscribers.
+void notify_group_subscribers(request& r, const stored_group_message& stored) {
+  for (const auto& member : stored.to_wake) r.server.live->notify(member);
+}
+
+}  // namespace
 
 asio::awaitable<outcome> receive_and_store_group(request& r, const client_id& sender, const send_message_prefix& prefix) {
   auto& handler = r.server.handler;
@@ -179,24 +187,27 @@ asio::awaitable<outcome> receive_and_store_group(request& r, const client_id& se
     byte_buffer stored(prefix.to.begin(), prefix.to.end());  // group ID ‖ content, stored once
     auto content = co_await receive_inline(r, prefix.content_size);
     stored.insert(stored.end(), content.begin(), content.end());
-    auto store = [&handler, sender, prefix, stored = std::move(stored)]() mutable {
-      return handler.store_group_message(sender, prefix, std::move(stored), {});
+    auto store = [&handler, live = r.server.live != nullptr, sender, prefix, stored = std::move(stored)]() mutable {
+      return store_and_list_members(handler, live, sender, prefix.to, [&] {
+        return handler.store_group_message(sender, prefix, std::move(stored), {});
+      });
     };
-    const auto sent = co_await storage.run<v2::group_sent>(std::move(store));
-    co_await notify_group_subscribers(r, sender, prefix.to, sent);
-    co_return co_await respond(r, v2::encode_group_sent_response(sent));
+    const auto result = co_await storage.run<stored_group_message>(std::move(store));
+    notify_group_subscribers(r, result);
+    co_return co_await respond(r, v2::encode_group_sent_response(result.sent));
   }
   // Large content: refuse before receiving it for a group the sender is not in.
   auto check = [&handler, sender, group = prefix.to] { handler.check_group_send(sender, group); };
   co_await storage.run<void>(std::move(check));
   auto upload = co_await receive_to_spool(r, prefix.content_size, bytes_view(prefix.to));
-  auto store = [&handler, sender, prefix, file = upload->name()] {
-    return handler.store_group_message(sender, prefix, {}, file);
+  auto store = [&handler, live = r.server.live != nullptr, sender, prefix, file = upload->name()] {
+    return store_and_list_members(handler, live, sender, prefix.to,
+                                  [&] { return handler.store_group_message(sender, prefix, {}, file); });
   };
-  const auto sent = co_await storage.run<v2::group_sent>(std::move(store));
-  if (sent.delivered > 0) upload->keep();  // committed: the shared content owns the file now
-  co_await notify_group_subscribers(r, sender, prefix.to, sent);
-  co_return co_await respond(r, v2::encode_group_sent_response(sent));
+  const auto result = co_await storage.run<stored_group_message>(std::move(store));
+  if (result.sent.delivered > 0) upload->keep();  // committed: the shared content owns the file now
+  notify_group_subscribers(r, result);
+  co_return co_await respond(r, v2::encode_group_sent_response(result.sent));
 }
 
 }  // namespace letterbox::server
