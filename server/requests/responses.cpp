@@ -75,4 +75,10 @@ std::array<std::uint8_t, pulled_message_header_size> encode_pulled_header(const 
   return encode_pulled_message_header({message.from, message.id, message.type, message.content_size});
 }
 
+std::uint8_t v2_entry_flags(const stored_message& message, bool sender_is_v2) {
+  std::uint8_t flags = sender_is_v2 ? 0 : protocol::v2::message_flag_legacy_sender;
+  if (message.group) flags |= protocol::v2::message_flag_group;
+  return flags;
+}
+
 }  // namespace letterbox::server

@@ -37,5 +37,9 @@ std::array<std::uint8_t, protocol::pulled_message_header_size> encode_pulled_hea
 protocol::response_header_bytes encode_v2_pull_response_header(const pull_batch& batch);
 std::array<std::uint8_t, protocol::v2::pulled_message_header_size> encode_v2_pulled_header(const stored_message& message,
                                                                                           std::uint8_t flags);
+// The flags of a 2006 or 2015 entry: bit 0 (legacy sender) unless the sender is a v2 client,
+// bit 1 for a group message, whose content starts with its group ID (§15, Part IV §23). One
+// function for PULL and push, so the two can never disagree.
+std::uint8_t v2_entry_flags(const stored_message& message, bool sender_is_v2);
 
 }  // namespace letterbox::server

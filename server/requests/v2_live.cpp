@@ -112,8 +112,9 @@ asio::awaitable<std::size_t> push_waiting(request& r) {
   for (const auto& message : batch.messages) live.outstanding[message.id] = message.content_size;
   const auto& directory = r.server.directory;
   const auto write_header = [&directory](byte_buffer& out, const stored_message& message) {
-    const std::uint8_t flags = directory.is_v2(message.from) ? 0 : v2::message_flag_legacy_sender;
-    const auto bytes = encode_v2_pulled_header(message, flags);
+    // Not only the legacy bit: a pushed group message without bit 1 reached members as
+    // "malformed" (client chat '#GROUP' found it; the live tests only counted pushes).
+    const auto bytes = encode_v2_pulled_header(message, v2_entry_flags(message, directory.is_v2(message.from)));
     out.insert(out.end(), bytes.begin(), bytes.end());
   };
   co_await write_pull_entries(r, batch, v2::encode_response_header(live::as_v2(live::response_code::push), batch.payload_size),

@@ -68,9 +68,7 @@ asio::awaitable<outcome> handle_v2_pull(request& r) {
   r.server.leases.lease(mailbox, holder, ids);  // before the first byte: a cut connection releases them
   const auto& directory = r.server.directory;
   const auto write_header = [&directory](byte_buffer& out, const stored_message& message) {
-    std::uint8_t flags = directory.is_v2(message.from) ? 0 : v2::message_flag_legacy_sender;
-    if (message.group) flags |= v2::message_flag_group;  // content = group ID ‖ content (Part IV §23)
-    const auto bytes = encode_v2_pulled_header(message, flags);
+    const auto bytes = encode_v2_pulled_header(message, v2_entry_flags(message, directory.is_v2(message.from)));
     out.insert(out.end(), bytes.begin(), bytes.end());
   };
   co_await write_pull_entries(r, batch, encode_v2_pull_response_header(batch), write_header);

@@ -138,11 +138,20 @@ TEST_CASE("live: a group message is pushed to a subscribed member at once, an of
   const auto sent = v2_group_send(alice.connection, group, v2::group_text_type, bytes_of("hello room"));
   CHECK(sent.delivered == 2);
   // Pushed without any other wake-up (no send to bob, no ACK): before the group flow notified the
-  // members' subscribers, bob's 2015 never came (drain_pushes counted 0).
-  CHECK(drain_pushes(bob.connection, 300ms) == 1);
+  // members' subscribers, bob's 2015 never came.
+  const auto pushed = read_push(bob.connection);
+  REQUIRE(pushed.size() == 1);
+  CHECK(pushed[0].header.type == v2::group_text_type);
+  // Flagged and laid out as a PULL hands it out (bit 1, the group ID first): the push once
+  // carried only the legacy bit, and members shown it live read "a malformed group entry".
+  CHECK(pushed[0].header.flags == v2::message_flag_group);
+  REQUIRE(pushed[0].content.size() == v2::group_id_size + bytes_of("hello room").size());
+  CHECK(std::equal(group.begin(), group.end(), pushed[0].content.begin()));
   const auto waiting = v2_pull(carol.connection);
   REQUIRE(waiting.size() == 1);
   CHECK(waiting[0].header.type == v2::group_text_type);
+  CHECK(waiting[0].header.flags == pushed[0].header.flags);
+  CHECK(waiting[0].content == pushed[0].content);
 }
 
 TEST_CASE("live: SUBSCRIBE pushes what was waiting; an offline recipient finds its mail later") {
