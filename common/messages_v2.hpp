@@ -280,6 +280,9 @@ std::uint16_t decode_error_payload(bytes_view payload);
 // Requests 220..230 on an authenticated v2 connection (same framing as 200..207: zero client
 // ID, version 3), responses 2020..2030 or a v2 9000 with one of the reasons 13..19.
 inline constexpr std::size_t group_id_size = 16;
+// The most members one group envelope is sealed for (§16a: a u16 count, at most 1,024); a group
+// larger than this could not be written to, so it also bounds --max-group-members.
+inline constexpr std::size_t max_group_envelope_members = 1024;
 using group_id = std::array<std::uint8_t, group_id_size>;
 
 enum class group_request_code : std::uint8_t {

@@ -33,6 +33,7 @@
 #include "agreement.hpp"
 #include "envelope.hpp"
 #include "identity.hpp"
+#include "messages_v2.hpp"  // max_group_envelope_members
 
 namespace letterbox::crypto {
 
@@ -44,7 +45,7 @@ using group_id = std::array<std::uint8_t, group_id_size>;
 inline constexpr std::size_t group_header_prefix_size = 72;  // bytes 0-71, before the list
 inline constexpr std::size_t group_wrapped_key_size = 48;    // 32-byte key + 16-byte tag
 inline constexpr std::size_t group_member_entry_size = 16 + group_wrapped_key_size;  // 64
-inline constexpr std::size_t group_max_members = 1024;       // per envelope (u16 field)
+inline constexpr std::size_t group_max_members = protocol::v2::max_group_envelope_members;  // per envelope (u16 field)
 
 // 72 + 64 m + 64.
 std::size_t group_header_size(std::size_t members) noexcept;

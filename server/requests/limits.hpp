@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "messages_v2.hpp"  // max_group_envelope_members
 #include "protocol_constants.hpp"
 
 namespace letterbox::server {
@@ -56,7 +57,9 @@ inline constexpr std::chrono::seconds default_lease_timeout{120};
 // mailboxes, so this also bounds the fan-out of one request.
 inline constexpr std::size_t default_max_groups_per_user = 256;
 inline constexpr std::size_t default_max_group_members = 1024;
-inline constexpr std::size_t max_group_members_limit = 65'536;  // the most --max-group-members accepts
+// The most --max-group-members accepts: a group envelope is sealed for at most this many
+// members (§16a), so a larger group could be joined but never written to.
+inline constexpr std::size_t max_group_members_limit = protocol::v2::max_group_envelope_members;
 // Jobs the storage worker runs in one transaction (one fsync) at most.
 inline constexpr std::size_t default_max_batch = 4096;
 

@@ -88,6 +88,17 @@ TEST_CASE("config: unknown flags and invalid values are usage errors (no config,
   }
 }
 
+TEST_CASE("config: --max-group-members is bounded by what one group envelope is sealed for (1,024)") {
+  working_directory cwd;
+  const auto largest = parse({"--max-group-members", "1024"});
+  REQUIRE(largest.config.has_value());
+  CHECK(largest.config->limits.max_group_members == 1024);
+  // A group of 1,025 could be joined but never written to: a group envelope holds at most 1,024.
+  const auto beyond = parse({"--max-group-members", "1025"});
+  CHECK_FALSE(beyond.config.has_value());
+  CHECK(beyond.exit_status != 0);
+}
+
 TEST_CASE("config: a huge --timeout is refused or kept positive, never turned into a negative timeout") {
   working_directory cwd;
   const auto parsed = parse({"--port", "1", "--timeout", "1e20"});
