@@ -6,6 +6,7 @@
 #include <ostream>
 
 #include "group_commands.hpp"
+#include "groups.hpp"
 #include "progress.hpp"
 #include "terminal_text.hpp"
 #include "text.hpp"
@@ -222,6 +223,7 @@ int command_pull(client_operations& client, const command_output& output) {
 }
 
 int command_chat(client_operations& client, const std::string& name, std::istream& input, const command_output& output) {
+  if (is_group_target(name)) return command_group_chat(client, name, input, output);
   return guarded(output, [&] {
     client_operations::chat_events events;
     events.on_message = [&](const received_message& m) { show_received(output, m); };
@@ -231,9 +233,30 @@ int command_chat(client_operations& client, const std::string& name, std::istrea
     events.on_send_failed = [&](const std::string&, const client_error& e) {
       emit(output, "send-failed", {{"to", name}}, e.what());
     };
-    emit(output, "chat", {{"with", name}, {"state", "subscribed"}});
+    events.on_subscribed = [&] { emit(output, "chat", {{"with", name}, {"state", "subscribed"}}); };
     client.chat(name, input, events);
     emit(output, "chat", {{"with", name}, {"state", "ended"}});
+    return exit_code::ok;
+  });
+}
+
+int command_group_chat(client_operations& client, const std::string& group, std::istream& input,
+                       const command_output& output) {
+  return guarded(output, [&] {
+    const std::string g = group.substr(1);  // without its '#'
+    group_operations::chat_events events;
+    events.on_message = [&](const received_message& m) { show_received(output, m); };
+    events.on_sent = [&](const group_send_result& r, const std::string&) {
+      emit(output, "group-sent", {{"group", g}, {"id", proto::to_hex(r.group)}, {"delivered", std::to_string(r.delivered)},
+                                  {"skipped", std::to_string(r.skipped)}, {"sealed-for", std::to_string(r.sealed_for)}});
+    };
+    events.on_send_failed = [&](const std::string&, const client_error& e) {
+      emit(output, "send-failed", {{"group", g}}, e.what());
+    };
+    events.on_subscribed = [&] { emit(output, "chat", {{"group", g}, {"state", "subscribed"}}); };
+    group_operations groups(client);
+    groups.chat(g, input, events);
+    emit(output, "chat", {{"group", g}, {"state", "ended"}});
     return exit_code::ok;
   });
 }

@@ -48,7 +48,13 @@ int command_pull(client_operations& client, const command_output& output);
 // Live chat with NAME (Part V): 'chat with=NAME state=subscribed', then a 'message' line per
 // message that arrives (as pull prints them), a 'sent' line per line of input sent (after its
 // 2005), and 'chat ... state=ended' at the end of input.
+// NAME "#GROUP" (a group name or ID after '#', as send takes it): command_group_chat.
 int command_chat(client_operations& client, const std::string& name, std::istream& input, const command_output& output);
+// Live chat in a group we are a member of: 'chat group=G state=subscribed', 'message' lines as
+// above, a 'group-sent' line (as `send '#G'` prints it) per line of input sent, then
+// 'chat group=G state=ended'.
+int command_group_chat(client_operations& client, const std::string& group, std::istream& input,
+                       const command_output& output);
 int command_verify(client_operations& client, const std::string& name, const command_output& output);
 // Without yes, asks on output.err and reads "yes" from input.
 int command_trust(client_operations& client, const std::string& name, bool yes, std::istream& input,

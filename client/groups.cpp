@@ -372,6 +372,23 @@ group_send_result group_operations::send_text(std::string_view group, std::strin
   });
 }
 
+void group_operations::chat(std::string_view group, std::istream& input, const chat_events& events) {
+  translated([&] {
+    if (!client_.speaks_v2()) throw client_error(kind::invalid_input, "chat needs a protocol v2 server");
+    const auto id = resolve(group);
+    const auto listed = list();
+    const auto it = std::find_if(listed.begin(), listed.end(), [&](const group_info& g) { return g.id == id; });
+    if (it == listed.end() || !it->member)
+      throw client_error(kind::invalid_input, "you are not a member of group " + std::string(group) +
+                                                  (it != listed.end() && (it->open || it->invited) ? ": join it first" : ""));
+    const auto by_id = proto::to_hex(id);  // every line to this group, whatever names change meanwhile
+    client_.live_chat(input, events.on_subscribed, events.on_message, [&](const std::string& line) {
+      const auto sent = send_text(by_id, line);
+      if (events.on_sent) events.on_sent(sent, line);
+    }, events.on_send_failed);
+  });
+}
+
 group_send_result group_operations::send_file(std::string_view group, const std::filesystem::path& file,
                                               const progress_callback& progress) {
   return translated([&] {
@@ -435,7 +452,7 @@ received_message client_operations::receive_group(connection& link, const v2::pu
     return result;
   };
   if (!(header.flags & v2::message_flag_group) || !v2::is_group_message_type(header.type) || header.content_size < 16) {
-    result.group = "?";
+    result.group.assign(1, '?');  // not = "?": g++ 12 -O3 -Wrestrict false positive
     return unverified("a malformed group entry (flag bit 1, type 18/19 and a group ID go together)");
   }
   link.read(result.group_id);

@@ -5,6 +5,8 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
+#include <iosfwd>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -57,6 +59,17 @@ class group_operations {
   group_send_result send_text(std::string_view group, std::string_view text);
   group_send_result send_file(std::string_view group, const std::filesystem::path& file,
                               const progress_callback& progress = {});
+  // Live chat in a group we are a member of (client chat '#GROUP'): as client_operations::chat,
+  // each line of input sent to the group as send_text does (on_sent after the 2030); every
+  // message pushed to us is shown, the group's and any other. Refused (invalid_input) when we
+  // are not a member.
+  struct chat_events {
+    std::function<void()> on_subscribed;
+    message_callback on_message;
+    std::function<void(const group_send_result& sent, const std::string& line)> on_sent;
+    std::function<void(const std::string& line, const client_error& error)> on_send_failed;
+  };
+  void chat(std::string_view group, std::istream& input, const chat_events& events);
 
  private:
   protocol::byte_buffer request(std::uint8_t code, protocol::bytes_view payload, std::uint16_t expected,

@@ -52,8 +52,8 @@ int main(int argc, char** argv) {
   auto* send_file = app.add_subcommand("send-file", "Send the file PATH to NAME");
   send_file->add_option("NAME", name, "Recipient")->required();
   send_file->add_option("PATH", path, "The file")->required();
-  auto* chat = app.add_subcommand("chat", "Live chat with NAME: messages shown as they arrive, each line of stdin sent; ends at the end of stdin");
-  chat->add_option("NAME", name, "The other user (a v2 client)")->required();
+  auto* chat = app.add_subcommand("chat", "Live chat with NAME or in #GROUP: messages shown as they arrive, each line of stdin sent; ends at the end of stdin");
+  chat->add_option("NAME", name, "The other user (a v2 client), or #GROUP (a group you are a member of)")->required();
   auto* pull = app.add_subcommand("pull", "Receive waiting messages: print texts, save files");
   auto* verify = app.add_subcommand("verify", "Print the safety number of you and NAME (compare it out of band)");
   verify->add_option("NAME", name, "The other user")->required();

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "group_commands.hpp"
+#include "groups.hpp"
 #include "progress.hpp"
 #include "terminal_text.hpp"
 #include "text.hpp"
@@ -29,7 +30,7 @@ constexpr std::string_view menu_text =
     "6) Show the safety number of a user\n"
     "7) Accept a user's changed key\n"
     "8) Who am I\n"
-    "10) Live chat with a user (typed lines are sent; the end of input ends it)\n";
+    "10) Live chat with a user, or in a #group (typed lines are sent; the end of input ends it)\n";
 
 // Pulls are repeated while they return messages (the server may split a large mailbox),
 // at most this many times per menu choice.
@@ -175,15 +176,32 @@ bool run_option(menu_option option, client_operations& client, std::istream& in,
     case menu_option::group_send_file:
       return run_group_option(static_cast<int>(option), client, in, out);
     case menu_option::live_chat: {
-      const auto name = ask_user();
+      auto name = ask(in, out, "Enter user name or #group: ");
+      if (name) *name = std::string(trim_blanks(*name));
       if (!name) return false;
-      out << "Chat with " << escape_for_terminal(*name) << ": type lines to send them; the end of input ends the chat.\n"
-          << std::flush;
-      client_operations::chat_events events;
-      events.on_message = [&](const received_message& m) { print_message(out, m); };
-      events.on_sent = [&](std::uint32_t id, const std::string&) { out << "(sent, message " << id << ")\n" << std::flush; };
-      events.on_send_failed = [&](const std::string&, const client_error& e) { print_error(out, e); };
-      client.chat(*name, in, events);
+      const auto on_subscribed = [&] {
+        out << "Chat " << (is_group_target(*name) ? "in " : "with ") << escape_for_terminal(*name)
+            << ": type lines to send them; the end of input ends the chat.\n" << std::flush;
+      };
+      const auto on_message = [&](const received_message& m) { print_message(out, m); };
+      const auto on_send_failed = [&](const std::string&, const client_error& e) { print_error(out, e); };
+      if (is_group_target(*name)) {
+        group_operations::chat_events events;
+        events.on_subscribed = on_subscribed;
+        events.on_message = on_message;
+        events.on_sent = [&](const group_send_result& r, const std::string&) {
+          out << "(sent to " << r.delivered << " member" << (r.delivered == 1 ? "" : "s") << ")\n" << std::flush;
+        };
+        events.on_send_failed = on_send_failed;
+        group_operations(client).chat(name->substr(1), in, events);
+      } else {
+        client_operations::chat_events events;
+        events.on_subscribed = on_subscribed;
+        events.on_message = on_message;
+        events.on_sent = [&](std::uint32_t id, const std::string&) { out << "(sent, message " << id << ")\n" << std::flush; };
+        events.on_send_failed = on_send_failed;
+        client.chat(*name, in, events);
+      }
       out << "Chat ended.\n";
       return false;  // its input has ended
     }

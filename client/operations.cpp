@@ -1122,6 +1122,18 @@ void client_operations::chat(const std::string& name, std::istream& input, const
     if (kind_of(name) != peer_kind::v2)
       throw client_error(kind::invalid_input, name + " is a legacy v1 client: chat needs a v2 peer");
     peer_pin(name);  // its keys checked (and pinned) before anything is sent
+    live_chat(input, events.on_subscribed, events.on_message, [&](const std::string& line) {
+      const auto id = send_text(name, line);
+      if (events.on_sent) events.on_sent(id, line);
+    }, events.on_send_failed);
+  });
+}
+
+void client_operations::live_chat(std::istream& input, const std::function<void()>& on_subscribed,
+                                  const message_callback& on_message,
+                                  const std::function<void(const std::string& line)>& send_line,
+                                  const std::function<void(const std::string& line, const client_error& error)>& on_send_failed) {
+  translated([&] {
     if (!me_v2_) throw client_error(kind::not_registered, "no v2 identity (" + std::string(me_v2_file) + ")");
     // The subscription has a connection of its own: frames come on it between any two requests,
     // so sends and ACKs go on the main connection.
@@ -1130,6 +1142,7 @@ void client_operations::chat(const std::string& name, std::istream& input, const
     live.authenticate(me().id, me_v2_->identity);
     live.send_front(live_subscribe, 0, {});
     live.expect(static_cast<v2::response_code>(proto::live::response_code::subscribed));
+    if (on_subscribed) on_subscribed();
 
     auto feed = std::make_shared<line_feed>();
     std::thread([feed, &input] {
@@ -1163,7 +1176,7 @@ void client_operations::chat(const std::string& name, std::istream& input, const
         if (header.version != v2::wire_version) throw proto::protocol_error("a frame of version " + std::to_string(header.version));
         if (header.code == static_cast<std::uint16_t>(proto::live::response_code::push)) {
           std::vector<std::uint32_t> handled;
-          receive_v2_entries(live, header.payload_size, events.on_message, {}, handled);
+          receive_v2_entries(live, header.payload_size, on_message, {}, handled);
           if (!handled.empty())
             on_session([&](v2_session& link) {
               link.exchange(v2::request_code::ack, v2::encode_ack_request({handled}), v2::response_code::acknowledged,
@@ -1195,11 +1208,10 @@ void client_operations::chat(const std::string& name, std::istream& input, const
         for (const auto& line : lines) {
           if (line.empty()) continue;
           try {
-            const auto id = send_text(name, line);
-            if (events.on_sent) events.on_sent(id, line);
+            send_line(line);
           } catch (const client_error& e) {
-            if (e.error_kind() == kind::network || !events.on_send_failed) throw;
-            events.on_send_failed(line, e);
+            if (e.error_kind() == kind::network || !on_send_failed) throw;
+            on_send_failed(line, e);
           }
         }
         if (ended) return;

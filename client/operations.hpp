@@ -168,17 +168,19 @@ class client_operations {
   // Drops the v2 connection (its leases end); the next operation connects anew.
   void disconnect();
 
-  // Live chat with a v2 peer (docs/PROTOCOL.md Part V; client/chat.cpp): subscribes on a
+  // Live chat with a v2 peer (docs/PROTOCOL.md Part V; operations.cpp): subscribes on a
   // connection of its own, then until `input` ends sends each line read from it to `name` as a
   // text (on_sent with its message ID, after the 2005) and handles every pushed message as a
   // pulled one (on_message; acknowledged on the main connection once handled). Answers the
   // server's pings. Throws client_error (the peer is not v2, the subscription refused, ...).
   struct chat_events {
+    std::function<void()> on_subscribed;  // after the 2010: messages are pushed from now on
     message_callback on_message;
     std::function<void(std::uint32_t id, const std::string& line)> on_sent;
     std::function<void(const std::string& line, const client_error& error)> on_send_failed;
   };
   void chat(const std::string& name, std::istream& input, const chat_events& events);
+  // (A group chat is group_operations::chat, groups.hpp.)
   // 103/205 type 1. Refused (invalid_input) for a v2 peer: not needed.
   std::uint32_t request_symmetric_key(const std::string& name);
   // 103/205 type 2: sends our symmetric key for name (creating one if we have none), encrypted
@@ -208,6 +210,13 @@ class client_operations {
                                  const progress_callback& progress, std::optional<replay_id>& replay,
                                  bool& retry_later);
   std::vector<std::pair<protocol::v2::group_id, std::string>> group_names_;  // from GROUPS this run
+  // chat's loop, for a peer or a group (groups.cpp): subscribes on a connection of its own, hands
+  // every pushed message to on_message (acknowledged once handled), answers pings, and passes
+  // each non-empty line of input to send_line until input ends. A client_error of send_line
+  // other than a network one goes to on_send_failed (when set) and the chat goes on.
+  void live_chat(std::istream& input, const std::function<void()>& on_subscribed, const message_callback& on_message,
+                 const std::function<void(const std::string& line)>& send_line,
+                 const std::function<void(const std::string& line, const client_error& error)>& on_send_failed);
   const identity& me();
   std::filesystem::path download_directory() const;
   peer& resolve(const std::string& name);

@@ -3,12 +3,13 @@
 # `client chat NAME` without a TTY (stdin from a FIFO, stable lines on stdout) exchange texts
 # live through the real server; each sees the other's message pushed, 'sent' after the 2005, and
 # what was shown is acknowledged (a later pull finds nothing). The end of stdin ends a chat.
+# Then `client chat '#GROUP'`: two members chat live in a group; a non-member is refused.
 # Usage: chat_e2e.sh <server binary> <client binary>
 source "$(dirname "$0")/e2e_lib.sh"
 chat_pids=()
 trap 'for p in "${chat_pids[@]}"; do kill "$p" 2>/dev/null || true; done; cleanup' EXIT
 
-start_server "$work/alice" "$work/bob"
+start_server "$work/alice" "$work/bob" "$work/carol"
 cl() {
   local dir=$1
   shift
@@ -76,4 +77,44 @@ done
 cl alice send bob "while you were away" >/dev/null || fail "send"
 out=$(cl bob pull)
 [[ $out == *"from=alice kind=text authenticated=yes legacy=no while you were away"* ]] || fail "offline message: $out"
+
+# --- client chat '#GROUP'
+cl carol register carol >/dev/null || fail "register carol"
+cl alice group create room >/dev/null || fail "group create"
+cl alice group invite room bob >/dev/null || fail "invite bob"
+cl bob group join room >/dev/null || fail "bob joins"
+# carol is not a member: refused before anything is sent, with a clear error (a closed group is
+# not even listed to her; an open one she has not joined is).
+if cl carol chat '#room' >"$work/carol.out"; then fail "carol chatted in a closed group she is not in"; fi
+grep -q 'no group named "room" is listed for you' "$work/err" || fail "carol, closed group: $(tail -2 "$work/err")"
+cl alice group create lobby --open >/dev/null || fail "group create --open"
+if cl carol chat '#lobby' >"$work/carol.out"; then fail "carol chatted in an open group she has not joined"; fi
+grep -q "not a member of group lobby: join it first" "$work/err" || fail "carol, open group: $(tail -2 "$work/err")"
+grep -q "state=subscribed" "$work/carol.out" && fail "carol's refused chat subscribed"
+: >"$work/alice.out"
+: >"$work/bob.out"
+timeout 60 "$client_bin" --dir "$work/alice" --timeout 30 chat '#room' <"$work/alice.in" >"$work/alice.out" 2>>"$work/err" &
+chat_pids+=($!)
+alice_pid=$!
+timeout 60 "$client_bin" --dir "$work/bob" --timeout 30 chat '#room' <"$work/bob.in" >"$work/bob.out" 2>>"$work/err" &
+chat_pids+=($!)
+bob_pid=$!
+exec 3>"$work/alice.in" 4>"$work/bob.in"
+wait_for "$work/alice.out" '^chat group=room state=subscribed$'
+wait_for "$work/bob.out" '^chat group=room state=subscribed$'
+echo "hello room" >&3
+wait_for "$work/alice.out" '^group-sent group=room id=[0-9a-f]{32} delivered=1 skipped=0 sealed-for=2$'
+wait_for "$work/bob.out" '^group-message id=[0-9]+ group=room from=alice kind=text authenticated=yes #room <alice>: hello room$'
+echo "bob here" >&4
+wait_for "$work/alice.out" '^group-message id=[0-9]+ group=room from=bob kind=text authenticated=yes #room <bob>: bob here$'
+# A direct message during a group chat is shown too (the subscription is the whole mailbox).
+cl carol send alice "direct to alice" >/dev/null || fail "carol's direct send"
+wait_for "$work/alice.out" 'from=carol kind=text authenticated=yes legacy=no direct to alice$'
+exec 3>&- 4>&-
+wait "$alice_pid" || fail "alice's group chat exited with $?"
+wait "$bob_pid" || fail "bob's group chat exited with $?"
+chat_pids=()
+grep -q '^chat group=room state=ended$' "$work/alice.out" || fail "alice: no group chat end line"
+[[ $(cl bob pull) == "pulled count=0" ]] || fail "bob still has mail after the group chat"
+[[ $(cl alice pull) == "pulled count=0" ]] || fail "alice still has mail after the group chat"
 echo "chat e2e: ok"

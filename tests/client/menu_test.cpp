@@ -88,7 +88,7 @@ TEST_CASE("menu survives unknown options and ends cleanly at end of input") {
             "6) Show the safety number of a user\n"
             "7) Accept a user's changed key\n"
             "8) Who am I\n"
-            "10) Live chat with a user (typed lines are sent; the end of input ends it)\n"
+            "10) Live chat with a user, or in a #group (typed lines are sent; the end of input ends it)\n"
             "60) Create a group\n"
             "61) Invite a user to a group\n"
             "62) Join a group\n"
