@@ -8,6 +8,7 @@
 #include <array>
 #include <chrono>
 #include <memory>
+#include <optional>
 
 #include "messages_live.hpp"
 #include "messages_v2.hpp"
@@ -118,6 +119,10 @@ class session : public std::enable_shared_from_this<session> {
       const auto now = clock_type::now();
       if (now >= last_heard_ + timeout) co_return live_event::silent;
       if (!ping_sent_ && now >= last_heard_ + timeout / 3) co_return live_event::ping;
+      if (lease_check_at_ && now >= *lease_check_at_) {  // a lease ended: its message is free to push again
+        lease_check_at_.reset();
+        co_return live_event::push;
+      }
       if (!read_wait_) {
         read_wait_ = true;
         connection_.on_readable([self = shared_from_this()](const boost::system::error_code&) {
@@ -126,7 +131,12 @@ class session : public std::enable_shared_from_this<session> {
           self->live_.signal.cancel();
         });
       }
-      live_.signal.expires_at(ping_sent_ ? last_heard_ + timeout : last_heard_ + timeout / 3);
+      auto wake_at = ping_sent_ ? last_heard_ + timeout : last_heard_ + timeout / 3;
+      // Also when the next lease on the mailbox runs out (ours unacknowledged, or another
+      // connection's PULL): without it, such a message waited for the next new one (issue 10).
+      lease_check_at_ = context_.leases.next_expiry(*v2_.client, now);
+      if (lease_check_at_ && *lease_check_at_ < wake_at) wake_at = *lease_check_at_;
+      live_.signal.expires_at(wake_at);
       boost::system::error_code ec;
       co_await live_.signal.async_wait(asio::redirect_error(asio::use_awaitable, ec));
     }
@@ -262,6 +272,7 @@ class session : public std::enable_shared_from_this<session> {
   bool read_wait_ = false;   // an on_readable wait is pending
   bool readable_ = false;    // it completed: read the next request
   bool ping_sent_ = false;   // a 2013 went out since the peer was last heard
+  std::optional<clock_type::time_point> lease_check_at_;  // subscribed: when the next lease on the mailbox ends
   bool online_ = false;      // counted online in the presence registry
   clock_type::time_point last_heard_ = clock_type::now();
   v2_connection v2_{next_connection_token(), false, std::nullopt, std::nullopt};

@@ -82,6 +82,16 @@ bool lease_registry::holds(const client_id& mailbox, std::uint64_t holder, std::
   return lease != it->second.end() && lease->second.holder == holder && lease->second.expiry > now;
 }
 
+std::optional<lease_registry::clock::time_point> lease_registry::next_expiry(const client_id& mailbox,
+                                                                              clock::time_point now) const {
+  auto it = mailboxes_.find(mailbox);
+  if (it == mailboxes_.end()) return std::nullopt;
+  std::optional<clock::time_point> earliest;
+  for (const auto& [id, entry] : it->second)
+    if (entry.expiry > now && (!earliest || entry.expiry < *earliest)) earliest = entry.expiry;
+  return earliest;
+}
+
 std::size_t lease_registry::leased(const client_id& mailbox) const {
   auto it = mailboxes_.find(mailbox);
   return it == mailboxes_.end() ? 0 : it->second.size();

@@ -48,6 +48,9 @@ class lease_registry {
   // expired ones end here); and whether `holder` holds a lease in force on message `id`.
   std::vector<std::uint32_t> in_force(const client_id& mailbox, clock::time_point now = clock::now());
   bool holds(const client_id& mailbox, std::uint64_t holder, std::uint32_t id, clock::time_point now = clock::now()) const;
+  // The earliest expiry after `now` of a lease on `mailbox`, whoever holds it: when a subscriber
+  // must look again, since the message then is free to be pushed (Part V). O(leases of mailbox).
+  std::optional<clock::time_point> next_expiry(const client_id& mailbox, clock::time_point now = clock::now()) const;
   // Leases in force on a mailbox (expired ones included until the next release_others), for tests.
   std::size_t leased(const client_id& mailbox) const;
   std::chrono::milliseconds timeout() const noexcept { return timeout_; }

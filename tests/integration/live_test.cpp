@@ -277,6 +277,37 @@ TEST_CASE("live: a silent subscriber is pinged, then dropped after --heartbeat-t
   CHECK(messages[0].header.message_id == sent.message_id);
 }
 
+TEST_CASE("live: a lease that runs out is pushed again to the subscriber, without any new message") {
+  // Lease 0.4 s; the heartbeat long enough not to interfere (pings are answered anyway).
+  test_server server({"--lease-timeout", "0.4", "--heartbeat-timeout", "30"});
+  LETTERBOX_ATTACH_SERVER_LOG(server);
+  live_client alice(server, "alice"), bob(server, "bob");
+  // Another connection of bob's PULLs it first and never acknowledges: when that lease runs out
+  // the message is free, and bob's subscriber must get it.
+  raw_connection puller = bob.another(server);
+  const auto sent = v2_send(alice.connection, bob.who.id, sealed_text, bytes_of("pull it, forget it"));
+  REQUIRE(v2_pull(puller).size() == 1);
+  subscribe(bob.connection);  // nothing free to push: the PULL's lease is in force
+  const auto started = clock_type::now();
+  const auto first = read_push(bob.connection);  // pings are skipped; before: only pings came
+  REQUIRE(first.size() == 1);
+  CHECK(first[0].header.message_id == sent.message_id);
+  const auto after_pull_lease = clock_type::now() - started;
+  // Pushed and again not acknowledged: its own lease runs out, and it comes once more.
+  const auto second = read_push(bob.connection);
+  REQUIRE(second.size() == 1);
+  CHECK(second[0].header.message_id == sent.message_id);
+  const auto total = clock_type::now() - started;
+  LETTERBOX_REPORT("re-pushed " << std::chrono::duration_cast<std::chrono::milliseconds>(after_pull_lease).count()
+                                << " ms after subscribing (the PULL's lease: 400 ms), again after "
+                                << std::chrono::duration_cast<std::chrono::milliseconds>(total).count() << " ms");
+  CHECK(after_pull_lease < 2s);
+  CHECK(total >= 400ms);  // not before its own lease ran out
+  CHECK(v2_ack(bob.connection, {sent.message_id}) == 1);
+  // Acknowledged: nothing is pushed again (only pings until the quiet period ends).
+  CHECK(drain_pushes(bob.connection, 900ms) == 0);
+}
+
 TEST_CASE("live: a subscriber that answers pings (212 → 2012) stays past the heartbeat timeout") {
   test_server server({"--heartbeat-timeout", "0.6"});
   LETTERBOX_ATTACH_SERVER_LOG(server);
