@@ -3,6 +3,8 @@
 #include "menu.hpp"
 
 #include <charconv>
+#include <cstdint>
+#include <ctime>
 #include <istream>
 #include <ostream>
 #include <string>
@@ -58,6 +60,18 @@ std::string not_needed_note(const std::string& name) {
          " is a v2 peer; messages to it are sealed automatically, no key exchange.\n";
 }
 
+// A v2 peer's presence in the list (Part V §30): "(online)", "(offline, last seen 2026-12-01
+// 14:50:09 UTC)", or "(offline)" when the server has not seen it since it started.
+std::string presence_text(bool online, std::uint64_t last_seen) {
+  if (online) return "(online)";
+  if (last_seen == 0) return "(offline)";
+  const auto seconds = static_cast<std::time_t>(last_seen);
+  std::tm utc{};
+  char when[32] = "?";
+  if (::gmtime_r(&seconds, &utc) != nullptr) std::strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &utc);
+  return std::string("(offline, last seen ") + when + " UTC)";
+}
+
 // Runs one chosen option; returns false if input ended while asking for its arguments.
 bool run_option(menu_option option, client_operations& client, std::istream& in, std::ostream& out) {
   const auto ask_user = [&] {
@@ -77,8 +91,11 @@ bool run_option(menu_option option, client_operations& client, std::istream& in,
     case menu_option::list_clients: {
       const auto clients = client.list_clients();
       if (clients.empty()) out << "No other clients are registered.\n";
-      for (const auto& c : clients)
-        out << escape_for_terminal(c.name) << (c.kind == peer_kind::legacy ? " (legacy, unauthenticated)" : "") << "\n";
+      for (const auto& c : clients) {
+        out << escape_for_terminal(c.name) << (c.kind == peer_kind::legacy ? " (legacy, unauthenticated)" : "");
+        if (c.online) out << " " << presence_text(*c.online, c.last_seen);  // a v2 peer, the server has presence
+        out << "\n";
+      }
       return true;
     }
     case menu_option::request_public_key: {

@@ -41,6 +41,9 @@ wait_for "$work/bob.out" '^chat with=alice state=subscribed$'
 # Presence in list: bob is online (his chat's connections are open), last seen known.
 out=$(cl alice list)
 [[ $out =~ kind=v2\ name=bob\ online=yes\ last_seen=[1-9][0-9]* ]] || fail "presence of bob in list: $out"
+# ... and in the menu's list (option 2).
+out=$(printf '2\n0\n' | timeout 60 "$client_bin" --dir "$work/alice" --timeout 30 2>>"$work/err")
+[[ $out == *$'bob (online)\n'* ]] || fail "presence of bob in menu 2: $out"
 
 echo "hello bob, live" >&3
 wait_for "$work/alice.out" '^sent id=[0-9]+ to=bob sealed=yes$'
@@ -68,6 +71,8 @@ for _ in $(seq 50); do
   sleep 0.1
 done
 [[ $out =~ kind=v2\ name=bob\ online=no\ last_seen=[1-9] ]] || fail "bob still online after his chat: $out"
+out=$(printf '2\n0\n' | timeout 60 "$client_bin" --dir "$work/alice" --timeout 30 2>>"$work/err")
+[[ $out =~ bob\ \(offline,\ last\ seen\ 20[0-9]{2}-[0-9]{2}-[0-9]{2}\ [0-9:]{8}\ UTC\) ]] || fail "bob's last seen in menu 2: $out"
 
 # Everything shown was acknowledged: nothing is waiting.
 [[ $(cl bob pull) == "pulled count=0" ]] || fail "bob still has mail after the chat"
