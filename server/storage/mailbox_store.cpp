@@ -404,6 +404,16 @@ std::vector<std::uint32_t> mailbox_store::add_group_message(const group_id& grou
                                                             const std::vector<client_id>& to) {
   std::vector<std::uint32_t> ids;
   if (to.empty()) return ids;
+  // Every refusal add_message_row can make, before anything is written: a job's error does not
+  // roll back its own earlier writes (the batch commits), and the content's count must match
+  // the rows referring to it. What is left is a database error between two rows (ARCHITECTURE).
+  for (const auto& recipient : to) {
+    auto state = clients_.find(recipient);
+    if (state == clients_.end())
+      throw storage_error("store group message: recipient " + protocol::to_hex(recipient) + " is not a client");
+    if (state->second.last_id == std::numeric_limits<std::uint32_t>::max())
+      throw storage_error("mailbox " + protocol::to_hex(recipient) + " has used every 4-byte message ID");
+  }
   const auto content = records_.insert_content(inline_content, content_file, content_size,
                                                static_cast<std::uint32_t>(to.size()));
   ids.reserve(to.size());

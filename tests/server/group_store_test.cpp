@@ -142,6 +142,32 @@ TEST_CASE_TEMPLATE("groups: an inline group content is stored once and removed w
   CHECK(f.backend.content_count() == 0);
 }
 
+TEST_CASE_TEMPLATE("groups: a group send one recipient's mailbox refuses writes nothing, and the batch goes on", B, STORE_BACKENDS) {
+  store_fixture<B> f;
+  add_v2_clients(f, 4);
+  f.store->begin();
+  f.store->create_group(gid(1), "room", make_id(1), true);
+  f.store->commit();
+  auto& records = f.backend.records();
+  records.begin();
+  records.record_last_message_id(make_id(4), 0xFFFFFFFFu);  // member 4's mailbox has used every ID
+  records.commit();
+  f.reopen();
+  // The job's error does not roll back the batch: the other job of it commits. Before the
+  // checks came first, members 2 and 3 got the message and the content counted 3 references
+  // for 2 rows, so it was never removed.
+  f.store->begin();
+  CHECK_THROWS_AS(f.store->add_group_message(gid(1), make_id(1), 18, 3, byte_buffer{7, 8, 9}, {}, {make_id(2), make_id(3), make_id(4)}),
+                  storage_error);
+  CHECK(f.store->add_message({make_id(2), make_id(1), 16, 1, {1}, {}}) == 1);  // another job of the batch
+  f.store->commit();
+  CHECK(f.backend.content_count() == 0);
+  CHECK(f.backend.message_count() == 1);
+  CHECK(f.pending(3).empty());
+  REQUIRE(f.pending(2).size() == 1);
+  CHECK(f.pending(2)[0].type == 16);
+}
+
 TEST_CASE_TEMPLATE("groups: a spooled group content is one file, kept by the sweep, deleted after the last removal", B, STORE_BACKENDS) {
   store_fixture<B> f;
   add_v2_clients(f, 3);
