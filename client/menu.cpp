@@ -196,12 +196,15 @@ bool run_option(menu_option option, client_operations& client, std::istream& in,
       auto name = ask(in, out, "Enter user name or #group: ");
       if (name) *name = std::string(trim_blanks(*name));
       if (!name) return false;
+      bool subscribed = false;
       const auto on_subscribed = [&] {
+        subscribed = true;
         out << "Chat " << (is_group_target(*name) ? "in " : "with ") << escape_for_terminal(*name)
             << ": type lines to send them; the end of input ends the chat.\n" << std::flush;
       };
       const auto on_message = [&](const received_message& m) { print_message(out, m); };
       const auto on_send_failed = [&](const std::string&, const client_error& e) { print_error(out, e); };
+      try {
       if (is_group_target(*name)) {
         group_operations::chat_events events;
         events.on_subscribed = on_subscribed;
@@ -218,6 +221,12 @@ bool run_option(menu_option option, client_operations& client, std::istream& in,
         events.on_sent = [&](std::uint32_t id, const std::string&) { out << "(sent, message " << id << ")\n" << std::flush; };
         events.on_send_failed = on_send_failed;
         client.chat(*name, in, events);
+      }
+      } catch (const client_error& e) {
+        if (!subscribed) throw;  // refused before the chat began: the menu goes on
+        // The chat's reader thread owns the menu's input from the subscription on: the menu
+        // cannot read another choice from it, so a failure in the chat ends the menu too.
+        print_error(out, e);
       }
       out << "Chat ended.\n";
       return false;  // its input has ended

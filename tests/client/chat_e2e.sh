@@ -92,10 +92,15 @@ cl bob group join room >/dev/null || fail "bob joins"
 # not even listed to her; an open one she has not joined is).
 if cl carol chat '#room' >"$work/carol.out"; then fail "carol chatted in a closed group she is not in"; fi
 grep -q 'no group named "room" is listed for you' "$work/err" || fail "carol, closed group: $(tail -2 "$work/err")"
+[[ -s $work/carol.out ]] && fail "carol's refused chat in #room printed: $(cat "$work/carol.out")"
 cl alice group create lobby --open >/dev/null || fail "group create --open"
 if cl carol chat '#lobby' >"$work/carol.out"; then fail "carol chatted in an open group she has not joined"; fi
 grep -q "not a member of group lobby: join it first" "$work/err" || fail "carol, open group: $(tail -2 "$work/err")"
-grep -q "state=subscribed" "$work/carol.out" && fail "carol's refused chat subscribed"
+[[ -s $work/carol.out ]] && fail "carol's refused chat in #lobby printed: $(cat "$work/carol.out")"
+# The menu's option 10 refuses her too, and goes on (its input is still the menu's).
+out=$(printf '10\n#lobby\n8\n0\n' | timeout 60 "$client_bin" --dir "$work/carol" --timeout 30 2>&1)
+[[ $out == *"not a member of group lobby: join it first"* ]] || fail "menu 10, non-member: $out"
+[[ $out == *"Name: carol"* ]] || fail "the menu did not go on after a refused chat: $out"
 : >"$work/alice.out"
 : >"$work/bob.out"
 timeout 60 "$client_bin" --dir "$work/alice" --timeout 30 chat '#room' <"$work/alice.in" >"$work/alice.out" 2>>"$work/err" &
@@ -120,6 +125,13 @@ wait "$alice_pid" || fail "alice's group chat exited with $?"
 wait "$bob_pid" || fail "bob's group chat exited with $?"
 chat_pids=()
 grep -q '^chat group=room state=ended$' "$work/alice.out" || fail "alice: no group chat end line"
+# Menu 10 with a #group: bob's lines go to the group, the end of input ends the chat and the menu.
+out=$(printf '10\n#room\nfrom the menu\n' | timeout 60 "$client_bin" --dir "$work/bob" --timeout 30 2>&1)
+[[ $out == *"Chat in #room: type lines"* ]] || fail "menu 10 #room: no banner: $out"
+[[ $out == *"(sent to 1 member)"* ]] || fail "menu 10 #room: not sent: $out"
+[[ $out == *"Chat ended."* ]] || fail "menu 10 #room: no end: $out"
+out=$(cl alice pull)
+[[ $out == *"#room <bob>: from the menu"* ]] || fail "alice did not get bob's menu line: $out"
 [[ $(cl bob pull) == "pulled count=0" ]] || fail "bob still has mail after the group chat"
 [[ $(cl alice pull) == "pulled count=0" ]] || fail "alice still has mail after the group chat"
 echo "chat e2e: ok"
