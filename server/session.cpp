@@ -110,6 +110,7 @@ class session : public std::enable_shared_from_this<session> {
   // live_subscription::wake) or expiring at the heartbeat's next deadline.
   asio::awaitable<live_event> wait_live() {
     const auto timeout = context_.limits.heartbeat_timeout;
+    lease_check_at_.reset();  // set when this wait arms its timer; stale after a request or a push
     for (;;) {
       if (live_.pending) co_return live_event::push;
       if (readable_ || !connection_.buffered().empty()) {
