@@ -167,8 +167,9 @@ v2::group_sent request_handler::store_group_message(const client_id& sender, con
   for (const auto& member : group.members) {
     if (member == sender) continue;
     const auto usage = store_.usage_of(member);
-    if (usage.messages >= limits_.max_mailbox_messages || usage.bytes + stored_size > limits_.max_mailbox_bytes) {
-      ++sent.skipped;  // a full mailbox does not stop the group
+    if (usage.messages >= limits_.max_mailbox_messages || usage.bytes + stored_size > limits_.max_mailbox_bytes ||
+        !store_.has_message_ids_left(member)) {
+      ++sent.skipped;  // a full mailbox (or one that used every message ID) does not stop the group
       continue;
     }
     recipients.push_back(member);

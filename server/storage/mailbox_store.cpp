@@ -170,6 +170,11 @@ mailbox_usage mailbox_store::usage_of(const client_id& to) const {
 
 bool mailbox_store::client_exists(const client_id& id) const { return clients_.count(id) != 0; }
 
+bool mailbox_store::has_message_ids_left(const client_id& to) const {
+  auto it = clients_.find(to);
+  return it != clients_.end() && it->second.last_id != std::numeric_limits<std::uint32_t>::max();
+}
+
 bool mailbox_store::add_client(const client_id& id, const std::string& name, const public_key& key,
                                const std::optional<v2_keys>& v2) {
   if (clients_.count(id) != 0) return false;

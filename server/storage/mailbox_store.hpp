@@ -106,6 +106,8 @@ class mailbox_store final : public batch_store {
   std::size_t remove_messages(const client_id& to, const std::vector<std::uint32_t>& ids);
   // What `to`'s mailbox holds now (this batch's sends and removals included), for quotas.
   mailbox_usage usage_of(const client_id& to) const;
+  // Whether `to` (a client) can still be given a message ID: false once it used 0xFFFFFFFF.
+  bool has_message_ids_left(const client_id& to) const;
   // Spool file names referenced by stored messages.
   std::vector<std::string> referenced_content_files() { return records_.referenced_content_files(); }
 

@@ -253,3 +253,45 @@ TEST_CASE("group handler: GROUP SEND reaches every member but the sender, not th
   CHECK(f.send(alice, g) == v2::group_sent{g, 0, 0});  // alone: stored for nobody
   CHECK(f.records.content_count() == 3);
 }
+
+TEST_CASE("group handler: a member whose mailbox used every message ID is skipped, the others get the message") {
+  temp_dir dir;
+  spool_directory spool{dir / "server.db.spool"};
+  memory_store records;
+  v2::group_id g{};
+  client_id alice{}, bob{}, carol{};
+  {
+    mailbox_store store{records, spool, std::chrono::milliseconds(0)};
+    request_handler handler(store, server_limits{});
+    const auto batch = [&](auto&& fn) {
+      store.begin();
+      fn();
+      store.commit();
+    };
+    alice = make_id(1), bob = make_id(2), carol = make_id(3);
+    batch([&] {
+      handler.register_v2_client(alice, make_request("alice", 1));
+      handler.register_v2_client(bob, make_request("bob", 2));
+      handler.register_v2_client(carol, make_request("carol", 3));
+    });
+    batch([&] { g = handler.create_group(alice, {"room", true}); });
+    batch([&] {
+      handler.join_group(bob, g);
+      handler.join_group(carol, g);
+    });
+    records.begin();
+    records.record_last_message_id(carol, 0xFFFFFFFFu);  // as if 2^32 - 1 messages were delivered to carol
+    records.commit();
+  }
+  mailbox_store store{records, spool, std::chrono::milliseconds(0)};  // reopened: carol has no ID left
+  request_handler handler(store, server_limits{});
+  byte_buffer stored(g.begin(), g.end());
+  stored.resize(16 + 10, 0x33);
+  store.begin();
+  // Before: the storage error for carol failed the whole GROUP SEND, every time, for everyone.
+  const auto sent = handler.store_group_message(alice, send_message_prefix{g, 18, 10}, stored, {});
+  store.commit();
+  CHECK(sent == v2::group_sent{g, 1, 1});
+  CHECK(store.pending_messages(bob, 0, 10, ~0ull, ~0ull).size() == 1);
+  CHECK(store.pending_messages(carol, 0, 10, ~0ull, ~0ull).empty());
+}
