@@ -93,7 +93,7 @@ def fixed_latency_section(get):
     return lines, diffs["p99_us"]
 
 
-AB_ROUND_NAMES = tuple(str(n) for n in range(1, 10))  # bench/run runs 5 (2 with --quick); absent ones are skipped
+AB_ROUND_NAMES = tuple(str(n) for n in range(1, 100))  # bench/run runs 5 (2 with --quick); absent ones are skipped
 
 
 def comparable_rounds(get):
