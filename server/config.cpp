@@ -66,6 +66,11 @@ parsed_config parse_command_line(int argc, char** argv) {
                  "registrations (100) per minute from one IP address; more are answered 9000")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  app.add_option("--auth-failure-rate", config.limits.auth_failure_rate,
+                 "failed v2 AUTHs (202) per minute from one IP address; beyond it every AUTH from there, right "
+                 "or wrong, is refused (rate_limited) without checking its signature, until the budget refills")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   app.add_option("--max-pull-memory", config.limits.max_pull_memory,
                  "bytes of inline content all pulls in progress may hold together")
       ->capture_default_str()

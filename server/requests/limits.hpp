@@ -41,6 +41,9 @@ inline constexpr std::size_t default_max_connections = 16'384;
 inline constexpr std::size_t default_max_connections_per_ip = 256;
 // Registrations (100) from one IP address per minute (a token bucket holding as many).
 inline constexpr std::uint32_t default_registration_rate = 60;
+// Failed v2 AUTHs (202) from one IP address per minute (a token bucket holding as many): each
+// costs an Ed25519 verification on the I/O thread; beyond it AUTH is refused unverified.
+inline constexpr std::uint32_t default_auth_failure_rate = 60;
 // Inline content held in memory by all pulls in progress together (each pull at most
 // max_pull_inline_bytes); a pull waits while the server is at this bound.
 inline constexpr std::uint64_t default_max_pull_memory = 64ull << 20;
@@ -84,6 +87,7 @@ struct server_limits {
   std::size_t max_connections = default_max_connections;
   std::size_t max_connections_per_ip = default_max_connections_per_ip;
   std::uint32_t registration_rate = default_registration_rate;
+  std::uint32_t auth_failure_rate = default_auth_failure_rate;
   std::uint64_t max_pull_memory = default_max_pull_memory;
   std::uint64_t max_mailbox_messages = default_max_mailbox_messages;
   std::uint64_t max_mailbox_bytes = default_max_mailbox_bytes;

@@ -90,6 +90,14 @@ bool rate_limiter::allow(const boost::asio::ip::address& address, std::chrono::s
   return true;
 }
 
+bool rate_limiter::available(const boost::asio::ip::address& address, std::chrono::steady_clock::time_point now) const {
+  auto it = buckets_.find(address);
+  if (it == buckets_.end()) return per_minute_ >= 1;
+  const double capacity = per_minute_;
+  return std::min(capacity, it->second.tokens + std::chrono::duration<double>(now - it->second.updated).count() *
+                                                    capacity / 60.0) >= 1.0;
+}
+
 long log_limiter::allow(const std::string& key, std::chrono::steady_clock::time_point now) {
   auto [it, inserted] = keys_.try_emplace(key);
   auto& entry = it->second;

@@ -85,6 +85,10 @@ class rate_limiter {
   // True (and counted) when one more event from `address` is within the rate.
   bool allow(const boost::asio::ip::address& address,
              std::chrono::steady_clock::time_point now = std::chrono::steady_clock::now());
+  // Whether one more event from `address` would be within the rate, counting nothing (for
+  // events counted only once they happened: a failed AUTH, after its verification).
+  bool available(const boost::asio::ip::address& address,
+                 std::chrono::steady_clock::time_point now = std::chrono::steady_clock::now()) const;
 
  private:
   struct bucket {
@@ -161,6 +165,7 @@ struct server_context {
   pull_registry& pulls;                 // I/O thread only
   log_limiter& errors;                  // I/O thread only
   rate_limiter& registrations;          // I/O thread only
+  rate_limiter& auth_failures;          // I/O thread only: failed v2 AUTHs (--auth-failure-rate)
   disk_space& disk;                     // I/O thread only
   memory_budget& pull_memory;           // I/O thread only
   lease_registry& leases;               // I/O thread only

@@ -67,14 +67,26 @@ asio::awaitable<outcome> authenticate(request& r) {
   const auto payload = co_await read_fixed_payload(r, v2::auth_payload_size);
   const auto challenge = take_challenge(r);
   const auto decoded = v2::decode_auth_request(payload);
+  // The budget of failed AUTHs (§20.9): while this address has used it, no signature is
+  // checked, right or wrong (telling them apart would be the verification it bounds).
+  auto& failures = r.server.auth_failures;
+  const auto network = r.connection.peer_network();
+  if (!failures.available(network))
+    throw request_rejected(reason::rate_limited, "failed AUTHs from " + network.to_string() + " exceed " +
+                                                     std::to_string(r.server.limits.auth_failure_rate) +
+                                                     " a minute (--auth-failure-rate)");
   auto& handler = r.server.handler;
   auto lookup = [&handler, id = decoded.client] { return handler.identity_of(id); };
   const auto identity = co_await r.server.storage.run<std::optional<v2::identity_key>>(std::move(lookup));
-  if (!identity)
+  if (!identity) {
+    failures.allow(network);
     throw request_rejected(reason::authentication_failed,
                            "AUTH as " + to_hex(decoded.client) + ": not a registered v2 client");
-  if (!crypto::verify(*identity, crypto::labels::auth_proof, {challenge, decoded.client}, decoded.proof))
+  }
+  if (!crypto::verify(*identity, crypto::labels::auth_proof, {challenge, decoded.client}, decoded.proof)) {
+    failures.allow(network);
     throw request_rejected(reason::authentication_failed, "AUTH as " + to_hex(decoded.client) + ": proof does not verify");
+  }
   r.v2->client = decoded.client;
   co_return co_await respond(r, v2::encode_authenticated_response());
 }

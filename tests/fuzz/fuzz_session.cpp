@@ -222,6 +222,7 @@ struct server_under_test {
   pull_registry pulls;
   log_limiter errors;
   rate_limiter registrations{limits.registration_rate};
+  rate_limiter auth_failures{limits.auth_failure_rate};
   disk_space disk;
   memory_budget pull_memory{limits.max_pull_memory};
   lease_registry leases{limits.lease_timeout};
@@ -276,7 +277,7 @@ struct server_under_test {
     expected.add_message(ids[4], {dave.id, erin.id, to_v2[1].type, sealed});
     storage.emplace(store, limits.max_batch);
     context.emplace(server_context{*storage, handler, *f.spool, store.directory(), f.file_pool, pulls, errors,
-                                   registrations, disk, pull_memory, leases, limits});
+                                   registrations, auth_failures, disk, pull_memory, leases, limits});
     context->new_challenge = &fuzz_challenge;
   }
   // Jobs nobody waits for (the last-seen touch of a 101) may still be queued when the session

@@ -195,6 +195,49 @@ TEST_CASE("v2 requests before authentication: bad_state, the connection is kept"
   CHECK_NOTHROW(v2_hello(c));
 }
 
+TEST_CASE("v2 AUTH: failures from one address beyond --auth-failure-rate a minute are refused unverified, right or wrong") {
+  // 60 a minute: one more every second. Each failure costs the server an Ed25519 verification
+  // on its I/O thread; before the budget, every one of them was verified (authentication_failed
+  // for the 61st as for the first).
+  v2_server s({"--auth-failure-rate", "60"});
+  LETTERBOX_ATTACH_SERVER_LOG(s.server);
+  const auto fail_once = [&] {
+    auto c = s.connect();
+    auto wrong = make_v2_auth_request(s.alice, v2_hello(c));
+    wrong.proof[0] ^= 1;
+    const auto reason = v2_error_reason(v2_request(c, v2::request_code::auth, v2::encode_auth_request(wrong)));
+    CHECK(c.wait_for_close(2s) == close_outcome::closed);
+    return reason;
+  };
+  const auto started = std::chrono::steady_clock::now();
+  int refused_unverified = 0, verified = 0;
+  for (int i = 0; i < 61; ++i) {
+    const auto reason = fail_once();
+    if (reason == reason_of(v2::reason::rate_limited)) ++refused_unverified;
+    if (reason == reason_of(v2::reason::authentication_failed)) ++verified;
+  }
+  const auto took = std::chrono::steady_clock::now() - started;
+  REQUIRE(took < 1s);  // else the bucket refilled meanwhile and the counts below mean less
+  CHECK(verified == 60);
+  CHECK(refused_unverified == 1);
+  // alice's right proof from the same address is refused too while the budget is used...
+  {
+    auto c = s.connect();
+    const auto answer = v2_request(c, v2::request_code::auth, v2::encode_auth_request(make_v2_auth_request(s.alice, v2_hello(c))));
+    CHECK(v2_error_reason(answer) == reason_of(v2::reason::rate_limited));
+  }
+  bool logged = false;  // the log line follows the answer: wait for it (bounded)
+  for (int i = 0; i < 100 && !logged; ++i) {
+    logged = s.server.log(1 << 16).find("--auth-failure-rate") != std::string::npos;
+    if (!logged) std::this_thread::sleep_for(20ms);
+  }
+  CHECK(logged);
+  // ... and accepted once a second gave one back; a success takes nothing from the budget.
+  std::this_thread::sleep_for(1200ms);
+  for (int i = 0; i < 3; ++i) CHECK_NOTHROW(s.connect_as(s.alice));
+  CHECK(fail_once() == reason_of(v2::reason::authentication_failed));
+}
+
 TEST_CASE("v2 AUTH is refused, and the connection closed, for a wrong key, a proof from another connection, a legacy or unknown ID") {
   v2_server s;
   LETTERBOX_ATTACH_SERVER_LOG(s.server);

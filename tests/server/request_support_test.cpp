@@ -79,6 +79,22 @@ TEST_CASE("registration rate: a bucket of N per minute per network, refilled ove
   CHECK_FALSE(limiter.allow(a, t0 + 22s));
 }
 
+TEST_CASE("rate limiter: available() tells whether one more would pass, counting nothing (failed AUTHs)") {
+  rate_limiter limiter(2);
+  const auto a = boost::asio::ip::make_address("192.0.2.1");
+  const auto t0 = std::chrono::steady_clock::time_point{} + 100s;
+  CHECK(limiter.available(a, t0));  // never seen: a full bucket
+  for (int i = 0; i < 5; ++i) CHECK(limiter.available(a, t0));  // asking takes nothing
+  CHECK(limiter.allow(a, t0));
+  CHECK(limiter.available(a, t0));
+  CHECK(limiter.allow(a, t0));
+  CHECK_FALSE(limiter.available(a, t0 + 1s));
+  CHECK_FALSE(limiter.allow(a, t0 + 1s));
+  CHECK(limiter.available(a, t0 + 31s));  // 2 a minute: one more after 30 s
+  CHECK(limiter.allow(a, t0 + 31s));
+  CHECK_FALSE(limiter.available(a, t0 + 32s));
+}
+
 TEST_CASE("free-disk watermark: sends in progress count against the free space") {
   disk_space unlimited(std::filesystem::temp_directory_path(), 0);
   CHECK(unlimited.allows(~std::uint64_t{0} / 2));
