@@ -71,10 +71,13 @@ asio::awaitable<outcome> authenticate(request& r) {
   // checked, right or wrong (telling them apart would be the verification it bounds).
   auto& failures = r.server.auth_failures;
   const auto network = r.connection.peer_network();
-  if (!failures.available(network))
-    throw request_rejected(reason::rate_limited, "failed AUTHs from " + network.to_string() + " exceed " +
-                                                     std::to_string(r.server.limits.auth_failure_rate) +
-                                                     " a minute (--auth-failure-rate)");
+  const auto check_budget = [&] {
+    if (!failures.available(network))
+      throw request_rejected(reason::rate_limited, "failed AUTHs from " + network.to_string() + " exceed " +
+                                                       std::to_string(r.server.limits.auth_failure_rate) +
+                                                       " a minute (--auth-failure-rate)");
+  };
+  check_budget();
   auto& handler = r.server.handler;
   auto lookup = [&handler, id = decoded.client] { return handler.identity_of(id); };
   const auto identity = co_await r.server.storage.run<std::optional<v2::identity_key>>(std::move(lookup));
@@ -83,6 +86,7 @@ asio::awaitable<outcome> authenticate(request& r) {
     throw request_rejected(reason::authentication_failed,
                            "AUTH as " + to_hex(decoded.client) + ": not a registered v2 client");
   }
+  check_budget();  // again: AUTHs of other connections from there may have failed during the lookup
   if (!crypto::verify(*identity, crypto::labels::auth_proof, {challenge, decoded.client}, decoded.proof)) {
     failures.allow(network);
     throw request_rejected(reason::authentication_failed, "AUTH as " + to_hex(decoded.client) + ": proof does not verify");
