@@ -110,8 +110,8 @@ int run(const server_config& config) {
   disk_space disk(std::filesystem::absolute(config.db_path).parent_path(), config.limits.min_free_disk);
   memory_budget pull_memory(config.limits.max_pull_memory);
   lease_registry leases(config.limits.lease_timeout);
-  server_context context{storage, handler,       spool, store.directory(), file_pool, pulls,  errors,
-                         registrations, auth_failures, disk,  pull_memory,       leases,    config.limits};
+  server_context context{storage,       handler, spool,       store.directory(), file_pool, pulls, errors,
+                         registrations, auth_failures, disk, pull_memory, leases,   config.limits};
   live_registry live(config.limits.max_subscriptions);
   context.live = &live;
   net::connection_registry sessions;
