@@ -10,6 +10,7 @@
 #include "agreement.hpp"
 #include "crypto.hpp"
 #include "downloads.hpp"
+#include "envelope_receiving.hpp"
 #include "group_envelope.hpp"
 #include "operation_support.hpp"
 #include "terminal_text.hpp"
@@ -87,53 +88,6 @@ class link_sink final : public crypto::byte_sink {
 
  private:
   connection& link_;
-};
-
-// Receives one group envelope: a text into memory, a file into a .part download. Nothing is
-// final until the reader's finish() said the whole envelope verified.
-class group_receiver final : public crypto::group_envelope_handler {
- public:
-  group_receiver(crypto::envelope_keys keys, bool is_file, std::filesystem::path directory, const seen_store& seen)
-      : keys_(keys), is_file_(is_file), directory_(std::move(directory)), seen_(seen) {}
-
-  std::optional<crypto::envelope_keys> keys(const crypto::group_envelope_header&) override { return keys_; }
-  void metadata(const crypto::envelope_metadata& meta) override {
-    if (seen_.has_replay(meta.replay)) {
-      replayed = true;
-      return;
-    }
-    if (!is_file_) return;
-    try {
-      prepare_download_directory(directory_);
-      file.emplace(directory_, safe_file_name(meta.name));
-    } catch (const std::exception& e) {
-      save_problem = std::string("cannot save the received file: ") + e.what();
-    }
-  }
-  void body(crypto::bytes_view piece) override {
-    if (replayed) return;
-    if (!is_file_) {
-      text.append(piece.begin(), piece.end());
-      return;
-    }
-    if (!file || !save_problem.empty()) return;
-    try {
-      file->write(piece);
-    } catch (const config_error& e) {
-      save_problem = std::string("writing the received file failed: ") + e.what();
-    }
-  }
-
-  bool replayed = false;
-  std::string text;
-  std::optional<download_file> file;
-  std::string save_problem;
-
- private:
-  crypto::envelope_keys keys_;
-  bool is_file_;
-  std::filesystem::path directory_;
-  const seen_store& seen_;
 };
 
 }  // namespace
@@ -495,7 +449,8 @@ received_message client_operations::receive_group(connection& link, const v2::pu
   }
 
   crypto::envelope_keys keys{sender->identity_key, me_v2_->agreement};
-  group_receiver receiver(keys, is_file, download_directory(), *seen_);
+  detail::envelope_receiver<crypto::group_envelope_handler, crypto::group_envelope_header> receiver(
+      keys, is_file, download_directory(), *seen_);
   crypto::group_envelope_expectations expect;
   expect.type = is_file ? crypto::group_envelope_type::file : crypto::group_envelope_type::text;
   expect.sender = header.from;
@@ -503,40 +458,7 @@ received_message client_operations::receive_group(connection& link, const v2::pu
   expect.group = result.group_id;
   expect.content_size = left;
   crypto::group_envelope_reader reader(expect, receiver);
-  proto::byte_buffer chunk(std::min<std::uint64_t>(std::max<std::uint64_t>(left, 1), file_chunk_size));
-  for (std::uint64_t done = 0; done < left;) {  // everything is consumed, verified or not
-    const auto take = static_cast<std::size_t>(std::min<std::uint64_t>(chunk.size(), left - done));
-    link.read(std::span(chunk.data(), take));
-    done += take;
-    if (!reader.failed()) reader.feed(std::span(chunk.data(), take));
-    if (progress && is_file) progress(done, left);
-  }
-  if (reader.failed() || !reader.finish()) {
-    result.problem = std::string(crypto::to_string(reader.error()));
-    return result;
-  }
-  if (receiver.replayed) {
-    result.what = received_message::kind::duplicate;
-    result.problem = "its replay ID was seen before (a replay or a redelivery)";
-    return result;
-  }
-  replay = reader.metadata()->replay;
-  result.authenticated = true;
-  if (!is_file) {
-    result.what = received_message::kind::text;
-    result.text = std::move(receiver.text);
-    return result;
-  }
-  result.file_name = reader.metadata()->name;
-  try {
-    if (!receiver.save_problem.empty()) throw config_error(receiver.save_problem);
-    if (!receiver.file) throw config_error("no file was created");
-    result.file_path = receiver.file->publish();
-    result.what = received_message::kind::file;
-  } catch (const config_error& e) {
-    result.what = received_message::kind::save_failed;
-    result.text = e.what();
-  }
+  detail::read_envelope(link, left, reader, receiver, is_file, progress, result, replay);
   return result;
 }
 

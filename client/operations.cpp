@@ -16,6 +16,7 @@
 #include "agreement.hpp"
 #include "downloads.hpp"
 #include "envelope.hpp"
+#include "envelope_receiving.hpp"
 #include "identity.hpp"
 #include "messages_live.hpp"
 #include "operation_support.hpp"
@@ -865,57 +866,6 @@ std::size_t client_operations::pull_v2(const message_callback& on_message, const
   return count;
 }
 
-namespace {
-
-// Receives one sealed envelope: the text into memory, a file into a .part download.
-// Nothing is final until the reader's finish() said the whole envelope verified.
-class sealed_receiver final : public crypto::envelope_handler {
- public:
-  sealed_receiver(crypto::envelope_keys keys, bool is_file, std::filesystem::path directory, const seen_store& seen)
-      : keys_(keys), is_file_(is_file), directory_(std::move(directory)), seen_(seen) {}
-
-  std::optional<crypto::envelope_keys> keys(const crypto::envelope_header&) override { return keys_; }
-  void metadata(const crypto::envelope_metadata& meta) override {
-    if (seen_.has_replay(meta.replay)) {
-      replayed = true;
-      return;
-    }
-    if (!is_file_) return;
-    try {
-      prepare_download_directory(directory_);
-      file.emplace(directory_, safe_file_name(meta.name));
-    } catch (const std::exception& e) {  // config_error, filesystem_error: consumed, reported
-      save_problem = std::string("cannot save the received file: ") + e.what();
-    }
-  }
-  void body(crypto::bytes_view piece) override {
-    if (replayed) return;
-    if (!is_file_) {
-      text.append(piece.begin(), piece.end());
-      return;
-    }
-    if (!file || !save_problem.empty()) return;
-    try {
-      file->write(piece);
-    } catch (const config_error& e) {  // e.g. disk full: keep consuming, report at the end
-      save_problem = std::string("writing the received file failed: ") + e.what();
-    }
-  }
-
-  bool replayed = false;
-  std::string text;
-  std::optional<download_file> file;
-  std::string save_problem;
-
- private:
-  crypto::envelope_keys keys_;
-  bool is_file_;
-  std::filesystem::path directory_;
-  const seen_store& seen_;
-};
-
-}  // namespace
-
 received_message client_operations::receive_sealed(connection& link, const v2::pulled_message_header& header,
                                                    const progress_callback& progress, std::optional<replay_id>& replay,
                                                    bool& retry_later) {
@@ -944,44 +894,12 @@ received_message client_operations::receive_sealed(connection& link, const v2::p
   result.sender = sender->name;
 
   crypto::envelope_keys keys{sender->identity_key, me_v2_->agreement};
-  sealed_receiver receiver(keys, is_file, download_directory(), *seen_);
+  detail::envelope_receiver<crypto::envelope_handler, crypto::envelope_header> receiver(keys, is_file,
+                                                                                        download_directory(), *seen_);
   crypto::envelope_expectations expect{is_file ? crypto::envelope_type::file : crypto::envelope_type::text, header.from,
                                        me().id, header.content_size};
   crypto::envelope_reader reader(expect, receiver);
-  proto::byte_buffer chunk(std::min<std::uint64_t>(header.content_size, file_chunk_size));
-  for (std::uint64_t done = 0; done < header.content_size;) {  // everything is consumed, verified or not
-    const auto take = static_cast<std::size_t>(std::min<std::uint64_t>(chunk.size(), header.content_size - done));
-    link.read(std::span(chunk.data(), take));
-    done += take;
-    if (!reader.failed()) reader.feed(std::span(chunk.data(), take));
-    if (progress && is_file) progress(done, header.content_size);
-  }
-  if (reader.failed() || !reader.finish()) {
-    result.problem = std::string(crypto::to_string(reader.error()));
-    return result;  // the .part file goes with the receiver
-  }
-  if (receiver.replayed) {
-    result.what = received_message::kind::duplicate;
-    result.problem = "its replay ID was seen before (a replay or a redelivery)";
-    return result;
-  }
-  replay = reader.metadata()->replay;
-  result.authenticated = true;
-  if (!is_file) {
-    result.what = received_message::kind::text;
-    result.text = std::move(receiver.text);
-    return result;
-  }
-  result.file_name = reader.metadata()->name;
-  try {
-    if (!receiver.save_problem.empty()) throw config_error(receiver.save_problem);
-    if (!receiver.file) throw config_error("no file was created");
-    result.file_path = receiver.file->publish();
-    result.what = received_message::kind::file;
-  } catch (const config_error& e) {
-    result.what = received_message::kind::save_failed;
-    result.text = e.what();
-  }
+  detail::read_envelope(link, header.content_size, reader, receiver, is_file, progress, result, replay);
   return result;
 }
 
