@@ -18,15 +18,6 @@ using namespace letterbox::protocol;
 
 namespace {
 
-v2::register_request make_request(const std::string& name, std::uint8_t seed) {
-  v2::register_request request;
-  request.name = name;
-  request.identity.fill(seed);
-  request.agreement.fill(static_cast<std::uint8_t>(seed + 1));
-  request.legacy = make_key(seed);
-  return request;
-}
-
 struct group_fixture {
   explicit group_fixture(server_limits limits = {}) : handler(store, limits) {}
   temp_dir dir;
@@ -37,26 +28,13 @@ struct group_fixture {
 
   template <typename F>
   auto in_batch(F&& fn) {
-    store.begin();
-    try {
-      if constexpr (std::is_void_v<decltype(fn())>) {
-        fn();
-        store.commit();
-      } else {
-        auto result = fn();
-        store.commit();
-        return result;
-      }
-    } catch (...) {
-      store.rollback();
-      throw;
-    }
+    return test::in_batch(store, std::forward<F>(fn));
   }
   client_id add(std::uint8_t seed) {
     const auto id = make_id(seed);
     std::string name = "u";  // appended: "u" + std::to_string(seed) trips g++ 12 -O3 -Wrestrict (falsely)
     name += std::to_string(seed);
-    in_batch([&] { handler.register_v2_client(id, make_request(name, seed)); });
+    in_batch([&] { handler.register_v2_client(id, make_v2_request(name, seed)); });
     return id;
   }
   v2::group_id create(const client_id& admin, bool open, const std::string& name = "room") {
@@ -263,16 +241,12 @@ TEST_CASE("group handler: a member whose mailbox used every message ID is skippe
   {
     mailbox_store store{records, spool, std::chrono::milliseconds(0)};
     request_handler handler(store, server_limits{});
-    const auto batch = [&](auto&& fn) {
-      store.begin();
-      fn();
-      store.commit();
-    };
+    const auto batch = [&](auto&& fn) { in_batch(store, fn); };
     alice = make_id(1), bob = make_id(2), carol = make_id(3);
     batch([&] {
-      handler.register_v2_client(alice, make_request("alice", 1));
-      handler.register_v2_client(bob, make_request("bob", 2));
-      handler.register_v2_client(carol, make_request("carol", 3));
+      handler.register_v2_client(alice, make_v2_request("alice", 1));
+      handler.register_v2_client(bob, make_v2_request("bob", 2));
+      handler.register_v2_client(carol, make_v2_request("carol", 3));
     });
     batch([&] { g = handler.create_group(alice, {"room", true}); });
     batch([&] {

@@ -51,20 +51,7 @@ struct handler_fixture {
 
   template <typename F>
   auto in_batch(F&& fn) {
-    store.begin();
-    try {
-      if constexpr (std::is_void_v<decltype(fn())>) {
-        fn();
-        store.commit();
-      } else {
-        auto result = fn();
-        store.commit();
-        return result;
-      }
-    } catch (...) {
-      store.rollback();
-      throw;
-    }
+    return test::in_batch(store, std::forward<F>(fn));
   }
 
   client_id register_client(const std::string& name, std::uint8_t key_seed = 1) {

@@ -1,5 +1,5 @@
-// Helpers shared by the server unit tests: a self-deleting temporary directory and
-// deterministic client IDs, keys and register payloads.
+// Helpers shared by the server unit tests: a self-deleting temporary directory, deterministic
+// client IDs, keys and register payloads, and running a call as one storage job's batch.
 #pragma once
 
 #include <stdlib.h>
@@ -8,8 +8,12 @@
 #include <stdexcept>
 #include <string>
 #include <system_error>
+#include <type_traits>
+#include <utility>
 
+#include "mailbox_store.hpp"
 #include "messages.hpp"
+#include "messages_v2.hpp"
 
 namespace letterbox::server::test {
 
@@ -50,6 +54,39 @@ inline protocol::byte_buffer make_content(std::size_t size, std::uint8_t seed) {
   protocol::byte_buffer content(size);
   for (std::size_t i = 0; i < size; ++i) content[i] = static_cast<std::uint8_t>(seed + i * 13);
   return content;
+}
+
+// A v2 REGISTER request with keys derived from seed (signatures are the request flows' to
+// check, not the handler's).
+inline protocol::v2::register_request make_v2_request(const std::string& name, std::uint8_t seed) {
+  protocol::v2::register_request request;
+  request.name = name;
+  for (std::size_t i = 0; i < request.identity.size(); ++i) request.identity[i] = static_cast<std::uint8_t>(seed + i);
+  for (std::size_t i = 0; i < request.agreement.size(); ++i) request.agreement[i] = static_cast<std::uint8_t>(seed * 3 + i);
+  request.legacy = make_key(seed);
+  for (std::size_t i = 0; i < request.key_signature.size(); ++i)
+    request.key_signature[i] = static_cast<std::uint8_t>(seed * 7 + i);
+  return request;
+}
+
+// Runs fn as a storage job runs: in a batch of its own, committed, or rolled back when fn
+// throws (and the exception goes on). Returns what fn returns.
+template <typename F>
+auto in_batch(mailbox_store& store, F&& fn) -> decltype(fn()) {
+  store.begin();
+  try {
+    if constexpr (std::is_void_v<decltype(fn())>) {
+      fn();
+      store.commit();
+    } else {
+      auto result = fn();
+      store.commit();
+      return result;
+    }
+  } catch (...) {
+    store.rollback();
+    throw;
+  }
 }
 
 // Files in a directory (not recursive).

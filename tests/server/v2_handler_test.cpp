@@ -19,17 +19,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-v2::register_request make_v2_request(const std::string& name, std::uint8_t seed) {
-  v2::register_request request;
-  request.name = name;
-  for (std::size_t i = 0; i < request.identity.size(); ++i) request.identity[i] = static_cast<std::uint8_t>(seed + i);
-  for (std::size_t i = 0; i < request.agreement.size(); ++i) request.agreement[i] = static_cast<std::uint8_t>(seed * 3 + i);
-  request.legacy = make_key(seed);
-  for (std::size_t i = 0; i < request.key_signature.size(); ++i)
-    request.key_signature[i] = static_cast<std::uint8_t>(seed * 7 + i);
-  return request;
-}
-
 struct v2_fixture {
   explicit v2_fixture(server_limits limits = {}) : handler(store, limits) {}
   temp_dir dir;
@@ -40,20 +29,7 @@ struct v2_fixture {
 
   template <typename F>
   auto in_batch(F&& fn) {
-    store.begin();
-    try {
-      if constexpr (std::is_void_v<decltype(fn())>) {
-        fn();
-        store.commit();
-      } else {
-        auto result = fn();
-        store.commit();
-        return result;
-      }
-    } catch (...) {
-      store.rollback();
-      throw;
-    }
+    return test::in_batch(store, std::forward<F>(fn));
   }
   client_id add_v2(const std::string& name, std::uint8_t seed) {
     const auto id = make_id(seed);
