@@ -179,18 +179,8 @@ v2::keys_response request_handler::get_keys(const client_id& requester, const cl
 
 pull_batch request_handler::begin_v2_pull(const client_id& requester, std::uint64_t inline_budget,
                                           const std::vector<std::uint32_t>& leased) {
-  require_registered(requester);
-  pull_batch batch;
-  batch.recipient = requester;
-  const auto held_back = held_back_filter(requester);
-  const auto skip = [&](std::uint32_t id) {
-    return std::binary_search(leased.begin(), leased.end(), id) || held_back(id);
-  };
-  batch.messages = store_.pending_messages(requester, 0, limits_.max_messages_per_pull,
-                                           std::min(inline_budget, limits_.max_pull_inline_bytes),
-                                           limits_.max_pull_payload, skip, v2::pulled_message_header_size);
-  batch.payload_size = pull_payload_size(batch.messages, v2::pulled_message_header_size);
-  return batch;
+  // A push without a window of its own: 104's budgets only.
+  return begin_v2_push(requester, inline_budget, leased, limits_.max_messages_per_pull, limits_.max_pull_payload, false);
 }
 
 pull_batch request_handler::begin_v2_push(const client_id& requester, std::uint64_t inline_budget,

@@ -425,17 +425,7 @@ TEST_CASE("handler: a pull whose batch fails to commit does not hide the mailbox
   faulty_records records(real);  // its next commit can be made to fail (say, disk full)
   mailbox_store store(records, spool);
   request_handler handler(store, server_limits{});
-  auto in_batch = [&](auto fn) {
-    store.begin();
-    try {
-      auto result = fn();
-      store.commit();
-      return result;
-    } catch (...) {
-      store.rollback();
-      throw;
-    }
-  };
+  auto in_batch = [&](auto fn) { return test::in_batch(store, fn); };
   const auto alice = decode_registered_payload(bytes_view(in_batch([&] {
     return register_bytes(handler, encode_register_request({"alice", make_key(1)}));
   })).subspan(response_header_size));
